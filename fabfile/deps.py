@@ -1,0 +1,174 @@
+"""The files a scene needs: what must travel to every node with it.
+
+POV-Ray reads files named by string literals: `#include "x.inc"`,
+`image_map { png "wood.png" }`, `ttf "font.ttf"`, `#fopen ... "data.txt"`.
+Rather than knowing every keyword, the scan takes each string literal in the
+scene and its includes that names an existing file in the scene's folder.
+Names POV-Ray finds in its standard library path are on the nodes already.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from fabfile.errors import SceneError
+
+SCANNED_SUFFIXES = {".pov", ".inc", ".mcr", ".ini", ".pov-inc"}
+INCLUDE_SUFFIXES = ("", ".inc", ".pov")
+DEFAULT_LIBRARY_DIRS = (
+    Path("/usr/share/povray-3.7/include"),
+    Path("/usr/share/povray-3.7"),
+    Path("/usr/local/share/povray-3.7/include"),
+)
+INCLUDE_BEFORE = re.compile(r"#\s*include\s*$")
+
+
+@dataclass(frozen=True)
+class StringLiteral:
+    text: str
+    line: int
+    is_include: bool
+
+
+@dataclass(frozen=True)
+class SceneFiles:
+    """The scene's folder and the files under it that go to the nodes."""
+
+    root: Path
+    files: tuple[str, ...]
+    outside: tuple[Path, ...] = ()
+
+    @property
+    def total_bytes(self) -> int:
+        return sum((self.root / name).stat().st_size for name in self.files)
+
+
+def string_literals(text: str) -> list[StringLiteral]:
+    """The string literals of POV-Ray source, comments skipped."""
+    found: list[StringLiteral] = []
+    index, line, depth = 0, 1, 0
+    length = len(text)
+    while index < length:
+        char = text[index]
+        if char == "\n":
+            line += 1
+            index += 1
+        elif depth == 0 and text.startswith("//", index):
+            end = text.find("\n", index)
+            index = length if end < 0 else end
+        elif text.startswith("/*", index):
+            depth += 1
+            index += 2
+        elif depth and text.startswith("*/", index):
+            depth -= 1
+            index += 2
+        elif depth:
+            index += 1
+        elif char == '"':
+            start_line, opening = line, index
+            chars: list[str] = []
+            index += 1
+            while index < length and text[index] != '"':
+                if text[index] == "\\" and index + 1 < length:
+                    index += 1
+                if text[index] == "\n":
+                    line += 1
+                chars.append(text[index])
+                index += 1
+            before = text[max(0, opening - 40) : opening]
+            found.append(StringLiteral("".join(chars), start_line, bool(INCLUDE_BEFORE.search(before))))
+            index += 1
+        else:
+            index += 1
+    return found
+
+
+def scan_scene(
+    entry: Path,
+    extra_files: Iterable[Path] = (),
+    library_dirs: Sequence[Path] = DEFAULT_LIBRARY_DIRS,
+) -> SceneFiles:
+    """Find every file under the entry's folder that the scene reads.
+
+    `entry` is the .pov or .ini the user named; `extra_files` are more
+    entries (the INI's input file). A missing #include is a SceneError that
+    names it; files outside the folder are listed in `outside`.
+    """
+    root = _absolute(entry.parent)
+    found: dict[str, None] = {}
+    outside: dict[Path, None] = {}
+    queue = [_absolute(entry), *(_absolute(p) for p in extra_files)]
+    seen: set[Path] = set()
+    while queue:
+        path = queue.pop(0)
+        if path in seen:
+            continue
+        seen.add(path)
+        _record(path, root, found, outside)
+        if path.suffix.lower() not in SCANNED_SUFFIXES:
+            continue
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise SceneError(f"{path}: cannot read it: {exc.strerror}") from None
+        for literal in string_literals(text):
+            target = _resolve(literal, root, library_dirs)
+            if target is None:
+                if literal.is_include and _looks_like_file(literal.text):
+                    raise SceneError(
+                        f"{_display(path, root)} line {literal.line}: include file "
+                        f"{literal.text!r} not found in {root} or POV-Ray's library path"
+                    )
+                continue
+            if target != "library":
+                queue.append(target)
+    files = tuple(found)
+    return SceneFiles(root=root, files=files, outside=tuple(outside))
+
+
+def _resolve(literal: StringLiteral, root: Path, library_dirs: Sequence[Path]) -> Path | str | None:
+    name = literal.text
+    if not _looks_like_file(name):
+        return None
+    suffixes = INCLUDE_SUFFIXES if literal.is_include else ("",)
+    for suffix in suffixes:
+        candidate = Path(name + suffix)
+        full = candidate if candidate.is_absolute() else root / candidate
+        if full.is_file():
+            return _absolute(full)
+    if literal.is_include and not Path(name).is_absolute():
+        for library in library_dirs:
+            for suffix in suffixes:
+                if (library / (name + suffix)).is_file():
+                    return "library"
+    return None
+
+
+def _absolute(path: Path) -> Path:
+    # abspath folds "..", so a file outside the folder shows as outside,
+    # without following symlinks the user put in the folder on purpose.
+    return Path(os.path.abspath(path))
+
+
+def _looks_like_file(name: str) -> bool:
+    return bool(name.strip()) and "\n" not in name and len(name) < 4096
+
+
+def _record(path: Path, root: Path, found: dict[str, None], outside: dict[Path, None]) -> None:
+    try:
+        relative = path.relative_to(root)
+    except ValueError:
+        outside[path] = None
+        return
+    found[relative.as_posix()] = None
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)

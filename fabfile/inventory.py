@@ -1,0 +1,241 @@
+"""The inventory: cluster.yaml loaded and checked into frozen dataclasses.
+
+Every node takes the `defaults:` mapping and may override any field. A
+wrong or missing field is an InventoryError naming the node and the field.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fabfile.errors import InventoryError
+
+TRANSPORTS = ("ssh", "local")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+MAC_PATTERN = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
+
+
+@dataclass(frozen=True)
+class Node:
+    """One render node, with every default already applied."""
+
+    name: str
+    host: str = "localhost"
+    transport: str = "ssh"
+    user: str | None = None
+    port: int = 22
+    key: str | None = None
+    known_hosts: str = "~/.ssh/known_hosts"
+    trust_on_first_use: bool = False
+    workdir: str = "/tmp/povfarm"
+    povray: str = "povray"
+    threads: int | None = None
+    packages: tuple[str, ...] = ()
+    mac: str | None = None
+    connect_timeout: float = 10.0
+
+    @property
+    def is_local(self) -> bool:
+        return self.transport == "local"
+
+    @property
+    def address(self) -> str:
+        """Where the node is, for messages: user@host:port or 'local'."""
+        if self.is_local:
+            return "local"
+        user = f"{self.user}@" if self.user else ""
+        return f"{user}{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Router:
+    """The DD-WRT router in client mode that joins the cluster to the home network."""
+
+    ssid: str = "HomeNetwork"
+    security: str = "wpa2-psk"
+    lan_ip: str = "192.168.2.1"
+    lan_netmask: str = "255.255.255.0"
+    dhcp_start: int = 100
+    wan_ip: str | None = None
+    home_gateway: str | None = None
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """All nodes of one inventory file, in file order."""
+
+    nodes: tuple[Node, ...]
+    source: str = "<embedded>"
+    router: Router = field(default_factory=Router)
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise InventoryError(f"{self.source}: no node named {name!r}")
+
+
+NODE_FIELDS = {f.name: f for f in fields(Node)}
+DEFAULTABLE = set(NODE_FIELDS) - {"name"}
+ROUTER_FIELDS = {f.name for f in fields(Router)}
+
+
+def load_cluster(path: str | Path) -> Cluster:
+    """Read and check an inventory file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InventoryError(
+            f"{path}: no such inventory; pass --cluster PATH or copy cluster.yaml"
+        ) from None
+    except OSError as exc:
+        raise InventoryError(f"{path}: cannot read it: {exc.strerror}") from None
+    return parse_cluster(text, source=str(path))
+
+
+def parse_cluster(text: str, source: str = "<string>") -> Cluster:
+    """Check inventory text; `source` names it in messages."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise InventoryError(f"{source}{where}: does not parse as YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise InventoryError(f"{source}: expected a mapping with a 'nodes:' list")
+    unknown = set(data) - {"defaults", "nodes", "router"}
+    if unknown:
+        raise InventoryError(
+            f"{source}: unknown top-level field {sorted(unknown)[0]!r} "
+            "(expected defaults, nodes, router)"
+        )
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise InventoryError(f"{source}: 'defaults' must be a mapping")
+    for key in defaults:
+        if key not in DEFAULTABLE:
+            raise InventoryError(f"{source}: defaults: unknown field {key!r}")
+    raw_nodes = data.get("nodes")
+    if not isinstance(raw_nodes, list) or not raw_nodes:
+        raise InventoryError(f"{source}: 'nodes' must be a non-empty list")
+    nodes: list[Node] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(raw_nodes, start=1):
+        node = _parse_node(raw, defaults, source, index)
+        if node.name in seen:
+            raise InventoryError(f"{source}: node {node.name!r}: duplicate node name")
+        seen.add(node.name)
+        nodes.append(node)
+    return Cluster(nodes=tuple(nodes), source=source, router=_parse_router(data.get("router"), source))
+
+
+def _parse_node(raw: Any, defaults: dict, source: str, index: int) -> Node:
+    if not isinstance(raw, dict):
+        raise InventoryError(f"{source}: node #{index}: must be a mapping with a 'name'")
+    name = raw.get("name")
+    label = f"node {name!r}" if isinstance(name, str) else f"node #{index}"
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise InventoryError(
+            f"{source}: {label}: field 'name' is missing or not a plain name "
+            "(letters, digits, '.', '_', '-')"
+        )
+    for key in raw:
+        if key not in NODE_FIELDS:
+            raise InventoryError(f"{source}: {label}: unknown field {key!r}")
+    merged = {**defaults, **raw}
+    values: dict[str, Any] = {}
+    for key, value in merged.items():
+        values[key] = _check_field(key, value, f"{source}: {label}")
+    transport = values.get("transport", "ssh")
+    if transport == "ssh" and "host" not in values:
+        raise InventoryError(f"{source}: {label}: field 'host' is missing (or set transport: local)")
+    return Node(**values)
+
+
+def _check_field(key: str, value: Any, where: str) -> Any:
+    def bad(expected: str) -> InventoryError:
+        return InventoryError(f"{where}: field {key!r} must be {expected}, not {value!r}")
+
+    if key in ("name", "povray", "workdir", "known_hosts", "host"):
+        if not isinstance(value, str) or not value.strip():
+            raise bad("a non-empty string")
+        if key == "host":
+            _check_host(value, where)
+        if key == "workdir" and not value.startswith(("/", "~")):
+            raise bad("an absolute path")
+        return value
+    if key in ("user", "key"):
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise bad("a non-empty string")
+        return value
+    if key == "transport":
+        if value not in TRANSPORTS:
+            raise bad("one of " + ", ".join(TRANSPORTS))
+        return value
+    if key == "port":
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+            raise bad("a whole number from 1 to 65535")
+        return value
+    if key == "threads":
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise bad("a whole number of 1 or more")
+        return value
+    if key == "connect_timeout":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise bad("a positive number of seconds")
+        return float(value)
+    if key == "trust_on_first_use":
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if key == "packages":
+        if not isinstance(value, list) or not all(
+            isinstance(p, str) and re.match(r"^[a-z0-9][a-z0-9+.:=~-]*$", p) for p in value
+        ):
+            raise bad("a list of Debian package names")
+        return tuple(value)
+    if key == "mac":
+        if value is None:
+            return None
+        if not isinstance(value, str) or not MAC_PATTERN.match(value):
+            raise bad("a MAC address like 00:11:22:33:44:55")
+        return value.lower()
+    raise InventoryError(f"{where}: unknown field {key!r}")  # pragma: no cover - fields are listed
+
+
+def _check_host(host: str, where: str) -> None:
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    if not re.match(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$", host):
+        raise InventoryError(f"{where}: field 'host' must be an IP address or host name, not {host!r}")
+
+
+def _parse_router(raw: Any, source: str) -> Router:
+    if raw is None:
+        return Router()
+    if not isinstance(raw, dict):
+        raise InventoryError(f"{source}: 'router' must be a mapping")
+    for key in raw:
+        if key not in ROUTER_FIELDS:
+            raise InventoryError(f"{source}: router: unknown field {key!r}")
+    try:
+        router = Router(**raw)
+        ipaddress.ip_interface(f"{router.lan_ip}/{router.lan_netmask}")
+    except (TypeError, ValueError) as exc:
+        raise InventoryError(f"{source}: router: {exc}") from None
+    return router

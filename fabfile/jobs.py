@@ -1,0 +1,127 @@
+"""The job record: one folder per job under renders/, with job.json.
+
+The record holds what is needed to resume, collect and merge the job again
+without the command line that started it: the scene, the inventory, the
+options, the plan, and every part fetched so far with who rendered it.
+It is rewritten atomically after each part, so an interrupt loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fabfile.errors import JobError
+from fabfile.plan import Plan, Span, parse_part_name
+
+RECORD = "job.json"
+
+
+@dataclass
+class PartRecord:
+    node: str
+    seconds: float
+    file: str
+
+
+@dataclass
+class Job:
+    id: str
+    folder: Path
+    scene: str
+    cluster: str
+    options: dict[str, Any]
+    settings: dict[str, Any]
+    plan_kind: str
+    plan_units: list[list[int]]
+    output: str
+    created: float = field(default_factory=time.time)
+    status: str = "running"
+    parts: dict[str, PartRecord] = field(default_factory=dict)
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def plan(self) -> Plan:
+        return Plan(self.plan_kind, tuple((a, b) for a, b in self.plan_units))
+
+    @property
+    def parts_folder(self) -> Path:
+        return self.folder / "parts"
+
+    def part_path(self, name: str) -> Path:
+        return self.parts_folder / f"{name}.png"
+
+    def done_units(self) -> set[int]:
+        """Units covered by parts whose files are here."""
+        plan = self.plan
+        done: set[int] = set()
+        for name in self.parts:
+            span = parse_part_name(name)
+            if span and self.part_path(name).is_file():
+                done.update(plan.units_of(span))
+        return done
+
+    def record_part(self, span: Span, node: str, seconds: float) -> None:
+        self.parts[span.name] = PartRecord(node, round(seconds, 3), self.part_path(span.name).name)
+        self.save()
+
+    def save(self) -> None:
+        data = asdict(self)
+        data["folder"] = str(self.folder)
+        temporary = self.folder / f".{RECORD}.tmp"
+        temporary.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+        os.replace(temporary, self.folder / RECORD)
+
+
+def new_job_id(scene: Path) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", scene.stem)[:32].strip("_") or "scene"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}-{secrets.token_hex(3)}"
+
+
+def create_job(renders: Path, scene: Path, **fields: Any) -> Job:
+    job_id = new_job_id(scene)
+    folder = renders / job_id
+    (folder / "parts").mkdir(parents=True)
+    job = Job(id=job_id, folder=folder, scene=str(scene), **fields)
+    job.save()
+    return job
+
+
+def load_job(folder: Path) -> Job:
+    try:
+        data = json.loads((folder / RECORD).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise JobError(f"{folder}: no {RECORD} here; is it a povfarm job folder?") from None
+    except (OSError, ValueError) as exc:
+        raise JobError(f"{folder / RECORD}: unreadable job record: {exc}") from None
+    data["folder"] = folder
+    data["parts"] = {name: PartRecord(**record) for name, record in data.get("parts", {}).items()}
+    return Job(**data)
+
+
+def list_jobs(renders: Path) -> list[Job]:
+    """Every job under renders/, oldest first."""
+    if not renders.is_dir():
+        return []
+    jobs = [load_job(p.parent) for p in renders.glob(f"*/{RECORD}")]
+    return sorted(jobs, key=lambda job: (job.created, job.id))
+
+
+def latest_job(renders: Path, scene: Path | None = None, unfinished: bool = False) -> Job:
+    """The most recent job, of one scene and/or unfinished if asked."""
+    jobs = list_jobs(renders)
+    if scene is not None:
+        jobs = [job for job in jobs if Path(job.scene) == scene]
+    if unfinished:
+        jobs = [job for job in jobs if job.status != "done"]
+    if not jobs:
+        what = "unfinished job" if unfinished else "job"
+        of = f" of {scene}" if scene else ""
+        raise JobError(f"no {what}{of} in {renders}; start one with: inv render --scene=...")
+    return jobs[-1]

@@ -1,0 +1,217 @@
+"""What one job does on one node: its folder, its uploads, its parts.
+
+Each node gets its own folder `<workdir>/<job id>/<node name>/`, so nodes
+that share a machine and a workdir never touch each other's files:
+
+    povfarm.ini        names the scene for POV-Ray (quoted, so any name works)
+    files/.../scene/   the scene's files, at their paths relative to the scene
+    parts/<part>/      one part: pid, rc, log and the PNG(s) POV-Ray wrote
+
+Every command is one shell line whose words are quoted by shell_join.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from fabfile.errors import NodeError, OptionsError, SceneError
+from fabfile.plan import FRAMES, Span, parse_part_name
+from fabfile.transport import Session, shell_join
+
+PART_OUTPUT = "p"
+
+
+@dataclass(frozen=True)
+class FetchedFile:
+    span: Span
+    path: Path
+
+
+@dataclass(frozen=True)
+class PartOutcome:
+    seconds: float
+    files: tuple[FetchedFile, ...]
+
+
+def povray_ini_line(key: str, value: str) -> str:
+    """An INI line POV-Ray reads back as exactly `value`."""
+    if "'" not in value:
+        return f"{key}='{value}'"
+    if '"' not in value:
+        return f'{key}="{value}"'
+    raise SceneError(f"{value!r}: POV-Ray cannot read a file name holding both ' and \"; rename it")
+
+
+def scene_depth(files: Sequence[str]) -> int:
+    """How many folders above the scene its files reach (../ steps)."""
+    depth = 0
+    for name in files:
+        parts = posixpath.normpath(name).split("/")
+        depth = max(depth, len(list(p for p in parts if p == "..")))
+    return depth
+
+
+class NodeJob:
+    """One job's folder, uploads and parts on one node."""
+
+    def __init__(
+        self,
+        session: Session,
+        workdir: str,
+        job_id: str,
+        povray: str,
+        scene_files: Sequence[str],
+        depth: int = 0,
+    ) -> None:
+        self.session = session
+        self.name = session.node.name
+        self.root = posixpath.join(workdir, job_id, self.name)
+        self.scene_dir = posixpath.join(self.root, "files", *(["up"] * depth), "scene")
+        self.povray = povray
+        self.scene_files = tuple(scene_files)
+        self.up = posixpath.relpath(self.root, self.scene_dir)
+
+    # -- set-up ----------------------------------------------------------
+    def prepare(self, local_root: Path, entry_line: str) -> None:
+        """Create the job folder, write the INI and upload the scene's files once."""
+        folders = {self.scene_dir, posixpath.join(self.root, "parts")}
+        for name in self.scene_files:
+            folders.add(posixpath.dirname(posixpath.normpath(posixpath.join(self.scene_dir, name))))
+        result = self.session.run(shell_join(["mkdir", "-p", "--", *sorted(folders)]))
+        if not result.ok:
+            raise NodeError(
+                f"node {self.name}: cannot create {self.root}: {_last_line(result.stderr)}; "
+                "check 'workdir' in the inventory or run inv provision"
+            )
+        ini = Path(os.environ.get("TMPDIR", "/tmp")) / f"povfarm-{os.getpid()}-{id(self)}.ini"
+        try:
+            ini.write_text(entry_line + "\n", encoding="utf-8")
+            self.session.put(ini, posixpath.join(self.root, "povfarm.ini"))
+        finally:
+            ini.unlink(missing_ok=True)
+        for name in self.scene_files:
+            remote = posixpath.normpath(posixpath.join(self.scene_dir, name))
+            self.session.put(local_root / name, remote)
+
+    # -- parts -----------------------------------------------------------
+    def part_command(self, span: Span, job_args: Sequence[str]) -> str:
+        part_dir = posixpath.join(self.up, "parts", span.name)
+        args = [posixpath.join(self.up, "povfarm.ini"), *job_args]
+        args.append(f"+O{part_dir}/{PART_OUTPUT}.png")
+        if span.kind == FRAMES:
+            args += [f"+SF{span.start}", f"+EF{span.end}"]
+        else:
+            args += [f"+SR{span.start}", f"+ER{span.end}"]
+        povray = shell_join([self.povray, *args])
+        log, pid, rc = (shell_join([f"{part_dir}/{n}"]) for n in ("log", "pid", "rc"))
+        # POV-Ray runs in the background so its pid can be recorded for a kill;
+        # rc marks a finished part for `inv collect`; the log's tail comes back.
+        script = (
+            f"mkdir -p {shell_join([part_dir])} && "
+            f"{{ {povray} >/dev/null 2>{log} & echo $! >{pid}; wait $!; status=$?; "
+            f"echo $status >{rc}; tail -c 4000 {log} >&2; exit $status; }}"
+        )
+        return f"cd {shell_join([self.scene_dir])} && {script}"
+
+    def render(self, span: Span, job_args: Sequence[str], local_parts: Path, final_frame: int) -> PartOutcome:
+        """Render one part, fetch what it wrote, remove it from the node."""
+        started = time.monotonic()
+        result = self.session.run(self.part_command(span, job_args))
+        seconds = time.monotonic() - started
+        if not result.ok:
+            raise classify_failure(self.name, self.povray, result.exit_code, result.stderr)
+        files = self.fetch(span, local_parts, final_frame)
+        self.session.run(shell_join(["rm", "-rf", "--", posixpath.join(self.root, "parts", span.name)]))
+        return PartOutcome(seconds, files)
+
+    def fetch(self, span: Span, local_parts: Path, final_frame: int) -> tuple[FetchedFile, ...]:
+        part_dir = posixpath.join(self.root, "parts", span.name)
+        fetched: list[FetchedFile] = []
+        for piece, remote_name in output_names(span, final_frame):
+            target = local_parts / f"{piece.name}.png"
+            temporary = local_parts / f".{piece.name}.{self.name}.tmp"
+            self.session.get(posixpath.join(part_dir, remote_name), temporary)
+            os.replace(temporary, target)
+            fetched.append(FetchedFile(piece, target))
+        return tuple(fetched)
+
+    def finished_parts(self) -> list[Span]:
+        """Parts on the node whose POV-Ray exited 0 (for inv collect)."""
+        parts = posixpath.join(self.root, "parts")
+        script = (
+            f"cd {shell_join([parts])} 2>/dev/null || exit 0; "
+            'for d in */; do [ "$(cat "$d/rc" 2>/dev/null)" = 0 ] && printf "%s\\n" "${d%/}"; done; exit 0'
+        )
+        result = self.session.run(script)
+        spans = [parse_part_name(line.strip()) for line in result.stdout.splitlines()]
+        return [span for span in spans if span is not None]
+
+    def stop_all(self, timeout: float = 10.0) -> None:
+        """Stop every POV-Ray this job started on the node."""
+        parts = posixpath.join(self.root, "parts")
+        script = (
+            f"cd {shell_join([parts])} 2>/dev/null || exit 0; "
+            'for d in */; do [ -f "$d/pid" ] && [ ! -f "$d/rc" ] && kill -TERM "$(cat "$d/pid")" 2>/dev/null; done; exit 0'
+        )
+        self.session.run(script, timeout=timeout)
+
+    def remove(self, timeout: float = 30.0) -> None:
+        """Remove this node's job folder."""
+        self.session.run(shell_join(["rm", "-rf", "--", self.root]), timeout=timeout)
+        parent = posixpath.dirname(self.root)
+        self.session.run(shell_join(["rmdir", "--", parent]) + " 2>/dev/null; true", timeout=timeout)
+
+
+def output_names(span: Span, final_frame: int) -> list[tuple[Span, str]]:
+    """The files POV-Ray writes for a part, and the one-unit span of each."""
+    if span.kind != FRAMES:
+        return [(span, f"{PART_OUTPUT}.png")]
+    digits = len(str(abs(final_frame)))
+    return [
+        (Span(FRAMES, frame, frame), f"{PART_OUTPUT}{frame:0{digits}d}.png")
+        for frame in range(span.start, span.end + 1)
+    ]
+
+
+PARSE_ERROR = re.compile(r"^File '(?P<file>.*)' line (?P<line>\d+): Parse Error: (?P<text>.*)$")
+
+
+def classify_failure(node: str, povray: str, exit_code: int, log: str) -> Exception:
+    """Turn a failed part's log into the error it means.
+
+    A parse error or a rejected option is the scene's or the user's, the same
+    on every node: the job stops. Anything else is the node's: retry elsewhere.
+    """
+    lines = [line.rstrip() for line in log.splitlines()]
+    for index, line in enumerate(lines):
+        match = PARSE_ERROR.match(line)
+        if match:
+            text = match.group("text")
+            for follow in lines[index + 1 :]:
+                if not follow.startswith(" "):
+                    break
+                text += " " + follow.strip()
+            return SceneError(
+                f"{match.group('file')} line {match.group('line')}: POV-Ray parse error: {text}; fix the scene"
+            )
+    for line in lines:
+        if "Parse Error:" in line:
+            return SceneError(f"POV-Ray could not parse the scene: {line.strip()}")
+    for index, line in enumerate(lines):
+        if "Failed to parse command-line option" in line or "Problem with option setting" in line:
+            culprit = next((x.strip() for x in lines[index + 1 : index + 3] if x.strip()), "")
+            return OptionsError(f"POV-Ray rejected an option: {culprit or line.strip()}; check --args")
+    if exit_code == 127 or "not found" in log and povray in log:
+        return NodeError(f"node {node}: POV-Ray ({povray}) is not installed; run inv provision")
+    return NodeError(f"node {node}: POV-Ray failed (exit {exit_code}): {_last_line(log) or 'no message'}")
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""

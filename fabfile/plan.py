@@ -1,0 +1,83 @@
+"""The plan: what a job's units of work are, and how parts are named.
+
+A still is cut into row blocks aligned to POV-Ray's render-block grid
+(+BS, 32 rows by default): antialiasing method 1 looks across that grid, so
+a band that starts off the grid would not match a whole-image render. An
+animation's unit is one frame. A part is a run of consecutive units.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+ROWS = "rows"
+FRAMES = "frames"
+PART_NAME = re.compile(r"^(rows|frames)-(-?\d+)-(-?\d+)$")
+
+
+@dataclass(frozen=True)
+class Span:
+    """Rows (1-based, inclusive) or frame numbers (inclusive) of a part."""
+
+    kind: str
+    start: int
+    end: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}-{self.start:04d}-{self.end:04d}"
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start + 1
+
+    def label(self) -> str:
+        return f"{self.kind} {self.start}-{self.end}" if self.size > 1 else f"{self.kind[:-1]} {self.start}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The ordered units of a job: row blocks of a still, or frames."""
+
+    kind: str
+    units: tuple[tuple[int, int], ...]
+
+    @property
+    def total(self) -> int:
+        """Rows or frames in all."""
+        return sum(end - start + 1 for start, end in self.units)
+
+    def span(self, first: int, last: int) -> Span:
+        """The rows or frames of units first..last (indices, inclusive)."""
+        return Span(self.kind, self.units[first][0], self.units[last][1])
+
+    def units_of(self, span: Span) -> range:
+        """The unit indices a span covers whole."""
+        indices = [
+            i for i, (start, end) in enumerate(self.units) if start >= span.start and end <= span.end
+        ]
+        return range(indices[0], indices[-1] + 1) if indices else range(0)
+
+
+def plan_still(height: int, block: int = 32) -> Plan:
+    """Row blocks of `block` rows, the last one shorter."""
+    if height < 1 or block < 1:
+        raise ValueError("height and block must be positive")
+    units = tuple((start, min(start + block - 1, height)) for start in range(1, height + 1, block))
+    return Plan(ROWS, units)
+
+
+def plan_frames(frames: tuple[int, ...]) -> Plan:
+    """One unit per frame, in frame order."""
+    if not frames:
+        raise ValueError("an animation needs at least one frame")
+    return Plan(FRAMES, tuple((frame, frame) for frame in frames))
+
+
+def parse_part_name(name: str) -> Span | None:
+    """The span a part file or folder is named after, or None."""
+    match = PART_NAME.match(name)
+    if not match:
+        return None
+    return Span(match.group(1), int(match.group(2)), int(match.group(3)))

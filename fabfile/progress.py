@@ -1,0 +1,104 @@
+"""How a job tells the user what happens: progress while it runs, words when needed.
+
+The core calls a Reporter; the CLI passes a RichReporter (a progress bar
+with ETA and a line per node), tests and scripts a QuietReporter.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+class Reporter(Protocol):
+    def info(self, text: str) -> None: ...
+    def warn(self, text: str) -> None: ...
+    def start(self, total: int, done: int, unit: str, nodes: list[str]) -> None: ...
+    def advance(self, node: str, units: int, parts: int) -> None: ...
+    def stop(self) -> None: ...
+
+
+class QuietReporter:
+    """Keeps what it is told, prints nothing."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.warnings: list[str] = []
+
+    def info(self, text: str) -> None:
+        self.messages.append(text)
+
+    def warn(self, text: str) -> None:
+        self.warnings.append(text)
+
+    def start(self, total: int, done: int, unit: str, nodes: list[str]) -> None:
+        pass
+
+    def advance(self, node: str, units: int, parts: int) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+class RichReporter:
+    """A progress bar with ETA for the job and a line per node, on stderr."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self._progress: Progress | None = None
+        self._job: TaskID | None = None
+        self._nodes: dict[str, TaskID] = {}
+        self._counts: dict[str, list[int]] = {}
+        self._unit = "rows"
+
+    def info(self, text: str) -> None:
+        self.console.print(text, highlight=False, markup=False)
+
+    def warn(self, text: str) -> None:
+        self.console.print(f"warning: {text}", style="yellow", highlight=False, markup=False)
+
+    def start(self, total: int, done: int, unit: str, nodes: list[str]) -> None:
+        self._unit = unit
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(unit),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self._job = self._progress.add_task("render", total=total, completed=done)
+        for node in nodes:
+            self._counts[node] = [0, 0]
+            self._nodes[node] = self._progress.add_task(f"  {node}: 0 parts", total=None)
+        self._progress.start()
+
+    def advance(self, node: str, units: int, parts: int) -> None:
+        if self._progress is None or self._job is None:
+            return
+        self._progress.advance(self._job, units)
+        counts = self._counts.setdefault(node, [0, 0])
+        counts[0] += parts
+        counts[1] += units
+        if node in self._nodes:
+            self._progress.update(
+                self._nodes[node], description=f"  {node}: {counts[0]} parts, {counts[1]} {self._unit}"
+            )
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

@@ -1,0 +1,549 @@
+"""Render a job across the cluster: prepare, connect, upload, schedule, fetch, merge.
+
+Each node runs as many parts at once as it has slots; a worker thread per
+slot asks the scheduler for the next part, renders it, fetches it and
+reports back. The main thread alone changes the job record and watches for
+hung parts, lost nodes and Ctrl-C, so finished parts are always on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from fabfile import deps, merge, povopts
+from fabfile.errors import JobError, NodeError, OptionsError, PovfarmError, SceneError
+from fabfile.inventory import Cluster, Node, load_cluster
+from fabfile.jobs import Job, create_job, latest_job, load_job
+from fabfile.nodejob import NodeJob, povray_ini_line, scene_depth
+from fabfile.plan import FRAMES, Plan, Span, parse_part_name, plan_frames, plan_still
+from fabfile.progress import QuietReporter, Reporter
+from fabfile.scheduler import Part, Scheduler
+from fabfile.transport import Session, open_session, shell_join
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """What the user asked for; None means "as the scene or POV-Ray says"."""
+
+    scene: Path
+    cluster: Path = Path("cluster.yaml")
+    renders: Path = Path("renders")
+    width: int | None = None
+    height: int | None = None
+    frames: int | None = None
+    args: str = ""
+    output: Path | None = None
+    resume: bool = False
+    threads: int = 1
+    allow_outside: bool = False
+    keep_remote: bool = False
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """How the farm paces itself; invoke.yaml may change these."""
+
+    overlap: int = 1
+    guided_factor: float = 2.0
+    max_failures: int = 2
+    hang_grace: float = 20.0
+    hang_factor: float = 4.0
+    stop_timeout: float = 10.0
+
+
+@dataclass
+class NodeStats:
+    parts: int = 0
+    units: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class RenderSummary:
+    job: Job
+    output: Path
+    wall_seconds: float
+    unit: str
+    nodes: dict[str, NodeStats] = field(default_factory=dict)
+    left_out: dict[str, str] = field(default_factory=dict)
+
+
+class JobInterrupted(JobError):
+    """The user stopped the job; finished parts are kept."""
+
+
+# -- preparing a job -------------------------------------------------------------------
+def prepare_job(request: RenderRequest, cluster: Cluster, reporter: Reporter) -> tuple[Job, deps.SceneFiles]:
+    """Check the scene and options, find its files, and create (or reopen) its job."""
+    scene = Path(os.path.abspath(request.scene))
+    if not scene.is_file():
+        raise SceneError(f"{request.scene}: scene not found; check the path given to --scene")
+    if request.resume:
+        job = latest_job(request.renders, scene=scene, unfinished=True)
+        files = scan_files(scene, job.settings.get("input_file"), job.options.get("allow_outside", False), reporter)
+        reporter.info(f"resuming job {job.id}: {len(job.parts)} parts already here")
+        return job, files
+    settings, job_args = resolve_settings(scene, request)
+    files = scan_files(scene, settings.input_file, request.allow_outside, reporter)
+    plan = plan_frames(settings.frames) if settings.animated else plan_still(settings.height, settings.block_size)
+    output = request.output or request.renders / "{job}" / (
+        f"{scene.stem}.png" if not settings.animated else "frames"
+    )
+    job = create_job(
+        request.renders,
+        scene,
+        cluster=cluster.source,
+        options={
+            "job_args": list(job_args),
+            "args": request.args,
+            "threads": request.threads,
+            "allow_outside": request.allow_outside,
+            "keep_remote": request.keep_remote,
+        },
+        settings=asdict(settings),
+        plan_kind=plan.kind,
+        plan_units=[list(u) for u in plan.units],
+        output="",
+    )
+    job.output = str(output).replace("{job}", job.id)
+    job.save()
+    return job, files
+
+
+def resolve_settings(scene: Path, request: RenderRequest) -> tuple[povopts.Settings, list[str]]:
+    """What POV-Ray will render, and the options every part of the job gets."""
+    for name, value in (("--width", request.width), ("--height", request.height), ("--frames", request.frames)):
+        if value is not None and value < 1:
+            raise OptionsError(f"{name} {value}: must be 1 or more")
+    if request.threads < 1:
+        raise OptionsError(f"--threads {request.threads}: must be 1 or more")
+    user_args = povopts.split_args(request.args)
+    settings = povopts.Settings(input_file=scene.name)
+    if scene.suffix.lower() == ".ini":
+        settings = povopts.read_ini(scene, povopts.Settings(input_file=None))
+        if not settings.input_file:
+            raise SceneError(f"{scene.name}: the INI file names no Input_File_Name; add one")
+    for token in user_args:
+        settings = povopts.apply_switch(settings, token, "--args")
+    if request.width is not None:
+        settings = povopts.Settings(**{**asdict(settings), "width": request.width})
+    if request.height is not None:
+        settings = povopts.Settings(**{**asdict(settings), "height": request.height})
+    job_args = [*user_args, f"+W{settings.width}", f"+H{settings.height}"]
+    if request.frames is not None:
+        settings = povopts.Settings(**{**asdict(settings), "initial_frame": 1, "final_frame": request.frames})
+        job_args += ["+KFI1", f"+KFF{request.frames}"]
+    povopts.validate(settings)
+    job_args += ["-D", "-P", f"+FN{settings.bits}", f"+WT{request.threads}"]
+    return settings, job_args
+
+
+def scan_files(scene: Path, input_file: str | None, allow_outside: bool, reporter: Reporter) -> deps.SceneFiles:
+    extra = []
+    if scene.suffix.lower() == ".ini" and input_file:
+        extra_path = scene.parent / input_file
+        if not extra_path.is_file():
+            raise SceneError(f"{extra_path}: the scene named by {scene.name} is not found")
+        extra.append(extra_path)
+    files = deps.scan_scene(scene, extra)
+    if files.outside:
+        names = ", ".join(str(p) for p in files.outside[:5])
+        if not allow_outside:
+            raise SceneError(
+                f"the scene reads files outside {files.root}: {names}; move them into the scene's "
+                "folder, or pass --allow-outside to upload them too"
+            )
+        reporter.warn(f"uploading files from outside the scene's folder: {names}")
+    return files
+
+
+def entry_line(job: Job) -> str:
+    """The line of povfarm.ini that names what POV-Ray reads first."""
+    scene = Path(job.scene)
+    if scene.suffix.lower() == ".ini":
+        return povray_ini_line("Include_Ini", scene.name)
+    return povray_ini_line("Input_File_Name", scene.name)
+
+
+def shipped_names(files: deps.SceneFiles) -> list[str]:
+    """Every file to upload, as a path relative to the scene's folder."""
+    names = list(files.files)
+    names += [os.path.relpath(path, files.root) for path in files.outside]
+    return names
+
+
+# -- connecting ----------------------------------------------------------------
+@dataclass
+class NodeReady:
+    node: Node
+    session: Session
+    cores: int
+
+
+def connect_nodes(nodes: Sequence[Node], check: Callable[[Session], int]) -> tuple[list[NodeReady], dict[str, str]]:
+    """Open every node in parallel; the ones that fail come back with their reason."""
+    ready: list[NodeReady] = []
+    failed: dict[str, str] = {}
+
+    def attempt(node: Node) -> NodeReady:
+        session = open_session(node)
+        try:
+            return NodeReady(node, session, check(session))
+        except BaseException:
+            session.close()
+            raise
+
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(nodes)))) as pool:
+        futures = {node.name: pool.submit(attempt, node) for node in nodes}
+        for node in nodes:
+            try:
+                ready.append(futures[node.name].result())
+            except PovfarmError as exc:
+                failed[node.name] = str(exc)
+            except Exception as exc:  # noqa: BLE001 - one node's surprise is data, not a crash
+                failed[node.name] = f"node {node.name}: {type(exc).__name__}: {exc}"
+    return ready, failed
+
+
+def render_check(node: Node, workdir_of: Callable[[Node, Session], str]) -> Callable[[Session], int]:
+    """The pre-flight of a render node: POV-Ray present, workdir writable; returns cores."""
+
+    def check(session: Session) -> int:
+        workdir = workdir_of(node, session)
+        script = (
+            f"command -v {shell_join([node.povray])} >/dev/null || {{ echo nopovray; exit 3; }}; "
+            f"mkdir -p {shell_join([workdir])} && test -w {shell_join([workdir])} || {{ echo noworkdir; exit 4; }}; "
+            "nproc"
+        )
+        result = session.run(script, timeout=max(10.0, node.connect_timeout * 2))
+        if "nopovray" in result.stdout:
+            raise NodeError(f"node {node.name}: POV-Ray ({node.povray}) is not installed; run inv provision")
+        if "noworkdir" in result.stdout or not result.ok:
+            raise NodeError(
+                f"node {node.name}: workdir {workdir} cannot be written; fix 'workdir' or run inv provision"
+            )
+        try:
+            return int(result.stdout.split()[-1])
+        except (ValueError, IndexError):
+            return 1
+
+    return check
+
+
+def remote_workdir(node: Node, session: Session) -> str:
+    """The node's workdir, with ~ expanded on the node itself."""
+    if not node.workdir.startswith("~"):
+        return node.workdir
+    home = session.run('printf %s "$HOME"').stdout.strip() or "/tmp"
+    return home + node.workdir[1:]
+
+
+# -- running ------------------------------------------------------------------
+class Farm:
+    """One job running on the nodes that answered."""
+
+    def __init__(self, job: Job, files: deps.SceneFiles, cluster: Cluster, reporter: Reporter, tuning: Tuning):
+        self.job = job
+        self.files = files
+        self.cluster = cluster
+        self.reporter = reporter
+        self.tuning = tuning
+        self.plan: Plan = job.plan
+        self.settings = povopts.Settings(**job.settings)
+        self.events: queue.Queue = queue.Queue()
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.node_jobs: dict[str, NodeJob] = {}
+        self.stats: dict[str, NodeStats] = {}
+        self.left_out: dict[str, str] = {}
+        self.threads: list[threading.Thread] = []
+
+    def run(self) -> RenderSummary:
+        started = time.monotonic()
+        self.start_nodes()
+        if self.job.done_units() != set(range(len(self.plan.units))):
+            self.schedule()
+        output = self.merge()
+        self.finish_nodes()
+        self.job.status = "done"
+        self.job.save()
+        return RenderSummary(
+            self.job, output, time.monotonic() - started, self.plan.kind, self.stats, self.left_out
+        )
+
+    # -- nodes ---------------------------------------------------------------
+    def start_nodes(self) -> None:
+        workdirs: dict[str, str] = {}
+
+        def check_for(node: Node) -> Callable[[Session], int]:
+            def check(session: Session) -> int:
+                workdirs[node.name] = remote_workdir(node, session)
+                return render_check(node, lambda n, s: workdirs[n.name])(session)
+
+            return check
+
+        ready: list[NodeReady] = []
+        failures: dict[str, str] = {}
+        with ThreadPoolExecutor(max_workers=max(1, min(16, len(self.cluster.nodes)))) as pool:
+            results = pool.map(lambda n: connect_nodes([n], check_for(n)), self.cluster.nodes)
+            for one_ready, one_failed in results:
+                ready += one_ready
+                failures.update(one_failed)
+        for name, reason in failures.items():
+            self.reporter.warn(f"leaving out {reason}")
+            self.left_out[name] = reason
+        if not ready:
+            raise NodeError("no node is usable: " + "; ".join(failures.values()))
+        names = shipped_names(self.files)
+        depth = scene_depth(names)
+        line = entry_line(self.job)
+
+        def upload(item: NodeReady) -> NodeJob:
+            node_job = NodeJob(item.session, workdirs[item.node.name], self.job.id, item.node.povray, names, depth)
+            node_job.prepare(self.files.root, line)
+            return node_job
+
+        self.reporter.info(
+            f"job {self.job.id}: uploading {len(names)} file(s) to {len(ready)} node(s)"
+        )
+        with ThreadPoolExecutor(max_workers=len(ready)) as pool:
+            futures = [(item, pool.submit(upload, item)) for item in ready]
+            for item, future in futures:
+                try:
+                    self.node_jobs[item.node.name] = future.result()
+                except PovfarmError as exc:
+                    self.reporter.warn(f"leaving out {exc}")
+                    self.left_out[item.node.name] = str(exc)
+                    item.session.close()
+        if not self.node_jobs:
+            raise NodeError("no node is usable: " + "; ".join(self.left_out.values()))
+        self.slots = {
+            item.node.name: (item.node.threads or item.cores) // max(1, self.job.options.get("threads", 1))
+            for item in ready
+            if item.node.name in self.node_jobs
+        }
+        self.slots = {name: max(1, count) + self.tuning.overlap for name, count in self.slots.items()}
+        for node_name in self.node_jobs:
+            self.job.nodes[node_name] = {"slots": self.slots[node_name]}
+            self.stats[node_name] = NodeStats()
+
+    def finish_nodes(self) -> None:
+        keep = self.job.options.get("keep_remote", False)
+
+        def finish(node_job: NodeJob) -> None:
+            try:
+                if not keep:
+                    node_job.remove()
+            except PovfarmError as exc:
+                self.reporter.warn(f"could not clean up: {exc}")
+            finally:
+                node_job.session.close()
+
+        self._bounded_parallel(finish, self.node_jobs.values(), self.tuning.stop_timeout * 3)
+
+    def _bounded_parallel(self, action: Callable[[NodeJob], None], node_jobs, timeout: float) -> None:
+        # Daemon threads with a deadline: a hung node must not hold up the end of a job.
+        threads = [threading.Thread(target=action, args=(nj,), daemon=True) for nj in node_jobs]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    # -- scheduling ----------------------------------------------------------
+    def schedule(self) -> None:
+        done = self.job.done_units()
+        self.scheduler = Scheduler(
+            unit_count=len(self.plan.units),
+            slots=sum(self.slots.values()),
+            done=done,
+            guided_factor=self.tuning.guided_factor,
+            max_failures=self.tuning.max_failures,
+            hang_grace=self.tuning.hang_grace,
+            hang_factor=self.tuning.hang_factor,
+        )
+        done_total = sum(self.plan.span(u, u).size for u in done)
+        self.reporter.start(self.plan.total, done_total, self.plan.kind, list(self.node_jobs))
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+        in_main = threading.current_thread() is threading.main_thread()
+        if in_main:
+            for sig in previous:
+                signal.signal(sig, _raise_interrupt)
+        try:
+            for name, count in self.slots.items():
+                for _ in range(count):
+                    thread = threading.Thread(target=self.work, args=(name,), daemon=True)
+                    thread.start()
+                    self.threads.append(thread)
+            self.watch()
+        except KeyboardInterrupt:
+            self.abort("interrupted")
+            raise JobInterrupted(
+                f"interrupted: {len(self.job.parts)} finished part(s) kept in {self.job.folder}; "
+                f"continue with: inv render --scene={_quoted(self.job.scene)} --resume"
+            ) from None
+        except PovfarmError:
+            self.abort("failed")
+            raise
+        finally:
+            self.reporter.stop()
+            if in_main:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    def work(self, node: str) -> None:
+        node_job = self.node_jobs[node]
+        final = self.settings.final_frame
+        while not self.stopping.is_set():
+            with self.lock:
+                if self.scheduler.finished or node in self.scheduler.excluded:
+                    return
+                part = self.scheduler.next_part(node, time.monotonic())
+            if part is None:
+                time.sleep(0.05)
+                continue
+            span = self.plan.span(part.first, part.last)
+            try:
+                outcome = node_job.render(span, self.job.options["job_args"], self.job.parts_folder, final)
+            except (SceneError, OptionsError) as exc:
+                self.events.put(("fatal", node, part, exc))
+                return
+            except PovfarmError as exc:
+                self.events.put(("failed", node, part, exc))
+                continue
+            except Exception as exc:  # noqa: BLE001 - a surprise on one node is that node's failure
+                self.events.put(("failed", node, part, NodeError(f"node {node}: {type(exc).__name__}: {exc}")))
+                continue
+            self.events.put(("done", node, part, outcome))
+
+    def watch(self) -> None:
+        while True:
+            with self.lock:
+                if self.scheduler.finished:
+                    self.stopping.set()
+                    return
+                usable = [n for n in self.node_jobs if n not in self.scheduler.excluded]
+                if not usable:
+                    raise NodeError(
+                        "no node is left to render on: "
+                        + "; ".join(f"{n}: {r}" for n, r in self.scheduler.excluded.items())
+                        + f"; finished parts are kept, continue with: inv render --scene={_quoted(self.job.scene)} --resume"
+                    )
+                for hung in self.scheduler.overdue(time.monotonic()):
+                    self.reporter.warn(
+                        f"node {hung.node}: {self.plan.span(hung.part.first, hung.part.last).label()} "
+                        "is taking far longer than expected; handing it to other nodes"
+                    )
+            try:
+                event = self.events.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self.handle(event)
+
+    def handle(self, event: tuple) -> None:
+        kind, node, part, payload = event
+        span = self.plan.span(part.first, part.last)
+        if kind == "fatal":
+            raise payload
+        if kind == "failed":
+            with self.lock:
+                left_out = self.scheduler.fail(part, node, str(payload))
+            self.reporter.warn(f"{payload}; {span.label()} goes back to the queue")
+            if left_out:
+                self.reporter.warn(f"leaving out node {node} for the rest of the job: it failed repeatedly")
+                self.left_out[node] = str(payload)
+            return
+        with self.lock:
+            accepted = self.scheduler.complete(part, node, payload.seconds)
+        if not accepted:
+            return
+        for fetched in payload.files:
+            self.job.record_part(fetched.span, node, payload.seconds)
+        stats = self.stats[node]
+        stats.parts += 1
+        stats.units += span.size
+        stats.seconds += payload.seconds
+        self.reporter.advance(node, span.size, 1)
+
+    def abort(self, status: str) -> None:
+        """Stop every POV-Ray of the job, keep what is finished."""
+        self.stopping.set()
+        self.job.status = status
+        self.job.save()
+
+        def stop(node_job: NodeJob) -> None:
+            try:
+                node_job.stop_all(timeout=self.tuning.stop_timeout)
+            except Exception:  # noqa: BLE001 - a dead node has nothing left to stop
+                pass
+            node_job.session.close()
+
+        self._bounded_parallel(stop, self.node_jobs.values(), self.tuning.stop_timeout + 5)
+
+    # -- merging -------------------------------------------------------------
+    def merge(self) -> Path:
+        return merge_job(self.job)
+
+
+def merge_job(job: Job) -> Path:
+    """Write the job's output from the parts in its folder."""
+    settings = povopts.Settings(**job.settings)
+    output = Path(job.output)
+    spans = [(parse_part_name(name), job.part_path(name)) for name in job.parts]
+    present = [(span, path) for span, path in spans if span is not None and path.is_file()]
+    missing = set(range(len(job.plan.units))) - job.done_units()
+    if missing:
+        labels = ", ".join(job.plan.span(u, u).label() for u in sorted(missing)[:3])
+        raise JobError(
+            f"job {job.id} is missing {len(missing)} part(s) ({labels}...); "
+            f"fetch them with inv collect, or continue with: inv render --scene={_quoted(job.scene)} --resume"
+        )
+    if job.plan_kind == FRAMES:
+        merge.gather_frames([(s.start, p) for s, p in present], output, Path(job.scene).stem, settings.final_frame)
+    else:
+        merge.stitch_bands(_covering(present), settings.width, settings.height, output)
+    return output
+
+
+def _covering(parts: list[tuple[Span, Path]]) -> list[tuple[Span, Path]]:
+    # A part rendered twice (a hung node that came back) must not overlap in the stitch.
+    chosen: list[tuple[Span, Path]] = []
+    next_row = 1
+    for span, path in sorted(parts, key=lambda item: (item[0].start, -item[0].end)):
+        if span.start == next_row:
+            chosen.append((span, path))
+            next_row = span.end + 1
+    return chosen
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _quoted(path: str) -> str:
+    return shell_join([os.path.relpath(path)])
+
+
+# -- the entry points ----------------------------------------------------------
+def render(request: RenderRequest, reporter: Reporter | None = None, tuning: Tuning | None = None) -> RenderSummary:
+    """Render a scene on the cluster; the one call behind `inv render`."""
+    reporter = reporter or QuietReporter()
+    cluster = load_cluster(request.cluster)
+    job, files = prepare_job(request, cluster, reporter)
+    return Farm(job, files, cluster, reporter, tuning or Tuning()).run()
+
+
+def find_job(renders: Path, job: str | None) -> Job:
+    """A job by id or folder, or the latest one."""
+    if job:
+        folder = Path(job) if Path(job).is_dir() else renders / job
+        return load_job(folder)
+    return latest_job(renders)

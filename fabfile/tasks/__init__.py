@@ -1,0 +1,1 @@
+"""The Invoke tasks: thin wrappers that read options, call the core, print."""

@@ -1,0 +1,116 @@
+"""inv render, inv collect, inv merge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from invoke import Context, Exit, task
+from rich.table import Table
+
+from fabfile.collect import collect_job
+from fabfile.progress import RichReporter
+from fabfile.render import RenderRequest, RenderSummary, Tuning, find_job, merge_job, render as render_scene
+from fabfile.tasks.common import clean_errors, console, option, whole_number
+
+
+@task(
+    help={
+        "scene": "the .pov or .ini file to render",
+        "cluster": "inventory file (default: cluster.yaml)",
+        "width": "image width in pixels",
+        "height": "image height in pixels",
+        "frames": "render an N-frame animation (as povray +KFI1 +KFFN)",
+        "args": 'extra POV-Ray options for every part, e.g. "+A0.3 +AM2 +UA"',
+        "output": "PNG for a still, folder for an animation's frames",
+        "resume": "continue the latest unfinished job of this scene",
+        "threads": "POV-Ray threads per part (+WT), the same for every part",
+        "allow-outside": "also upload files the scene reads from outside its folder",
+        "keep-remote": "keep the job folder on the nodes after fetching",
+        "renders": "where job folders go (default: renders)",
+    }
+)
+@clean_errors
+def render(
+    c: Context,
+    scene: str | None = None,
+    cluster: str | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    frames: int | None = None,
+    args: str | None = None,
+    output: str | None = None,
+    resume: bool = False,
+    threads: int | None = None,
+    allow_outside: bool | None = None,
+    keep_remote: bool | None = None,
+    renders: str | None = None,
+) -> None:
+    """Render a scene across the cluster and stitch the result."""
+    if not scene:
+        raise Exit("povfarm: which scene? pass --scene=PATH (a .pov or .ini file)", code=2)
+    request = RenderRequest(
+        scene=Path(scene),
+        cluster=Path(option(c, cluster, "cluster")),
+        renders=Path(option(c, renders, "renders")),
+        width=whole_number(width, "--width"),
+        height=whole_number(height, "--height"),
+        frames=whole_number(frames, "--frames"),
+        args=args or "",
+        output=Path(output) if output else None,
+        resume=resume,
+        threads=whole_number(option(c, threads, "render", "threads"), "--threads"),
+        allow_outside=bool(option(c, allow_outside, "render", "allow_outside")),
+        keep_remote=bool(option(c, keep_remote, "render", "keep_remote")),
+    )
+    tuning = Tuning(
+        overlap=int(option(c, None, "render", "overlap")),
+        guided_factor=float(option(c, None, "render", "guided_factor")),
+        max_failures=int(option(c, None, "render", "max_failures")),
+        hang_grace=float(option(c, None, "render", "hang_grace")),
+        hang_factor=float(option(c, None, "render", "hang_factor")),
+    )
+    summary = render_scene(request, RichReporter(), tuning)
+    print_summary(summary)
+
+
+@task(help={"job": "job id or folder (default: the latest)", "renders": "where job folders are"})
+@clean_errors
+def collect(c: Context, job: str | None = None, renders: str | None = None) -> None:
+    """Fetch the parts a job still has on its nodes."""
+    record = find_job(Path(option(c, renders, "renders")), job)
+    result = collect_job(record)
+    for node, count in sorted(result.fetched.items()):
+        console.print(f"{node}: fetched {count} part(s)", highlight=False)
+    for node, reason in sorted(result.unreachable.items()):
+        console.print(f"{node}: not collected: {reason}", style="yellow", highlight=False)
+    missing = len(record.plan.units) - len(record.done_units())
+    console.print(f"job {record.id}: {result.total} part(s) fetched, {missing} unit(s) still missing", highlight=False)
+    if result.unreachable:
+        raise Exit(code=1)
+
+
+@task(help={"job": "job id or folder (default: the latest)", "renders": "where job folders are"})
+@clean_errors
+def merge(c: Context, job: str | None = None, renders: str | None = None) -> None:
+    """Stitch a job's output again from its parts."""
+    record = find_job(Path(option(c, renders, "renders")), job)
+    output = merge_job(record)
+    if record.status != "done" and len(record.done_units()) == len(record.plan.units):
+        record.status = "done"
+        record.save()
+    console.print(f"job {record.id}: wrote {output}", highlight=False)
+
+
+def print_summary(summary: RenderSummary) -> None:
+    unit = summary.unit
+    table = Table(title=f"job {summary.job.id}")
+    table.add_column("node")
+    table.add_column("parts", justify="right")
+    table.add_column(unit, justify="right")
+    table.add_column("busy s", justify="right")
+    for name, stats in summary.nodes.items():
+        table.add_row(name, str(stats.parts), str(stats.units), f"{stats.seconds:.1f}")
+    for name, reason in summary.left_out.items():
+        table.add_row(name, "-", "-", "-", style="yellow")
+    console.print(table)
+    console.print(f"wrote {summary.output} in {summary.wall_seconds:.1f}s", highlight=False)

@@ -1,0 +1,212 @@
+"""The transport: run commands and move files on a node.
+
+The only module that imports Fabric and Paramiko. A node is reached over
+SSH (one Connection and one SFTP session kept open for a whole job) or, for
+`transport: local`, on this machine through Invoke's local runner. Both take
+the same shell command strings, built with `shell_join` so no name reaches a
+shell unquoted.
+
+Host keys are checked against the node's known_hosts file; an unknown key is
+refused with the command that would trust it, unless the inventory opts in
+to trust-on-first-use for that node.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import socket
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import invoke
+import paramiko
+from fabric import Config, Connection
+
+from fabfile.errors import HostKeyError, NodeError
+from fabfile.inventory import Node
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+def shell_join(argv: Iterable[str]) -> str:
+    """One shell command line with every word quoted."""
+    return shlex.join(list(argv))
+
+
+def _run_config() -> dict:
+    # No stdin forwarding (parts run in worker threads), no echo, and a
+    # failing command is a result to inspect, not an exception.
+    return {"run": {"hide": True, "warn": True, "in_stream": False}}
+
+
+class LocalSession:
+    """This machine, through Invoke's local runner."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._context = invoke.Context(invoke.Config(overrides=_run_config()))
+
+    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+        try:
+            result = self._context.run(command, timeout=timeout)
+        except invoke.CommandTimedOut:
+            raise NodeError(f"node {self.node.name}: command timed out after {timeout:.0f}s") from None
+        return CommandResult(result.exited, result.stdout, result.stderr)
+
+    def put(self, local: Path, remote: str) -> None:
+        shutil.copyfile(local, remote)
+
+    def get(self, remote: str, local: Path) -> None:
+        shutil.copyfile(remote, local)
+
+    def close(self) -> None:
+        pass
+
+
+class SshSession:
+    """A node over SSH: one Connection and one SFTP client for the job."""
+
+    def __init__(self, node: Node, connection: Connection) -> None:
+        self.node = node
+        self._connection = connection
+        self._sftp_lock = threading.Lock()
+
+    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+        try:
+            result = self._connection.run(command, timeout=timeout)
+        except invoke.CommandTimedOut:
+            raise NodeError(f"node {self.node.name}: command timed out after {timeout:.0f}s") from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise NodeError(f"node {self.node.name}: connection lost ({_reason(exc)})") from None
+        return CommandResult(result.exited, result.stdout, result.stderr)
+
+    def put(self, local: Path, remote: str) -> None:
+        with self._sftp_lock:
+            try:
+                self._connection.sftp().put(str(local), remote)
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                raise NodeError(f"node {self.node.name}: upload of {local.name} failed ({_reason(exc)})") from None
+
+    def get(self, remote: str, local: Path) -> None:
+        with self._sftp_lock:
+            try:
+                self._connection.sftp().get(remote, str(local))
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                raise NodeError(f"node {self.node.name}: download of {remote} failed ({_reason(exc)})") from None
+
+    def close(self) -> None:
+        try:
+            self._connection.close()
+        except Exception:  # noqa: BLE001 - closing a dead link must not hide the real error
+            pass
+
+
+Session = LocalSession | SshSession
+
+
+class TrustOnFirstUse(paramiko.MissingHostKeyPolicy):
+    """Accept an unknown host key once and append it to the known_hosts file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="ascii") as handle:
+            handle.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+
+
+def open_session(node: Node) -> Session:
+    """Connect to a node, or raise NodeError with the reason and the fix."""
+    if node.is_local:
+        return LocalSession(node)
+    known_hosts = Path(node.known_hosts).expanduser()
+    connect_kwargs: dict = {
+        "banner_timeout": node.connect_timeout,
+        "auth_timeout": node.connect_timeout,
+        "channel_timeout": node.connect_timeout,
+    }
+    if node.key:
+        connect_kwargs["key_filename"] = str(Path(node.key).expanduser())
+        connect_kwargs["look_for_keys"] = False
+        connect_kwargs["allow_agent"] = False
+    config = Config(overrides=_run_config(), lazy=True)
+    config.load_ssh_configs = False
+    connection = Connection(
+        node.host,
+        user=node.user,
+        port=node.port,
+        config=config,
+        connect_timeout=max(1, round(node.connect_timeout)),
+        connect_kwargs=connect_kwargs,
+    )
+    client = connection.client
+    if known_hosts.is_file():
+        try:
+            client.load_host_keys(str(known_hosts))
+        except (OSError, paramiko.SSHException) as exc:
+            raise HostKeyError(f"node {node.name}: cannot read known_hosts {known_hosts}: {exc}") from None
+    if node.trust_on_first_use:
+        client.set_missing_host_key_policy(TrustOnFirstUse(known_hosts))
+    else:
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    try:
+        connection.open()
+        connection.transport.set_keepalive(5)
+    except paramiko.BadHostKeyException:
+        raise HostKeyError(
+            f"node {node.name} ({node.address}): host key CHANGED from the one in {known_hosts}; "
+            f"if the node was reinstalled, remove its line (ssh-keygen -R {_keyscan_host(node)} "
+            f"-f {known_hosts}) and trust the new key"
+        ) from None
+    except paramiko.AuthenticationException:
+        raise NodeError(
+            f"node {node.name} ({node.address}): authentication failed"
+            + (f" with key {node.key}" if node.key else "")
+            + "; check 'user' and 'key' in the inventory"
+        ) from None
+    except paramiko.SSHException as exc:
+        if "not found in known_hosts" in str(exc):
+            raise HostKeyError(
+                f"node {node.name} ({node.address}): host key unknown; check it and trust it with: "
+                f"ssh-keyscan -p {node.port} {node.host} >> {known_hosts} "
+                "(or set trust_on_first_use: true for the node)"
+            ) from None
+        raise NodeError(f"node {node.name} ({node.address}): SSH failed: {_reason(exc)}") from None
+    except (socket.timeout, TimeoutError):
+        raise NodeError(
+            f"node {node.name} ({node.address}): timed out after {node.connect_timeout:.0f}s; is it up?"
+        ) from None
+    except (OSError, EOFError) as exc:
+        raise NodeError(f"node {node.name} ({node.address}): unreachable: {_reason(exc)}") from None
+    return SshSession(node, connection)
+
+
+def _keyscan_host(node: Node) -> str:
+    return node.host if node.port == 22 else f"'[{node.host}]:{node.port}'"
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+        errors = list(exc.errors.values())
+        if errors and all(isinstance(e, ConnectionRefusedError) for e in errors):
+            return "connection refused"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, EOFError):
+        return "connection closed"
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return text
