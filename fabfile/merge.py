@@ -41,7 +41,7 @@ def stitch_bands(parts: Sequence[tuple[Span, Path]], width: int, height: int, ou
     ordered = sorted(parts, key=lambda item: item[0].start)
     _check_coverage([span for span, _ in ordered], height)
     depths = {png_header(path)[2] for _, path in ordered}
-    for span, path in ordered:
+    for _, path in ordered:
         part_width, part_height, _, _ = png_header(path)
         if (part_width, part_height) != (width, height):
             raise JobError(f"{path}: part is {part_width}x{part_height}, expected {width}x{height}")
@@ -81,11 +81,12 @@ def _check_coverage(spans: Sequence[Span], height: int) -> None:
 
 def _carried_info(path: Path) -> PngImagePlugin.PngInfo:
     info = PngImagePlugin.PngInfo()
-    for chunk_type, data in png.Reader(filename=str(path)).chunks():
-        if chunk_type in CARRIED_CHUNKS:
-            info.add(chunk_type, data)
-        if chunk_type == b"IDAT":
-            break
+    with path.open("rb") as handle:
+        for chunk_type, data in png.Reader(file=handle).chunks():
+            if chunk_type in CARRIED_CHUNKS:
+                info.add(chunk_type, data)
+            if chunk_type == b"IDAT":
+                break
     return info
 
 
@@ -103,22 +104,24 @@ def _stitch_pillow(parts: Sequence[tuple[Span, Path]], width: int, height: int, 
 
 
 def _stitch_16bit(parts: Sequence[tuple[Span, Path]], width: int, height: int, output: Path) -> None:
-    first = png.Reader(filename=str(parts[0][1]))
-    first.preamble()
-    planes = first.planes
-    gamma = getattr(first, "gamma", None)
+    with parts[0][1].open("rb") as handle:
+        first = png.Reader(file=handle)
+        first.preamble()
+        planes = first.planes
+        gamma = getattr(first, "gamma", None)
 
     def rows() -> Iterator:
+        # Raw samples (read, not asDirect): nothing rescaled on the way through.
         for span, path in parts:
-            reader = png.Reader(filename=str(path))
-            _, _, part_rows, info = reader.asDirect()
-            if info["planes"] != planes:
-                raise JobError(f"{path}: part has {info['planes']} channels, expected {planes}")
-            for index, row in enumerate(part_rows, start=1):
-                if index > span.end:
-                    break
-                if index >= span.start:
-                    yield row
+            with path.open("rb") as handle:
+                _, _, part_rows, info = png.Reader(file=handle).read()
+                if info["planes"] != planes:
+                    raise JobError(f"{path}: part has {info['planes']} channels, expected {planes}")
+                for index, row in enumerate(part_rows, start=1):
+                    if index > span.end:
+                        break
+                    if index >= span.start:
+                        yield row
 
     writer = png.Writer(
         width,

@@ -157,7 +157,8 @@ class NodeJob:
         parts = posixpath.join(self.root, "parts")
         script = (
             f"cd {shell_join([parts])} 2>/dev/null || exit 0; "
-            'for d in */; do [ -f "$d/pid" ] && [ ! -f "$d/rc" ] && kill -TERM "$(cat "$d/pid")" 2>/dev/null; done; exit 0'
+            'for d in */; do [ -f "$d/pid" ] && [ ! -f "$d/rc" ] && kill -TERM "$(cat "$d/pid")" 2>/dev/null; '
+            "done; exit 0"
         )
         self.session.run(script, timeout=timeout)
 

@@ -25,7 +25,7 @@ from fabfile.jobs import Job, create_job, latest_job, load_job
 from fabfile.nodejob import NodeJob, povray_ini_line, scene_depth
 from fabfile.plan import FRAMES, Plan, Span, parse_part_name, plan_frames, plan_still
 from fabfile.progress import QuietReporter, Reporter
-from fabfile.scheduler import Part, Scheduler
+from fabfile.scheduler import Scheduler
 from fabfile.transport import Session, open_session, shell_join
 
 
@@ -435,7 +435,8 @@ class Farm:
                     raise NodeError(
                         "no node is left to render on: "
                         + "; ".join(f"{n}: {r}" for n, r in self.scheduler.excluded.items())
-                        + f"; finished parts are kept, continue with: inv render --scene={_quoted(self.job.scene)} --resume"
+                        + "; finished parts are kept, continue with: "
+                        + f"inv render --scene={_quoted(self.job.scene)} --resume"
                     )
                 for hung in self.scheduler.overdue(time.monotonic()):
                     self.reporter.warn(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import shlex
 import shutil
-import socket
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -186,7 +185,7 @@ def open_session(node: Node) -> Session:
                 "(or set trust_on_first_use: true for the node)"
             ) from None
         raise NodeError(f"node {node.name} ({node.address}): SSH failed: {_reason(exc)}") from None
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         raise NodeError(
             f"node {node.name} ({node.address}): timed out after {node.connect_timeout:.0f}s; is it up?"
         ) from None

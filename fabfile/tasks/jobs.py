@@ -9,7 +9,8 @@ from rich.table import Table
 
 from fabfile.collect import collect_job
 from fabfile.progress import RichReporter
-from fabfile.render import RenderRequest, RenderSummary, Tuning, find_job, merge_job, render as render_scene
+from fabfile.render import RenderRequest, RenderSummary, Tuning, find_job, merge_job
+from fabfile.render import render as render_scene
 from fabfile.tasks.common import clean_errors, console, option, whole_number
 
 
@@ -110,7 +111,10 @@ def print_summary(summary: RenderSummary) -> None:
     table.add_column("busy s", justify="right")
     for name, stats in summary.nodes.items():
         table.add_row(name, str(stats.parts), str(stats.units), f"{stats.seconds:.1f}")
-    for name, reason in summary.left_out.items():
-        table.add_row(name, "-", "-", "-", style="yellow")
+    for name in summary.left_out:
+        if name not in summary.nodes:
+            table.add_row(name, "-", "-", "-", style="yellow")
     console.print(table)
+    for name, reason in summary.left_out.items():
+        console.print(f"left out {name}: {reason}", style="yellow", highlight=False)
     console.print(f"wrote {summary.output} in {summary.wall_seconds:.1f}s", highlight=False)

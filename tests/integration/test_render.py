@@ -1,0 +1,101 @@
+"""Renders through real sshd nodes, compared pixel for pixel with POV-Ray alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, SCENES, assert_same_pixels, copy_scene, reference, run_inv, write_inventory
+
+
+def job_record(folder: Path) -> dict:
+    (record,) = (folder / "renders").glob("*/job.json")
+    return json.loads(record.read_text())
+
+
+def test_still_with_antialiasing_and_alpha_matches_povray_alone(ssh_cluster, tmp_path):
+    scene = copy_scene(SCENES / "still" / "scene.pov", tmp_path / "scene")
+    write_inventory(tmp_path, ssh_cluster.inventory())
+    result = run_inv(
+        "render", f"--scene={scene}", "--width=160", "--height=240", "--args=+A0.3 +UA", "--output=out.png",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    expected = reference(scene, "+W160", "+H240", "+A0.3", "+UA", out=tmp_path / "ref.png")
+    assert_same_pixels(tmp_path / "out.png", expected)
+    record = job_record(tmp_path)
+    assert record["status"] == "done"
+    assert len({part["node"] for part in record["parts"].values()}) >= 2, "the work was not shared"
+    assert "out.png" in result.stdout
+
+
+def test_sixteen_bit_png_keeps_its_low_byte(ssh_cluster, tmp_path):
+    scene = copy_scene(SCENES / "still" / "scene.pov", tmp_path / "scene")
+    write_inventory(tmp_path, ssh_cluster.inventory())
+    args = "+A0.2 +AM2 +FN16"
+    result = run_inv(
+        "render", f"--scene={scene}", "--width=128", "--height=100", f"--args={args}", "--output=out.png",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    expected = reference(scene, "+W128", "+H100", *args.split(), out=tmp_path / "ref.png")
+    assert_same_pixels(tmp_path / "out.png", expected)
+
+
+def test_animation_frames_match_povray_alone(ssh_cluster, tmp_path):
+    scene = copy_scene(SCENES / "anim" / "anim.pov", tmp_path / "scene")
+    write_inventory(tmp_path, ssh_cluster.inventory())
+    result = run_inv(
+        "render", f"--scene={scene}", "--width=64", "--height=48", "--frames=6", "--output=frames", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    written = sorted((tmp_path / "frames").glob("*.png"))
+    assert [p.name for p in written] == [f"anim{i}.png" for i in range(1, 7)]
+    reference(scene, "+W64", "+H48", "+KFI1", "+KFF6", out=tmp_path / "ref" / "anim.png")
+    for frame in written:
+        assert_same_pixels(frame, tmp_path / "ref" / frame.name)
+
+
+def test_ini_scene_renders_what_povray_renders_from_the_ini(ssh_cluster, tmp_path):
+    ini = copy_scene(SCENES / "anim" / "anim.ini", tmp_path / "scene")
+    write_inventory(tmp_path, ssh_cluster.inventory())
+    # The command line overrides the INI's width, as in POV-Ray.
+    result = run_inv("render", f"--scene={ini}", "--args=+W80 +SF2 +EF4", "--output=frames", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    written = sorted((tmp_path / "frames").glob("*.png"))
+    assert [p.name for p in written] == ["anim2.png", "anim3.png", "anim4.png"]
+    reference(ini, "+W80", "+SF2", "+EF4", out=tmp_path / "ref" / "anim.png")
+    for frame in written:
+        assert_same_pixels(frame, tmp_path / "ref" / frame.name)
+
+
+def test_default_cluster_renders_the_bundled_nebula_without_ssh(tmp_path):
+    result = run_inv(
+        "render", f"--scene={REPO / 'scenes' / 'nebula.pov'}", f"--cluster={REPO / 'cluster.yaml'}",
+        "--width=96", "--height=72", "--output=nebula.png", cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    expected = reference(REPO / "scenes" / "nebula.pov", "+W96", "+H72", out=tmp_path / "ref.png")
+    assert_same_pixels(tmp_path / "nebula.png", expected)
+    assert "local" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "example, args",
+    [
+        ("advanced/crater/crater.pov", "+A0.3"),
+        ("advanced/drums2/drums.pov", "+A0.3"),
+        ("advanced/woodbox.pov", "+A0.3 +AM2"),
+    ],
+)
+def test_povray_example_scenes_match(ssh_cluster, tmp_path, example, args):
+    source = Path("/usr/share/doc/povray/examples") / example
+    scene = copy_scene(source, tmp_path / "scene")
+    write_inventory(tmp_path, ssh_cluster.inventory())
+    size = ["--width=120", "--height=96"]
+    result = run_inv("render", f"--scene={scene}", *size, f"--args={args}", "--output=out.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    expected = reference(scene, "+W120", "+H96", *args.split(), out=tmp_path / "ref.png")
+    assert_same_pixels(tmp_path / "out.png", expected)
