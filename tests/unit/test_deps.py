@@ -1,0 +1,57 @@
+from pathlib import Path
+
+import pytest
+
+from fabfile.deps import scan_scene, string_literals
+from fabfile.errors import SceneError
+
+LIBRARY = (Path("/usr/share/povray-3.7/include"),)
+
+
+def write(folder: Path, name: str, text: str = "") -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_literals_skip_comments_and_mark_includes():
+    text = '// "not.inc"\n/* "nor.inc" /* nested */ "this" */\n#include "a.inc"\nimage_map { png "b.png" }\n'
+    literals = string_literals(text)
+    assert [(x.text, x.line, x.is_include) for x in literals] == [("a.inc", 3, True), ("b.png", 4, False)]
+
+
+def test_scan_follows_includes_and_finds_images_fonts_and_data(tmp_path):
+    scene = write(tmp_path, "scene.pov", '#include "colors.inc"\n#include "lib/props.inc"\nsphere{0,1}\n')
+    write(tmp_path, "lib/props.inc", 'height_field { png "maps/hf.png" }\ntext { ttf "fonts/my.ttf" "hi" 1, 0 }\n'
+          '#fopen F "data.txt" read\n#include "more"\n')
+    for name in ("maps/hf.png", "fonts/my.ttf", "data.txt", "more.inc"):
+        write(tmp_path, name)
+    write(tmp_path, "unused.png")
+    files = scan_scene(scene, library_dirs=LIBRARY)
+    assert set(files.files) == {
+        "scene.pov", "lib/props.inc", "maps/hf.png", "fonts/my.ttf", "data.txt", "more.inc",
+    }
+    assert files.outside == ()
+
+
+def test_missing_include_is_named_with_its_line(tmp_path):
+    scene = write(tmp_path, "scene.pov", '\n\n#include "gone.inc"\n')
+    with pytest.raises(SceneError, match=r"scene.pov line 3: include file 'gone.inc' not found"):
+        scan_scene(scene, library_dirs=LIBRARY)
+
+
+def test_files_outside_the_folder_are_reported_not_taken(tmp_path):
+    write(tmp_path, "shared/wood.png")
+    scene = write(tmp_path, "scene/scene.pov", 'image_map { png "../shared/wood.png" }\n')
+    files = scan_scene(scene, library_dirs=LIBRARY)
+    assert files.files == ("scene.pov",)
+    assert files.outside == (tmp_path / "shared" / "wood.png",)
+
+
+def test_ini_entry_brings_its_scene(tmp_path):
+    ini = write(tmp_path, "anim.ini", "Input_File_Name=anim.pov\n")
+    pov = write(tmp_path, "anim.pov", '#include "x.inc"\n')
+    write(tmp_path, "x.inc")
+    files = scan_scene(ini, [pov], library_dirs=LIBRARY)
+    assert set(files.files) == {"anim.ini", "anim.pov", "x.inc"}

@@ -1,0 +1,70 @@
+import pytest
+
+from fabfile.errors import OptionsError
+from fabfile.povopts import Settings, apply_switch, read_ini, split_args, validate
+
+
+def apply_all(*tokens):
+    settings = Settings()
+    for token in tokens:
+        settings = apply_switch(settings, token, "--args")
+    return settings
+
+
+def test_switches_povfarm_plans_with():
+    s = apply_all("+W640", "+H480", "+A0.3", "+AM2", "+UA", "+FN16", "+WT4", "+KFI1", "+KFF30", "+SF5", "+EF9")
+    assert (s.width, s.height, s.antialias, s.antialias_method, s.alpha, s.bits) == (640, 480, True, 2, True, 16)
+    assert s.frames == (5, 6, 7, 8, 9)
+
+
+def test_minus_switches_turn_things_off():
+    assert apply_all("+UA", "-UA").alpha is False
+    assert apply_all("+A", "-A").antialias is False
+
+
+@pytest.mark.parametrize("token", ["+Iother.pov", "+Oout.png", "+SR10", "+ER20", "+SC1", "+EC5"])
+def test_switches_povfarm_owns_are_refused(token):
+    with pytest.raises(OptionsError, match="is set by povfarm"):
+        split_args(token)
+
+
+@pytest.mark.parametrize("args", ["rm -rf /", "+W10 $(touch x)", "'+W10"])
+def test_things_that_are_not_switches_are_refused(args):
+    with pytest.raises(OptionsError, match="--args"):
+        split_args(args)
+
+
+def test_quoted_args_stay_one_token():
+    assert split_args('+A0.3 "Declare=Name=1"') == ("+A0.3", "Declare=Name=1")
+
+
+def test_ini_reads_the_unnamed_section_only_unless_told(tmp_path):
+    ini = tmp_path / "scene.ini"
+    ini.write_text(
+        "; comment\nInput_File_Name='my scene.pov' ; trailing\nWidth=320\nHeight = 200\n"
+        "Antialias=On\nInitial_Frame=1\nFinal_Frame=12\n+UA\n[big]\nWidth=1920\n"
+    )
+    s = read_ini(ini)
+    assert (s.input_file, s.width, s.height, s.antialias, s.alpha) == ("my scene.pov", 320, 200, True, True)
+    assert s.frames == tuple(range(1, 13))
+    assert read_ini(ini, section="big").width == 1920
+
+
+def test_ini_include_is_followed(tmp_path):
+    (tmp_path / "base.ini").write_text("Width=100\nHeight=50\n")
+    (tmp_path / "main.ini").write_text("Include_Ini=base.ini\nHeight=60\n")
+    s = read_ini(tmp_path / "main.ini")
+    assert (s.width, s.height) == (100, 60)
+
+
+def test_validate_refuses_non_png_and_empty_subsets():
+    with pytest.raises(OptionsError, match="povfarm writes PNG"):
+        validate(apply_all("+FT"))
+    with pytest.raises(OptionsError, match="no frame left"):
+        validate(apply_all("+KFI1", "+KFF5", "+SF7"))
+
+
+@pytest.mark.parametrize("token, message", [("+W0", "must be 1 or more"), ("+Hx", "expected a whole number")])
+def test_bad_sizes(token, message):
+    with pytest.raises(OptionsError, match=message):
+        split_args(token)

@@ -1,0 +1,86 @@
+from fabfile.scheduler import Part, Scheduler
+
+
+def drain(scheduler, nodes, now=0.0):
+    taken = []
+    for node in nodes:
+        part = scheduler.next_part(node, now)
+        if part:
+            taken.append((node, part))
+    return taken
+
+
+def test_guided_sizes_shrink_towards_the_end_and_cover_everything_once():
+    s = Scheduler(unit_count=40, slots=2)
+    sizes, covered = [], []
+    while not s.finished:
+        part = s.next_part("a", 0.0)
+        sizes.append(part.count)
+        covered += list(part.units)
+        s.complete(part, "a", 1.0)
+    assert sorted(covered) == list(range(40))
+    assert sizes[0] == 10 and sizes[-1] == 1
+    assert sizes == sorted(sizes, reverse=True)
+
+
+def test_every_free_slot_gets_work_while_there_is_some():
+    s = Scheduler(unit_count=6, slots=3)
+    taken = drain(s, ["a", "b", "c"])
+    assert len(taken) == 3
+    assert all(part.count == 1 for _, part in taken)
+
+
+def test_resumed_jobs_skip_done_units():
+    s = Scheduler(unit_count=5, slots=1, done={0, 1, 3})
+    part = s.next_part("a", 0.0)
+    assert list(part.units) == [2]  # runs stop at a done unit
+    assert list(s.next_part("a", 0.0).units) == [4]
+    assert s.next_part("a", 0.0) is None
+
+
+def test_failed_parts_are_requeued_and_repeat_offenders_left_out():
+    s = Scheduler(unit_count=4, slots=1, max_failures=2)
+    part = s.next_part("a", 0.0)
+    assert s.fail(part, "a", "lost") is False
+    again = s.next_part("a", 0.0)
+    assert again.first == part.first and again.attempt == 2
+    assert s.fail(again, "a", "lost again") is True
+    assert "a" in s.excluded and s.next_part("a", 0.0) is None
+    rescued = s.next_part("b", 0.0)
+    assert rescued.first == part.first
+
+
+def test_scene_errors_do_not_count_against_the_node():
+    s = Scheduler(unit_count=2, slots=1, max_failures=1)
+    part = s.next_part("a", 0.0)
+    assert s.fail(part, "a", "parse error", node_fault=False) is False
+    assert "a" not in s.excluded
+
+
+def test_excluding_a_node_returns_its_running_parts():
+    s = Scheduler(unit_count=4, slots=4)
+    a = s.next_part("a", 0.0)
+    lost = s.exclude("a", "power cut")
+    assert lost == [a]
+    assert s.next_part("b", 0.0).first == a.first
+
+
+def test_hung_parts_are_handed_on_after_a_bounded_wait():
+    s = Scheduler(unit_count=4, slots=4, hang_grace=5.0, hang_factor=3.0)
+    slow = s.next_part("a", 0.0)
+    quick = s.next_part("b", 0.0)
+    assert s.overdue(100.0) == []  # nothing measured yet, nothing to compare with
+    s.complete(quick, "b", 2.0)
+    assert s.overdue(5.5) == []  # 3 x 2 s is 6 s
+    hung = s.overdue(6.5)
+    assert [h.part for h in hung] == [slow] and "a" in s.stalled
+    assert s.next_part("a", 7.0) is None  # a hung node gets nothing more
+    retry = s.next_part("b", 7.0)
+    assert retry.first == slow.first
+    assert s.complete(retry, "b", 1.0) is True
+    assert s.complete(slow, "a", 30.0) is False  # the late original is a duplicate
+    assert "a" not in s.stalled
+
+
+def test_part_units():
+    assert list(Part(2, 4).units) == [2, 3, 4] and Part(2, 4).count == 3
