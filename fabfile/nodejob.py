@@ -204,10 +204,11 @@ def classify_failure(node: str, povray: str, exit_code: int, log: str) -> Except
     for line in lines:
         if "Parse Error:" in line:
             return SceneError(f"POV-Ray could not parse the scene: {line.strip()}")
-    for index, line in enumerate(lines):
+    for line in lines:
         if "Failed to parse command-line option" in line or "Problem with option setting" in line:
-            culprit = next((x.strip() for x in lines[index + 1 : index + 3] if x.strip()), "")
-            return OptionsError(f"POV-Ray rejected an option: {culprit or line.strip()}; check --args")
+            return OptionsError("POV-Ray rejected an option (Failed to parse command-line option); check --args")
+    if exit_code == -1:
+        return NodeError(f"node {node}: connection lost while rendering")
     if exit_code == 127 or "not found" in log and povray in log:
         return NodeError(f"node {node}: POV-Ray ({povray}) is not installed; run inv provision")
     return NodeError(f"node {node}: POV-Ray failed (exit {exit_code}): {_last_line(log) or 'no message'}")

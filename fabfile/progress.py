@@ -63,10 +63,10 @@ class RichReporter:
         self._unit = "rows"
 
     def info(self, text: str) -> None:
-        self.console.print(text, highlight=False, markup=False)
+        self.console.print(text, highlight=False, markup=False, soft_wrap=True)
 
     def warn(self, text: str) -> None:
-        self.console.print(f"warning: {text}", style="yellow", highlight=False, markup=False)
+        self.console.print(f"warning: {text}", style="yellow", highlight=False, markup=False, soft_wrap=True)
 
     def start(self, total: int, done: int, unit: str, nodes: list[str]) -> None:
         self._unit = unit

@@ -268,9 +268,16 @@ class Farm:
 
     def run(self) -> RenderSummary:
         started = time.monotonic()
-        self.start_nodes()
-        if self.job.done_units() != set(range(len(self.plan.units))):
-            self.schedule()
+        try:
+            self.start_nodes()
+            if self.job.done_units() != set(range(len(self.plan.units))):
+                self.schedule()
+        except KeyboardInterrupt:
+            self.abort("interrupted")
+            raise JobInterrupted(
+                f"interrupted: {len(self.job.parts)} finished part(s) kept in {self.job.folder}; "
+                f"continue with: inv render --scene={_quoted(self.job.scene)} --resume"
+            ) from None
         output = self.merge()
         self.finish_nodes()
         self.job.status = "done"
@@ -337,11 +344,16 @@ class Farm:
 
     def finish_nodes(self) -> None:
         keep = self.job.options.get("keep_remote", False)
+        scheduler = getattr(self, "scheduler", None)
+        # A node that hung or was left out may not answer: close it, touch nothing.
+        unhealthy = set(scheduler.stalled) | set(scheduler.excluded) if scheduler else set()
 
         def finish(node_job: NodeJob) -> None:
             try:
-                if not keep:
-                    node_job.remove()
+                if node_job.name not in unhealthy:
+                    node_job.stop_all(timeout=self.tuning.stop_timeout)  # duplicates of hung parts
+                    if not keep:
+                        node_job.remove()
             except PovfarmError as exc:
                 self.reporter.warn(f"could not clean up: {exc}")
             finally:
@@ -384,12 +396,6 @@ class Farm:
                     thread.start()
                     self.threads.append(thread)
             self.watch()
-        except KeyboardInterrupt:
-            self.abort("interrupted")
-            raise JobInterrupted(
-                f"interrupted: {len(self.job.parts)} finished part(s) kept in {self.job.folder}; "
-                f"continue with: inv render --scene={_quoted(self.job.scene)} --resume"
-            ) from None
         except PovfarmError:
             self.abort("failed")
             raise
@@ -453,6 +459,8 @@ class Farm:
         kind, node, part, payload = event
         span = self.plan.span(part.first, part.last)
         if kind == "fatal":
+            if isinstance(payload, OptionsError) and self.job.options.get("args"):
+                raise OptionsError(f"{payload} {self.job.options['args']!r}")
             raise payload
         if kind == "failed":
             with self.lock:

@@ -7,6 +7,7 @@ starts (POV-Ray) runs there too. Nodes are stopped by their own pids.
 
 from __future__ import annotations
 
+import ctypes
 import getpass
 import os
 import shutil
@@ -18,6 +19,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> None:
+    """Run in the child before exec: orphans below it stay its descendants.
+
+    A session's processes outlive a dropped connection (that is how parts
+    finish after the submitter dies); as a subreaper, the node's sshd keeps
+    them in its tree, so a test can see them and a power cut kills them.
+    The attribute survives execve.
+    """
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
 def descendants(pid: int) -> list[int]:
@@ -118,6 +131,10 @@ class SshNode:
                     "MaxStartups 64",
                     "Subsystem sftp internal-sftp",
                     "LogLevel ERROR",
+                    # bash sources ~/.bashrc for commands run by sshd unless SHLVL says it is
+                    # nested; this machine's root .bashrc runs pyenv, whose lock a killed
+                    # node can leave behind, stalling every later command for a minute.
+                    "SetEnv SHLVL=1",
                     "",
                 ]
             )
@@ -130,6 +147,7 @@ class SshNode:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=become_subreaper,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -156,24 +174,32 @@ class SshNode:
 
     def power_cut(self) -> None:
         """Kill the SSH server and everything it started, at once."""
-        pids = [self.pid, *self.processes()]
-        signal_all(pids, signal.SIGKILL)
+        signal_all(self.freeze(), signal.SIGKILL)
         self._reap()
 
     def freeze(self) -> list[int]:
-        """Stop the node's processes (SIGSTOP); it is alive but makes no progress."""
-        pids = [self.pid, *self.processes()]
+        """Stop the node's processes (SIGSTOP); it is alive but makes no progress.
+
+        Stopped processes cannot fork, so listing again until nothing new shows
+        up catches every process, even one started while the first list was made.
+        """
+        pids = [self.pid]
         signal_all(pids, signal.SIGSTOP)
-        return pids
+        while True:
+            new = [pid for pid in descendants(self.pid) if pid not in pids]
+            if not new:
+                return pids
+            signal_all(new, signal.SIGSTOP)
+            pids += new
 
     def thaw(self, pids: list[int]) -> None:
         signal_all(pids, signal.SIGCONT)
 
     def stop(self) -> None:
         if self.pid_file.exists():
-            pids = [self.pid, *self.processes()]
-            signal_all(pids, signal.SIGCONT)
+            pids = self.freeze()
             signal_all(pids, signal.SIGKILL)
+            signal_all(pids, signal.SIGCONT)
         self._reap()
 
     def _reap(self) -> None:
@@ -230,6 +256,7 @@ class SshCluster:
             "known_hosts": str(self.known_hosts),
             "threads": 1,
             "connect_timeout": 5,
+            "workdir": str(self.folder / "shared-work"),  # one folder for all: nodes must not collide
             **overrides,
         }
         lines = ["defaults:"]
@@ -240,7 +267,6 @@ class SshCluster:
                 f"  - name: {node.name}",
                 f"    host: {node.address}",
                 f"    port: {node.port}",
-                f"    workdir: {node.folder.parent / 'shared-work'}",
             ]
         return "\n".join(lines) + "\n"
 

@@ -42,8 +42,8 @@ def render(
     output: str | None = None,
     resume: bool = False,
     threads: int | None = None,
-    allow_outside: bool | None = None,
-    keep_remote: bool | None = None,
+    allow_outside: bool = False,
+    keep_remote: bool = False,
     renders: str | None = None,
 ) -> None:
     """Render a scene across the cluster and stitch the result."""
@@ -60,8 +60,8 @@ def render(
         output=Path(output) if output else None,
         resume=resume,
         threads=whole_number(option(c, threads, "render", "threads"), "--threads"),
-        allow_outside=bool(option(c, allow_outside, "render", "allow_outside")),
-        keep_remote=bool(option(c, keep_remote, "render", "keep_remote")),
+        allow_outside=bool(option(c, allow_outside or None, "render", "allow_outside")),
+        keep_remote=bool(option(c, keep_remote or None, "render", "keep_remote")),
     )
     tuning = Tuning(
         overlap=int(option(c, None, "render", "overlap")),

@@ -1,0 +1,149 @@
+"""Real faults on real sshd nodes: power cuts, hangs, interrupts, nodes down at the start."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import REPO, SCENES, assert_same_pixels, copy_scene, reference, run_inv, write_inventory
+
+SIZE = ["--width=160", "--height=320"]
+REF_SIZE = ["+W160", "+H320"]
+COST = "Declare=Samples=300"
+
+
+def start_render(folder: Path, scene: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "invoke", "--search-root", str(REPO), *extra, "render", f"--scene={scene}",
+         *SIZE, f"--args={COST}", "--output=out.png"],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def parts_done(folder: Path) -> int:
+    records = list((folder / "renders").glob("*/job.json"))
+    if not records:
+        return 0
+    try:
+        return len(json.loads(records[0].read_text())["parts"])
+    except ValueError:
+        return 0  # caught mid-rename
+
+
+def wait_for(condition, timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def slow_scene(tmp_path: Path) -> Path:
+    return copy_scene(SCENES / "slow" / "slow.pov", tmp_path / "scene")
+
+
+def expected_image(scene: Path, tmp_path: Path) -> Path:
+    return reference(scene, *REF_SIZE, COST, out=tmp_path / "ref.png")
+
+
+def test_a_node_that_loses_power_mid_render_is_replaced(own_cluster, tmp_path):
+    scene = slow_scene(tmp_path)
+    write_inventory(tmp_path, own_cluster.inventory())
+    victim = own_cluster.nodes[1]
+    process = start_render(tmp_path, scene)
+    wait_for(lambda: parts_done(tmp_path) >= 1 and victim.povray_pids(), what="node2 rendering")
+    victim.power_cut()
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    assert "node2" in err and "goes back to the queue" in err
+    assert "Traceback" not in err
+    assert_same_pixels(tmp_path / "out.png", expected_image(scene, tmp_path))
+
+
+def test_a_hung_node_is_detected_and_its_part_rendered_elsewhere(own_cluster, tmp_path):
+    scene = slow_scene(tmp_path)
+    write_inventory(tmp_path, own_cluster.inventory())
+    config = tmp_path / "fast-hang.yaml"
+    config.write_text("povfarm:\n  render:\n    hang_grace: 3\n    hang_factor: 3\n")
+    victim = own_cluster.nodes[2]
+    process = start_render(tmp_path, scene, "-f", str(config))
+    wait_for(lambda: parts_done(tmp_path) >= 1 and victim.povray_pids(), what="node3 rendering")
+    frozen = victim.freeze()
+    try:
+        out, err = process.communicate(timeout=300)
+    finally:
+        victim.thaw(frozen)
+    assert process.returncode == 0, err
+    assert "node node3" in err and "taking far longer than expected" in err
+    assert_same_pixels(tmp_path / "out.png", expected_image(scene, tmp_path))
+
+
+def test_interrupt_stops_every_povray_and_resume_finishes_the_same_image(own_cluster, tmp_path):
+    scene = slow_scene(tmp_path)
+    write_inventory(tmp_path, own_cluster.inventory())
+    process = start_render(tmp_path, scene)
+    wait_for(lambda: parts_done(tmp_path) >= 2 and own_cluster.all_povray_pids(), what="two parts")
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "--resume" in err and "Traceback" not in err
+    wait_for(lambda: not own_cluster.all_povray_pids(), timeout=10, what="no POV-Ray left on the nodes")
+    kept = parts_done(tmp_path)
+    assert kept >= 2
+    resumed = run_inv("render", f"--scene={scene}", *SIZE, f"--args={COST}", "--output=out.png", "--resume",
+                      cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{kept} parts already here" in resumed.stderr
+    assert_same_pixels(tmp_path / "out.png", expected_image(scene, tmp_path))
+
+
+def test_parts_finished_after_the_submitter_died_are_collected(own_cluster, tmp_path):
+    scene = slow_scene(tmp_path)
+    write_inventory(tmp_path, own_cluster.inventory())
+    process = start_render(tmp_path, scene)
+    wait_for(lambda: parts_done(tmp_path) >= 1 and own_cluster.all_povray_pids(), what="a part running")
+    process.kill()  # the laptop dies: nothing is stopped, parts finish on the nodes
+    process.communicate(timeout=30)
+    before = parts_done(tmp_path)
+    wait_for(lambda: not own_cluster.all_povray_pids(), timeout=60, what="the nodes to finish")
+    collected = run_inv("collect", cwd=tmp_path)
+    assert collected.returncode == 0, collected.stderr
+    assert parts_done(tmp_path) > before
+    assert "fetched" in collected.stdout
+    resumed = run_inv("render", f"--scene={scene}", *SIZE, f"--args={COST}", "--output=out.png", "--resume",
+                      cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_pixels(tmp_path / "out.png", expected_image(scene, tmp_path))
+    merged = run_inv("merge", cwd=tmp_path)
+    assert merged.returncode == 0, merged.stderr
+    assert_same_pixels(tmp_path / "out.png", expected_image(scene, tmp_path))
+
+
+def test_a_node_down_at_the_start_is_left_out_with_a_warning(own_cluster, tmp_path):
+    scene = copy_scene(SCENES / "still" / "scene.pov", tmp_path / "scene")
+    write_inventory(tmp_path, own_cluster.inventory())
+    own_cluster.nodes[0].stop()
+    result = run_inv("render", f"--scene={scene}", "--width=96", "--height=96", "--output=out.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "leaving out node node1" in result.stderr and "connection refused" in result.stderr
+    assert_same_pixels(tmp_path / "out.png", reference(scene, "+W96", "+H96", out=tmp_path / "ref.png"))
+
+
+def test_the_job_folder_is_removed_from_the_nodes_unless_kept(ssh_cluster, tmp_path):
+    scene = copy_scene(SCENES / "still" / "scene.pov", tmp_path / "scene")
+    write_inventory(tmp_path, ssh_cluster.inventory(workdir=str(tmp_path / "remote")))
+    result = run_inv("render", f"--scene={scene}", "--width=64", "--height=64", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert list((tmp_path / "remote").iterdir()) == []
+    kept = run_inv("render", f"--scene={scene}", "--width=64", "--height=64", "--keep-remote", cwd=tmp_path)
+    assert kept.returncode == 0, kept.stderr
+    (job,) = (tmp_path / "remote").iterdir()
+    assert sorted(p.name for p in job.iterdir()) == ["node1", "node2", "node3"]
