@@ -48,8 +48,14 @@ def run_inv(*args: str, cwd: Path, timeout: float = 600, **popen: object) -> sub
 
 def reference(scene: Path, *args: str, out: Path) -> Path:
     """What POV-Ray alone makes of the scene, run in the scene's folder."""
-    entry = [scene.name] if scene.suffix == ".ini" else [f"+I{scene.name}"]
     out.parent.mkdir(parents=True, exist_ok=True)
+    entry = [scene.name]
+    if scene.suffix != ".ini":
+        # POV-Ray splits +I at spaces; an INI names any file whole.
+        quote = "'" if "'" not in scene.name else '"'
+        ini = out.parent / f"{out.stem}-input.ini"
+        ini.write_text(f"Input_File_Name={quote}{scene.name}{quote}\n")
+        entry = [str(ini)]
     subprocess.run(
         ["povray", *entry, *args, "-D", "-P", "+WT1", f"+O{out}"],
         cwd=scene.parent,
