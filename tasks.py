@@ -2,11 +2,13 @@
 
 from invoke import Collection
 
-from fabfile.tasks import jobs
+from fabfile.tasks import cluster, jobs
 from fabfile.tasks.common import DEFAULTS
 
 ns = Collection()
 ns.add_task(jobs.render)
 ns.add_task(jobs.collect)
 ns.add_task(jobs.merge)
+ns.add_task(cluster.health)
+ns.add_collection(cluster.provision_tasks)
 ns.configure({"povfarm": DEFAULTS})

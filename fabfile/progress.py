@@ -6,6 +6,7 @@ with ETA and a line per node), tests and scripts a QuietReporter.
 
 from __future__ import annotations
 
+import sys
 from typing import Protocol
 
 from rich.console import Console
@@ -55,7 +56,7 @@ class RichReporter:
     """A progress bar with ETA for the job and a line per node, on stderr."""
 
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, width=None if sys.stderr.isatty() else 160)
         self._progress: Progress | None = None
         self._job: TaskID | None = None
         self._nodes: dict[str, TaskID] = {}

@@ -64,6 +64,10 @@ class LocalSession:
             raise NodeError(f"node {self.node.name}: command timed out after {timeout:.0f}s") from None
         return CommandResult(result.exited, result.stdout, result.stderr)
 
+    def sudo(self, command: str, password: str | None) -> CommandResult:
+        result = self._context.sudo(command, password=password)
+        return CommandResult(result.exited, result.stdout, result.stderr)
+
     def put(self, local: Path, remote: str) -> None:
         shutil.copyfile(local, remote)
 
@@ -89,6 +93,16 @@ class SshSession:
             raise NodeError(f"node {self.node.name}: command timed out after {timeout:.0f}s") from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise NodeError(f"node {self.node.name}: connection lost ({_reason(exc)})") from None
+        return CommandResult(result.exited, result.stdout, result.stderr)
+
+    def sudo(self, command: str, password: str | None) -> CommandResult:
+        """Run as root through sudo; Invoke answers sudo's prompt, nothing is echoed."""
+        try:
+            result = self._connection.sudo(command, password=password)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise NodeError(f"node {self.node.name}: connection lost ({_reason(exc)})") from None
+        except invoke.AuthFailure:
+            raise NodeError(f"node {self.node.name}: sudo refused the password") from None
         return CommandResult(result.exited, result.stdout, result.stderr)
 
     def put(self, local: Path, remote: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -13,8 +14,9 @@ from fabfile.errors import OptionsError, PovfarmError
 
 INTERRUPTED_EXIT = 130
 
-console = Console()
-error_console = Console(stderr=True)
+# Piped or captured output gets room for a whole table row; a terminal keeps its width.
+console = Console(width=None if sys.stdout.isatty() else 160)
+error_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 DEFAULTS: dict[str, Any] = {
     "cluster": "cluster.yaml",

@@ -1,0 +1,118 @@
+"""Health: is every node up, how fast, how loaded, which POV-Ray.
+
+Nodes are probed in parallel with the inventory's connect timeout, so a
+dead node costs seconds. A node that cannot be reached is a record with its
+reason (refused, timed out, auth failed, host key unknown), not an error.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+from fabfile.errors import PovfarmError
+from fabfile.inventory import Cluster, Node
+from fabfile.transport import Session, open_session, shell_join
+
+
+@dataclass(frozen=True)
+class NodeHealth:
+    name: str
+    address: str
+    up: bool
+    reason: str | None = None
+    rtt_ms: float | None = None
+    povray: str | None = None
+    cores: int | None = None
+    load: tuple[float, float, float] | None = None
+    mem_free_mb: int | None = None
+    disk_free_mb: int | None = None
+    workdir: str | None = None
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+def probe_script(node: Node, workdir: str) -> str:
+    """One shell line that prints key=value facts about the node."""
+    povray = shell_join([node.povray])
+    folder = shell_join([workdir])
+    return (
+        f"echo povray=$({povray} --version 2>&1 | grep -m1 '^POV-Ray' || echo missing); "
+        "echo cores=$(nproc); "
+        "echo load=$(cut -d' ' -f1-3 /proc/loadavg); "
+        "echo mem=$(awk '/^MemAvailable:/ {print int($2/1024)}' /proc/meminfo); "
+        f"d={folder}; while [ ! -d \"$d\" ]; do d=$(dirname \"$d\"); done; "
+        "echo disk=$(df -Pk \"$d\" | awk 'NR==2 {print int($4/1024)}')"
+    )
+
+
+def parse_probe(text: str) -> dict[str, str]:
+    facts: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            facts[key.strip()] = value.strip()
+    return facts
+
+
+def check_node(node: Node) -> NodeHealth:
+    """Probe one node; any failure becomes the record's reason."""
+    try:
+        session = open_session(node)
+    except PovfarmError as exc:
+        return NodeHealth(node.name, node.address, up=False, reason=_short(str(exc), node), workdir=node.workdir)
+    try:
+        return _probe(node, session)
+    except PovfarmError as exc:
+        return NodeHealth(node.name, node.address, up=False, reason=_short(str(exc), node), workdir=node.workdir)
+    finally:
+        session.close()
+
+
+def _probe(node: Node, session: Session) -> NodeHealth:
+    started = time.monotonic()
+    session.run("true", timeout=node.connect_timeout)
+    rtt_ms = (time.monotonic() - started) * 1000
+    workdir = node.workdir
+    if workdir.startswith("~"):
+        workdir = session.run('printf %s "$HOME"').stdout.strip() + workdir[1:]
+    result = session.run(probe_script(node, posixpath.normpath(workdir)), timeout=node.connect_timeout * 2)
+    facts = parse_probe(result.stdout)
+    povray = facts.get("povray")
+    load = tuple(float(x) for x in facts.get("load", "").split()[:3]) or None
+    return NodeHealth(
+        name=node.name,
+        address=node.address,
+        up=True,
+        rtt_ms=round(rtt_ms, 1),
+        povray=None if povray in (None, "missing") else povray,
+        cores=_int(facts.get("cores")),
+        load=load if load and len(load) == 3 else None,
+        mem_free_mb=_int(facts.get("mem")),
+        disk_free_mb=_int(facts.get("disk")),
+        workdir=workdir,
+    )
+
+
+def check_cluster(cluster: Cluster) -> list[NodeHealth]:
+    """Every node's health, in inventory order, probed in parallel."""
+    with ThreadPoolExecutor(max_workers=max(1, min(32, len(cluster.nodes)))) as pool:
+        return list(pool.map(check_node, cluster.nodes))
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _short(message: str, node: Node) -> str:
+    # The table already names the node; keep the reason itself.
+    for prefix in (f"node {node.name} ({node.address}): ", f"node {node.name}: "):
+        if message.startswith(prefix):
+            return message[len(prefix) :]
+    return message
