@@ -22,7 +22,10 @@ from fabfile.inventory import Cluster, Node
 from fabfile.transport import Session, open_session, shell_join
 
 BASE_PACKAGES = ("povray", "povray-includes")
-APT_LOCK_WAIT = "DPkg::Lock::Timeout=600"  # nodes sharing a machine take turns, not fail
+APT_LOCK_WAIT = "DPkg::Lock::Timeout=600"
+# apt-get update does not wait for its lists lock: nodes that share a machine
+# (or one povfarm run racing another) take turns through flock instead.
+APT_TURN = ["flock", "-w", "600", "/var/lock/povfarm-apt.lock"]
 SELFTEST_SCENE = """\
 #version 3.7;
 global_settings { assumed_gamma 1.0 }
@@ -59,8 +62,8 @@ def install_commands(missing: Sequence[str]) -> list[list[str]]:
     if not missing:
         return []
     return [
-        ["apt-get", "-o", APT_LOCK_WAIT, "update", "-q"],
-        ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-o", APT_LOCK_WAIT, "install", "-y", "-q",
+        [*APT_TURN, "apt-get", "-o", APT_LOCK_WAIT, "update", "-q"],
+        [*APT_TURN, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-o", APT_LOCK_WAIT, "install", "-y", "-q",
          "--no-install-recommends", *missing],
     ]
 

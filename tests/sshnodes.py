@@ -275,6 +275,8 @@ class SshCluster:
 
 
 def _yaml(value: object) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_yaml(item) for item in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):

@@ -28,6 +28,9 @@ def health(c: Context, cluster: str | None = None, json_: bool = False) -> None:
         print(json.dumps([record.as_json() for record in records], indent=2))
     else:
         console.print(health_table(records))
+        for record in records:
+            if not record.up:
+                console.print(f"{record.name} is down: {record.reason}", style="red", highlight=False)
     down = [record.name for record in records if not record.up]
     if down:
         raise Exit(f"povfarm: {len(down)} node(s) down: {', '.join(down)}", code=1)
@@ -38,10 +41,10 @@ def health_table(records: list[NodeHealth]) -> Table:
     numeric = ("rtt ms", "cores", "mem MB", "disk MB")
     for column in ("node", "address", "state", "rtt ms", "POV-Ray", "cores", "load", "mem MB", "disk MB"):
         justify = "right" if column in numeric else "left"
-        table.add_column(column, justify=justify, no_wrap=column != "state", min_width=4)
+        table.add_column(column, justify=justify, no_wrap=True, min_width=4)
     for r in records:
         if not r.up:
-            table.add_row(r.name, r.address, f"[red]down: {r.reason}[/red]", *[""] * 6)
+            table.add_row(r.name, r.address, "[red]down[/red]", *[""] * 6)
             continue
         load = " ".join(f"{x:.1f}" for x in r.load) if r.load else "?"
         version = (r.povray or "").removeprefix("POV-Ray ") or "[red]missing[/red]"

@@ -1,0 +1,106 @@
+"""inv provision and inv health against real sshd nodes; the ISO and router chores end to end."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+
+import pytest
+
+from tests.conftest import REPO, run_inv, write_inventory
+
+TINY_PACKAGE = "hello"  # GNU hello: small, harmless, from Debian's own archive
+
+
+def installed(package: str) -> bool:
+    status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
+    return status.stdout.endswith("install ok installed")
+
+
+@pytest.fixture
+def without_tiny_package():
+    subprocess.run(["dpkg", "-r", TINY_PACKAGE], capture_output=True)
+    assert not installed(TINY_PACKAGE)
+    yield
+    subprocess.run(["dpkg", "-r", TINY_PACKAGE], capture_output=True)
+
+
+def test_provision_installs_what_is_missing_then_changes_nothing(ssh_cluster, tmp_path, without_tiny_package):
+    workdir = tmp_path / "fresh" / "work"
+    write_inventory(tmp_path, ssh_cluster.inventory(workdir=str(workdir), packages=[TINY_PACKAGE]))
+    dry = run_inv("provision", "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    for node in ssh_cluster.nodes:
+        assert f"{node.name}:" in dry.stdout
+    assert "env DEBIAN_FRONTEND=noninteractive apt-get" in dry.stdout and TINY_PACKAGE in dry.stdout
+    assert f"would run: mkdir -p {workdir}" in dry.stdout
+    assert not installed(TINY_PACKAGE) and not workdir.exists()  # a dry run changes nothing
+
+    first = run_inv("provision", cwd=tmp_path, timeout=900)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert installed(TINY_PACKAGE) and workdir.is_dir()
+    assert "changed:" in first.stdout and "POV-Ray 3.7" in first.stdout
+
+    second = run_inv("provision", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("ok, nothing to change") == 3, second.stdout
+    assert "apt-get" not in second.stdout
+
+
+def test_provision_reports_a_failing_node_and_goes_on(ssh_cluster, tmp_path):
+    text = ssh_cluster.inventory(workdir=str(tmp_path / "work"))
+    text += "  - name: ghost\n    host: 127.0.0.99\n    port: 9\n"
+    write_inventory(tmp_path, text)
+    result = run_inv("provision", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "ghost: failed" in result.stdout and "connection refused" in result.stdout
+    assert result.stdout.count("nothing to change") + result.stdout.count("changed:") == 3
+
+
+def test_health_reports_a_stopped_node_down_with_its_reason(own_cluster, tmp_path):
+    write_inventory(tmp_path, own_cluster.inventory())
+    own_cluster.nodes[1].stop()
+    result = run_inv("health", "--json", cwd=tmp_path)
+    assert result.returncode == 1
+    records = {record["name"]: record for record in json.loads(result.stdout)}
+    assert set(records) == {"node1", "node2", "node3"}
+    assert records["node2"]["up"] is False and "connection refused" in records["node2"]["reason"]
+    for name in ("node1", "node3"):
+        record = records[name]
+        assert record["up"] is True and record["povray"].startswith("POV-Ray 3.7")
+        assert record["cores"] == 1  # each node is pinned to one core
+        assert record["rtt_ms"] > 0 and record["mem_free_mb"] > 0 and record["disk_free_mb"] > 0
+        assert len(record["load"]) == 3
+    table = run_inv("health", cwd=tmp_path)
+    assert table.returncode == 1
+    assert "node2 is down: unreachable: connection refused" in table.stdout and "1 node(s) down: node2" in table.stderr
+
+
+def test_health_of_an_untrusted_host_says_so(ssh_cluster, tmp_path):
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    write_inventory(tmp_path, ssh_cluster.inventory(known_hosts=str(empty)))
+    result = run_inv("health", "--json", cwd=tmp_path)
+    assert result.returncode == 1
+    assert all("host key unknown" in r["reason"] for r in json.loads(result.stdout))
+
+
+def test_check_iso_task(tmp_path):
+    iso = tmp_path / "ubuntu.iso"
+    iso.write_bytes(b"\x00" * 3_000_000)
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_text(f"{hashlib.sha256(iso.read_bytes()).hexdigest()} *ubuntu.iso\n")
+    good = run_inv("provision.check-iso", f"--iso={iso}", f"--sums={sums}", cwd=tmp_path)
+    assert good.returncode == 0, good.stderr
+    assert "SHA256 OK" in good.stdout
+    iso.write_bytes(b"\x01" + b"\x00" * 2_999_999)
+    bad = run_inv("provision.check-iso", f"--iso={iso}", f"--sums={sums}", cwd=tmp_path)
+    assert bad.returncode == 1 and "SHA256 mismatch" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_router_task_writes_the_notes(tmp_path):
+    result = run_inv("provision.router", f"--cluster={REPO / 'cluster.example.yaml'}", "--output=notes.md",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "00:1e:67:00:00:13=eagle=192.168.2.13=1440" in (tmp_path / "notes.md").read_text()
