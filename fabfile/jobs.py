@@ -45,6 +45,7 @@ class Job:
     status: str = "running"
     parts: dict[str, PartRecord] = field(default_factory=dict)
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def plan(self) -> Plan:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from fabfile.plan import FRAMES, Span, parse_part_name
 from fabfile.transport import Session, shell_join
 
 PART_OUTPUT = "p"
+TIME_LINES = "(Parse|Bounding|Photon|Radiosity|Trace) Time:"
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,26 @@ class FetchedFile:
 
 @dataclass(frozen=True)
 class PartOutcome:
-    seconds: float
+    seconds: float  # the part's command, start to end, as seen from here
     files: tuple[FetchedFile, ...]
+    fetch_seconds: float = 0.0
+    povray_times: dict[str, float] | None = None  # POV-Ray's own parse/photon/trace... seconds
+
+
+POVRAY_TIME = re.compile(r"^\s*(?P<what>Parse|Bounding|Photon|Radiosity|Trace) Time:.*\((?P<seconds>[\d.]+) seconds\)")
+
+
+def povray_times(log: str) -> dict[str, float]:
+    """The phase times POV-Ray prints in its statistics."""
+    times: dict[str, float] = {}
+    for line in log.splitlines():
+        if line.startswith("povfarm-povray-ns="):
+            times["wall"] = int(line.partition("=")[2]) / 1e9
+        match = POVRAY_TIME.match(line)
+        if match:
+            key = match.group("what").lower()
+            times[key] = times.get(key, 0.0) + float(match.group("seconds"))
+    return times
 
 
 def povray_ini_line(key: str, value: str) -> str:
@@ -76,6 +96,8 @@ class NodeJob:
         self.povray = povray
         self.scene_files = tuple(scene_files)
         self.up = posixpath.relpath(self.root, self.scene_dir)
+        self._fetched: list[str] = []  # part folders to remove with the next command
+        self._fetched_lock = threading.Lock()
 
     # -- set-up ----------------------------------------------------------
     def prepare(self, local_root: Path, entry_line: str) -> None:
@@ -112,12 +134,20 @@ class NodeJob:
         log, pid, rc = (shell_join([f"{part_dir}/{n}"]) for n in ("log", "pid", "rc"))
         # POV-Ray runs in the background so its pid can be recorded for a kill;
         # rc marks a finished part for `inv collect`; the log's tail comes back.
+        # POV-Ray's own wall time is measured on the node, so the farm's cost
+        # per part (the SSH round trip, the fetch) can be told apart from it.
         script = (
             f"mkdir -p {shell_join([part_dir])} && "
-            f"{{ {povray} >/dev/null 2>{log} & echo $! >{pid}; wait $!; status=$?; "
-            f"echo $status >{rc}; tail -c 4000 {log} >&2; exit $status; }}"
+            f"{{ t0=$(date +%s%N); {povray} >/dev/null 2>{log} & echo $! >{pid}; wait $!; status=$?; "
+            f"echo $status >{rc}; echo povfarm-povray-ns=$(($(date +%s%N) - t0)) >&2; "
+            f"if [ $status = 0 ]; then grep -E '{TIME_LINES}' {log} >&2; "
+            f"else tail -c 4000 {log} >&2; fi; exit $status; }}"
         )
-        return f"cd {shell_join([self.scene_dir])} && {script}"
+        with self._fetched_lock:
+            done, self._fetched = self._fetched, []
+        # Folders of parts already fetched go with this command: no round trip of their own.
+        cleanup = f"rm -rf -- {shell_join(done)}; " if done else ""
+        return f"{cleanup}cd {shell_join([self.scene_dir])} && {script}"
 
     def render(self, span: Span, job_args: Sequence[str], local_parts: Path, final_frame: int) -> PartOutcome:
         """Render one part, fetch what it wrote, remove it from the node."""
@@ -126,9 +156,11 @@ class NodeJob:
         seconds = time.monotonic() - started
         if not result.ok:
             raise classify_failure(self.name, self.povray, result.exit_code, result.stderr)
+        fetch_started = time.monotonic()
         files = self.fetch(span, local_parts, final_frame)
-        self.session.run(shell_join(["rm", "-rf", "--", posixpath.join(self.root, "parts", span.name)]))
-        return PartOutcome(seconds, files)
+        with self._fetched_lock:
+            self._fetched.append(posixpath.join(self.root, "parts", span.name))
+        return PartOutcome(seconds, files, time.monotonic() - fetch_started, povray_times(result.stderr))
 
     def fetch(self, span: Span, local_parts: Path, final_frame: int) -> tuple[FetchedFile, ...]:
         part_dir = posixpath.join(self.root, "parts", span.name)

@@ -13,8 +13,10 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -74,6 +76,7 @@ class RenderSummary:
     unit: str
     nodes: dict[str, NodeStats] = field(default_factory=dict)
     left_out: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 class JobInterrupted(JobError):
@@ -265,26 +268,41 @@ class Farm:
         self.stats: dict[str, NodeStats] = {}
         self.left_out: dict[str, str] = {}
         self.threads: list[threading.Thread] = []
+        self.timings: Counter[str] = Counter()
 
     def run(self) -> RenderSummary:
         started = time.monotonic()
         try:
-            self.start_nodes()
+            with self.timed("start"):
+                self.start_nodes()
             if self.job.done_units() != set(range(len(self.plan.units))):
-                self.schedule()
+                with self.timed("render"):
+                    self.schedule()
         except KeyboardInterrupt:
             self.abort("interrupted")
             raise JobInterrupted(
                 f"interrupted: {len(self.job.parts)} finished part(s) kept in {self.job.folder}; "
                 f"continue with: inv render --scene={_quoted(self.job.scene)} --resume"
             ) from None
-        output = self.merge()
-        self.finish_nodes()
+        with self.timed("merge"):
+            output = self.merge()
+        with self.timed("cleanup"):
+            self.finish_nodes()
+        self.timings["wall"] = time.monotonic() - started
         self.job.status = "done"
+        self.job.timings = {key: round(value, 3) for key, value in self.timings.items()}
         self.job.save()
         return RenderSummary(
-            self.job, output, time.monotonic() - started, self.plan.kind, self.stats, self.left_out
+            self.job, output, self.timings["wall"], self.plan.kind, self.stats, self.left_out, self.job.timings
         )
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.timings[phase] += time.monotonic() - started
 
     # -- nodes ---------------------------------------------------------------
     def start_nodes(self) -> None:
@@ -299,6 +317,7 @@ class Farm:
 
         ready: list[NodeReady] = []
         failures: dict[str, str] = {}
+        connect_started = time.monotonic()
         with ThreadPoolExecutor(max_workers=max(1, min(16, len(self.cluster.nodes)))) as pool:
             results = pool.map(lambda n: connect_nodes([n], check_for(n)), self.cluster.nodes)
             for one_ready, one_failed in results:
@@ -309,6 +328,7 @@ class Farm:
             self.left_out[name] = reason
         if not ready:
             raise NodeError("no node is usable: " + "; ".join(failures.values()))
+        self.timings["connect"] += time.monotonic() - connect_started
         names = shipped_names(self.files)
         depth = scene_depth(names)
         line = entry_line(self.job)
@@ -476,6 +496,11 @@ class Farm:
             return
         for fetched in payload.files:
             self.job.record_part(fetched.span, node, payload.seconds)
+        self.timings["parts"] += 1
+        self.timings["part_commands"] += payload.seconds
+        self.timings["fetch"] += payload.fetch_seconds
+        for phase, seconds in (payload.povray_times or {}).items():
+            self.timings[f"povray_{phase}"] += seconds
         stats = self.stats[node]
         stats.parts += 1
         stats.units += span.size

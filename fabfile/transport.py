@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shlex
 import shutil
+import socket
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -179,6 +180,9 @@ def open_session(node: Node) -> Session:
     try:
         connection.open()
         connection.transport.set_keepalive(5)
+        # Commands are small packets each way; without TCP_NODELAY, Nagle's
+        # algorithm and delayed ACKs add ~40 ms to every one of them.
+        connection.transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except paramiko.BadHostKeyException:
         raise HostKeyError(
             f"node {node.name} ({node.address}): host key CHANGED from the one in {known_hosts}; "

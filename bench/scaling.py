@@ -1,0 +1,165 @@
+"""How povfarm scales: POV-Ray alone against the farm, side by side, in one run.
+
+Starts its own sshd nodes on loopback (127.0.0.10 and up, node i pinned to
+core i mod cores), then times, several runs each:
+
+  povray +WT1 alone (pinned to one core), povray +WT<cores> alone (all cores),
+  and `inv render` on 1, 2 and 4 nodes (4 is oversubscribed on 2 cores),
+
+for an even scene, an uneven one (a media nebula off-centre) and an
+animation, and prints medians, min-max and the ratios, plus what the farm
+spent outside POV-Ray. Only loopback addresses are used; every loop is
+bounded by --runs.
+
+    python bench/scaling.py              # the full table (several minutes)
+    python bench/scaling.py --quick      # tiny sizes, one run: checks that it works
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.sshnodes import SshCluster  # noqa: E402 - the harness the tests use, after the path is set
+
+
+@dataclass(frozen=True)
+class Scene:
+    name: str
+    path: Path
+    width: int
+    height: int
+    args: str = ""
+    frames: int | None = None
+
+    def povray_args(self) -> list[str]:
+        args = [f"+W{self.width}", f"+H{self.height}", *self.args.split()]
+        if self.frames:
+            args += ["+KFI1", f"+KFF{self.frames}"]
+        return args
+
+    def farm_args(self) -> list[str]:
+        args = [f"--scene={self.path}", f"--width={self.width}", f"--height={self.height}"]
+        if self.args:
+            args.append(f"--args={self.args}")
+        if self.frames:
+            args.append(f"--frames={self.frames}")
+        return args
+
+
+def scenes(quick: bool) -> list[Scene]:
+    if quick:
+        return [
+            Scene("even", REPO / "tests/scenes/slow/slow.pov", 64, 64, "Declare=Samples=20"),
+            Scene("uneven", REPO / "scenes/nebula.pov", 96, 72),
+            Scene("animation", REPO / "tests/scenes/anim/anim.pov", 48, 36, "", frames=4),
+        ]
+    return [
+        Scene("even", REPO / "tests/scenes/slow/slow.pov", 480, 360, "Declare=Samples=120"),
+        Scene("uneven", REPO / "scenes/nebula.pov", 1600, 1200, "+A0.3"),
+        Scene("animation", REPO / "tests/scenes/anim/anim.pov", 480, 360, "+A0.1", frames=48),
+    ]
+
+
+def time_povray(scene: Scene, threads: int, cores: str, out: Path) -> float:
+    """POV-Ray alone, in the scene's folder, pinned to the given cores."""
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    subprocess.run(
+        ["taskset", "-c", cores, "povray", f"+I{scene.path.name}", *scene.povray_args(), "-D", "-P",
+         f"+WT{threads}", f"+O{out}/"],
+        cwd=scene.path.parent, check=True, capture_output=True,
+    )
+    return time.monotonic() - started
+
+
+def time_farm(scene: Scene, inventory: Path, work: Path) -> tuple[float, dict]:
+    """`inv render` end to end, as a user runs it; returns the wall time and the job's timings."""
+    renders = work / "renders"
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "--search-root", str(REPO), "render", *scene.farm_args(),
+         f"--cluster={inventory}", f"--renders={renders}"],
+        cwd=work, capture_output=True, text=True,
+    )
+    seconds = time.monotonic() - started
+    if result.returncode != 0:
+        raise SystemExit(f"farm render of {scene.name} failed: {result.stderr.strip().splitlines()[-1:]}")
+    records = sorted(renders.glob("*/job.json"), key=lambda p: p.stat().st_mtime)
+    return seconds, json.loads(records[-1].read_text())["timings"]
+
+
+def summary(samples: list[float]) -> str:
+    return f"{statistics.median(samples):7.2f}s  ({min(samples):.2f}-{max(samples):.2f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3, help="runs per configuration (default 3)")
+    parser.add_argument("--quick", action="store_true", help="tiny scenes, one run: a smoke test")
+    parser.add_argument("--scenes", default="", help="comma-separated subset: even,uneven,animation")
+    options = parser.parse_args()
+    runs = 1 if options.quick else max(1, min(options.runs, 20))
+    cores = os.cpu_count() or 1
+    all_cores = f"0-{cores - 1}"
+    chosen = [s for s in scenes(options.quick) if not options.scenes or s.name in options.scenes.split(",")]
+
+    with tempfile.TemporaryDirectory(prefix="povfarm-bench-") as temporary:
+        work = Path(temporary)
+        cluster = SshCluster(work / "cluster", 4).start()
+        try:
+            inventories = {}
+            for count in (1, 2, 4):
+                path = work / f"nodes{count}.yaml"
+                path.write_text(cluster.inventory(cluster.nodes[:count]))
+                inventories[count] = path
+            print(f"machine: {platform.machine()}, {cores} cores, {platform.system()} {platform.release()}, "
+                  f"Python {platform.python_version()}; {runs} run(s) each; nodes pinned to core i mod {cores}")
+            for scene in chosen:
+                frames = f", {scene.frames} frames" if scene.frames else ""
+                print(f"\n## {scene.name}: {scene.path.relative_to(REPO)} {scene.width}x{scene.height}"
+                      f" {scene.args}{frames}")
+                results: dict[str, list[float]] = {}
+                timings: dict[str, list[dict]] = {}
+                for _ in range(runs):
+                    results.setdefault("povray +WT1", []).append(time_povray(scene, 1, "0", work / "out"))
+                    results.setdefault(f"povray +WT{cores}", []).append(
+                        time_povray(scene, cores, all_cores, work / "out"))
+                    for count, inventory in inventories.items():
+                        seconds, timing = time_farm(scene, inventory, work)
+                        results.setdefault(f"farm, {count} node(s)", []).append(seconds)
+                        timings.setdefault(f"farm, {count} node(s)", []).append(timing)
+                one = statistics.median(results["povray +WT1"])
+                best = statistics.median(results[f"povray +WT{cores}"])
+                print(f"{'':22} {'median (min-max)':>24} {'speedup vs +WT1':>16} {'speed vs +WT' + str(cores):>16}")
+                for label, samples in results.items():
+                    median = statistics.median(samples)
+                    print(f"{label:22} {summary(samples):>24} {one / median:15.2f}x {best / median:15.2f}x")
+                print("farm outside POV-Ray (medians): start = connect + upload, per part = SSH round trip"
+                      " + fetch beyond POV-Ray's own wall time")
+                for label, records in timings.items():
+                    def med(key: str, rows: list[dict] = records) -> float:
+                        return statistics.median(r.get(key, 0.0) for r in rows)
+                    parts = med("parts") or 1
+                    per_part = (med("part_commands") - med("povray_wall") + med("fetch")) / parts
+                    print(f"  {label:20} parts {parts:4.0f}  start {med('start'):5.2f}s  fetch {med('fetch'):5.2f}s"
+                          f"  per part {per_part * 1000:5.1f}ms  parse {med('povray_parse'):5.2f}s"
+                          f"  stitch {med('merge'):5.2f}s  cleanup {med('cleanup'):5.2f}s")
+        finally:
+            cluster.stop()
+
+
+if __name__ == "__main__":
+    main()
