@@ -67,9 +67,9 @@ def scenes(quick: bool) -> list[Scene]:
             Scene("animation", REPO / "tests/scenes/anim/anim.pov", 48, 36, "", frames=4),
         ]
     return [
-        Scene("even", REPO / "tests/scenes/slow/slow.pov", 480, 360, "Declare=Samples=120"),
-        Scene("uneven", REPO / "scenes/nebula.pov", 1600, 1200, "+A0.3"),
-        Scene("animation", REPO / "tests/scenes/anim/anim.pov", 480, 360, "+A0.1", frames=48),
+        Scene("even", REPO / "tests/scenes/slow/slow.pov", 480, 360, "Declare=Samples=320"),
+        Scene("uneven", REPO / "scenes/nebula.pov", 1920, 1440, "+A0.3"),
+        Scene("animation", REPO / "tests/scenes/anim/anim.pov", 480, 360, "+A0.1", frames=64),
     ]
 
 

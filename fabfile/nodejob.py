@@ -49,7 +49,14 @@ POVRAY_TIME = re.compile(r"^\s*(?P<what>Parse|Bounding|Photon|Radiosity|Trace) T
 def povray_times(log: str) -> dict[str, float]:
     """The phase times POV-Ray prints in its statistics."""
     times: dict[str, float] = {}
-    for line in log.splitlines():
+    lines = log.splitlines()
+    if "povfarm-times" in lines:
+        # `times` prints the shell's user/sys, then its children's: POV-Ray's CPU seconds.
+        after = lines[lines.index("povfarm-times") + 1 : lines.index("povfarm-times") + 3]
+        if len(after) == 2:
+            clock = re.findall(r"(\d+)m([\d.]+)s", after[1])
+            times["cpu"] = sum(int(m) * 60 + float(sec) for m, sec in clock)
+    for line in lines:
         if line.startswith("povfarm-povray-ns="):
             times["wall"] = int(line.partition("=")[2]) / 1e9
         match = POVRAY_TIME.match(line)
@@ -140,6 +147,7 @@ class NodeJob:
             f"mkdir -p {shell_join([part_dir])} && "
             f"{{ t0=$(date +%s%N); {povray} >/dev/null 2>{log} & echo $! >{pid}; wait $!; status=$?; "
             f"echo $status >{rc}; echo povfarm-povray-ns=$(($(date +%s%N) - t0)) >&2; "
+            "echo povfarm-times >&2; times >&2; "
             f"if [ $status = 0 ]; then grep -E '{TIME_LINES}' {log} >&2; "
             f"else tail -c 4000 {log} >&2; fi; exit $status; }}"
         )

@@ -352,14 +352,17 @@ class Farm:
                     item.session.close()
         if not self.node_jobs:
             raise NodeError("no node is usable: " + "; ".join(self.left_out.values()))
-        self.slots = {
-            item.node.name: (item.node.threads or item.cores) // max(1, self.job.options.get("threads", 1))
+        # A node renders `threads // +WT` parts at once on its cores, plus `overlap`
+        # more whose POV-Ray start-up (mostly idle waiting) hides behind them.
+        per_part = max(1, self.job.options.get("threads", 1))
+        self.capacity = {
+            item.node.name: max(1, (item.node.threads or item.cores) // per_part)
             for item in ready
             if item.node.name in self.node_jobs
         }
-        self.slots = {name: max(1, count) + self.tuning.overlap for name, count in self.slots.items()}
+        self.slots = {name: count + self.tuning.overlap for name, count in self.capacity.items()}
         for node_name in self.node_jobs:
-            self.job.nodes[node_name] = {"slots": self.slots[node_name]}
+            self.job.nodes[node_name] = {"slots": self.slots[node_name], "capacity": self.capacity[node_name]}
             self.stats[node_name] = NodeStats()
 
     def finish_nodes(self) -> None:
@@ -396,6 +399,7 @@ class Farm:
         self.scheduler = Scheduler(
             unit_count=len(self.plan.units),
             slots=sum(self.slots.values()),
+            capacity=sum(self.capacity.values()),
             done=done,
             guided_factor=self.tuning.guided_factor,
             max_failures=self.tuning.max_failures,
@@ -490,8 +494,10 @@ class Farm:
                 self.reporter.warn(f"leaving out node {node} for the rest of the job: it failed repeatedly")
                 self.left_out[node] = str(payload)
             return
+        times = payload.povray_times or {}
         with self.lock:
-            accepted = self.scheduler.complete(part, node, payload.seconds)
+            accepted = self.scheduler.complete(part, node, payload.seconds, times.get("cpu"))
+            self.scheduler.min_part_cost = max(self.scheduler.min_part_cost, self.worth_a_part(times))
         if not accepted:
             return
         for fetched in payload.files:
@@ -506,6 +512,23 @@ class Farm:
         stats.units += span.size
         stats.seconds += payload.seconds
         self.reporter.advance(node, span.size, 1)
+
+    def worth_a_part(self, times: dict[str, float]) -> float:
+        """The least work (CPU seconds) a part should carry.
+
+        Every POV-Ray run idles for a while starting and ending (its latency:
+        wall minus CPU, the least seen). With `overlap` spare slots per core,
+        parts of at least latency * capacity / overlap seconds keep the cores
+        busy; a part should also carry ten times the work of parsing the
+        scene again.
+        """
+        if "cpu" in times and "wall" in times:
+            latency = max(0.0, times["wall"] - times["cpu"])
+            self.latency = min(getattr(self, "latency", latency), latency)
+        capacity = sum(self.capacity.values())
+        spare = sum(self.slots.values()) - capacity
+        hide = getattr(self, "latency", 0.0) * (capacity / spare if spare else 10.0)
+        return max(hide, 10 * times.get("parse", 0.0))
 
     def abort(self, status: str) -> None:
         """Stop every POV-Ray of the job, keep what is finished."""

@@ -1,18 +1,28 @@
 """The scheduler: who renders what next, what to retry, whom to leave out.
 
 Pure bookkeeping, no I/O and no clock of its own (callers pass `now`), so it
-is tested without SSH. Work is handed out dynamically in guided sizes: a
-free slot takes about remaining / (factor * slots) units, so parts start big
-and shrink towards the end and no node is left with a long tail while the
-others idle. A part that fails goes back to the queue; a node that fails
-`max_failures` times is left out. A part running far longer than parts of
-its size have taken is presumed hung: its units are handed to others and its
-node gets nothing more until that part comes back.
+is tested without SSH.
+
+Rows are not equally dear (a nebula in one corner can make some rows 50x
+dearer than the rest), so parts are sized by estimated cost, not by rows:
+
+* the first wave probes: one unit per slot, spread evenly over the image, so
+  the cost of every region is roughly known after the first parts;
+* after that a unit's estimated cost is that of the nearest measured unit,
+  and a free slot takes the dearest pending region first, grown into a run
+  of about remaining cost / (factor * capacity): big parts early, small ones
+  near the end, so that no node is left finishing long after the others;
+* a part's cost is measured as POV-Ray's CPU seconds, which do not swell
+  when several parts share a core.
+
+A part that fails goes back to the queue; a node that fails `max_failures`
+times is left out. A part running far longer than parts of its size have
+taken is presumed hung: its units are handed to others and its node gets
+nothing more until that part comes back.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -45,13 +55,15 @@ class Running:
 @dataclass
 class Scheduler:
     unit_count: int
-    slots: int = 1
+    slots: int = 1  # parts that may run at once, all nodes together
     done: set[int] = field(default_factory=set)
     guided_factor: float = 2.0
     max_part_units: int | None = None
     max_failures: int = 2
     hang_grace: float = 10.0
     hang_factor: float = 4.0
+    capacity: int | None = None  # cores that render at once; slots beyond them only hide start-up
+    min_part_cost: float = 0.0  # seconds of work below which a part is not worth its own start
 
     def __post_init__(self) -> None:
         self.done = set(self.done)
@@ -61,7 +73,10 @@ class Scheduler:
         self.excluded: dict[str, str] = {}
         self.stalled: set[str] = set()
         self.seconds_per_unit: list[float] = []
+        self.unit_cost: dict[int, float] = {}
         self._attempts: Counter[int] = Counter()
+        self._probes = self._probe_order()
+        self._retry: set[int] = set()
 
     # -- state -----------------------------------------------------------
     @property
@@ -79,13 +94,18 @@ class Scheduler:
         """The next part for a free slot of `node`, or None for now."""
         if not self.usable(node) or not self.pending:
             return None
-        size = max(1, math.ceil(len(self.pending) / (self.guided_factor * max(1, self.slots))))
-        if self.max_part_units:
-            size = min(size, self.max_part_units)
-        first = self.pending[0]
-        last = first
-        while last + 1 - first < size and (last + 1) in self.pending_set():
-            last += 1
+        pending = set(self.pending)
+        retry = sorted(self._retry & pending)
+        probe = None if retry else self._next_probe(pending)
+        if retry:  # work taken back from a failed or hung node goes out first, as it was
+            first = last = retry[0]
+            while last + 1 in self._retry and last + 1 in pending:
+                last += 1
+            self._retry -= set(range(first, last + 1))
+        elif probe is not None:
+            first = last = probe
+        else:
+            first, last = self._costed_run(pending)
         for unit in range(first, last + 1):
             self.pending.remove(unit)
         attempt = max(self._attempts[u] for u in range(first, last + 1)) + 1
@@ -95,12 +115,54 @@ class Scheduler:
         self.running.append(Running(part, node, now))
         return part
 
-    def pending_set(self) -> set[int]:
-        return set(self.pending)
+    def estimated_cost(self, unit: int) -> float:
+        """A unit's cost: its own if measured, else its nearest measured neighbour's."""
+        if unit in self.unit_cost:
+            return self.unit_cost[unit]
+        if not self.unit_cost:
+            return 1.0
+        nearest = min(self.unit_cost, key=lambda measured: (abs(measured - unit), measured))
+        return self.unit_cost[nearest]
+
+    def _probe_order(self) -> list[int]:
+        # Single units spread over the image, at least one per slot and one per
+        # four units (up to 16): the first wave maps where the cost is.
+        count = min(max(self.slots, min(16, self.unit_count // 4)), len(self.pending))
+        if count <= 1 or not self.pending:
+            return []
+        return sorted({self.pending[int((k + 0.5) * len(self.pending) / count)] for k in range(count)})
+
+    def _next_probe(self, pending: set[int]) -> int | None:
+        while self._probes:
+            unit = self._probes.pop(0)
+            if unit in pending:
+                return unit
+        return None
+
+    def _costed_run(self, pending: set[int]) -> tuple[int, int]:
+        costs = {unit: self.estimated_cost(unit) for unit in pending}
+        capacity = self.capacity or self.slots
+        target = max(sum(costs.values()) / (self.guided_factor * max(1, capacity)), self.min_part_cost)
+        seed = max(sorted(pending), key=lambda unit: costs[unit])  # the dearest first: no late giant
+        first = last = seed
+        total = costs[seed]
+        limit = self.max_part_units or self.unit_count
+        while last - first + 1 < limit:
+            grow_right = last + 1 in pending and total + costs[last + 1] <= target
+            grow_left = first - 1 in pending and total + costs[first - 1] <= target
+            if grow_right:
+                last += 1
+                total += costs[last]
+            elif grow_left:
+                first -= 1
+                total += costs[first]
+            else:
+                break
+        return first, last
 
     # -- outcomes --------------------------------------------------------
-    def complete(self, part: Part, node: str, seconds: float) -> bool:
-        """Record a finished part; False when every unit was done already."""
+    def complete(self, part: Part, node: str, seconds: float, cost: float | None = None) -> bool:
+        """Record a finished part (wall seconds, and its work if known); False for a duplicate."""
         self._forget(part, node)
         self.stalled.discard(node)
         new = [u for u in part.units if u not in self.done]
@@ -109,6 +171,9 @@ class Scheduler:
         self.done.update(part.units)
         self.pending = [u for u in self.pending if u not in self.done]
         self.seconds_per_unit.append(seconds / part.count)
+        work = seconds if cost is None else cost
+        for unit in part.units:
+            self.unit_cost[unit] = max(work / part.count, 1e-6)
         return True
 
     def fail(self, part: Part, node: str, reason: str, node_fault: bool = True) -> bool:
@@ -163,3 +228,4 @@ class Scheduler:
         busy = {u for r in self.running if not r.presumed_hung for u in r.part.units}
         back = [u for u in part.units if u not in self.done and u not in busy and u not in self.pending]
         self.pending = sorted(self.pending + back)
+        self._retry.update(back)

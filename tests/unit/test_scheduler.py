@@ -10,17 +10,56 @@ def drain(scheduler, nodes, now=0.0):
     return taken
 
 
-def test_guided_sizes_shrink_towards_the_end_and_cover_everything_once():
-    s = Scheduler(unit_count=40, slots=2)
-    sizes, covered = [], []
+def run_to_the_end(s, cost_of_unit):
+    """Complete parts one by one with the given cost per unit; the parts in order."""
+    parts = []
     while not s.finished:
         part = s.next_part("a", 0.0)
-        sizes.append(part.count)
-        covered += list(part.units)
-        s.complete(part, "a", 1.0)
+        parts.append(part)
+        s.complete(part, "a", 1.0, cost=sum(cost_of_unit(u) for u in part.units))
+    return parts
+
+
+def test_every_unit_is_rendered_exactly_once():
+    s = Scheduler(unit_count=40, slots=4, capacity=2)
+    covered = [u for part in run_to_the_end(s, lambda u: 1.0) for u in part.units]
     assert sorted(covered) == list(range(40))
-    assert sizes[0] == 10 and sizes[-1] == 1
+
+
+def test_the_first_wave_probes_units_spread_over_the_image():
+    s = Scheduler(unit_count=40, slots=4)
+    first_wave = [s.next_part(node, 0.0) for node in "abcd"]
+    assert [p.count for p in first_wave] == [1, 1, 1, 1]
+    assert [p.first for p in first_wave] == [5, 15, 25, 35]
+
+
+def test_parts_shrink_towards_the_end_on_even_cost():
+    s = Scheduler(unit_count=64, slots=1, capacity=2)
+    sizes = [part.count for part in run_to_the_end(s, lambda u: 1.0)]
+    assert sizes[0] == 16 and sizes[-1] == 1
     assert sizes == sorted(sizes, reverse=True)
+
+
+def test_dear_rows_get_small_parts_and_go_first():
+    # Units 20-23 hold a nebula 50x dearer than the rest.
+    def cost(unit):
+        return 50.0 if 20 <= unit <= 23 else 1.0
+
+    s = Scheduler(unit_count=40, slots=4, capacity=2)
+    probes = [s.next_part(node, 0.0) for node in "abcd"]
+    assert [p.first for p in probes] == [5, 15, 25, 35]
+    for node, part in zip("abcd", probes, strict=True):
+        s.complete(part, node, 1.0, cost=cost(part.first))
+    s.unit_cost[21] = 50.0  # as if a part there had been measured
+    estimate = {u: s.estimated_cost(u) for u in range(40)}
+    dearest = s.next_part("a", 0.0)
+    # The region estimated dear goes first, in a part of at most two dear units.
+    assert any(estimate[u] == 50.0 for u in dearest.units)
+    assert sum(estimate[u] for u in dearest.units) <= 100
+    s.complete(dearest, "a", 1.0, cost=sum(cost(u) for u in dearest.units))
+    rest = run_to_the_end(s, cost)
+    biggest_cost = max(sum(cost(u) for u in part.units) for part in rest)
+    assert biggest_cost <= 100  # never more than two nebula units in one part
 
 
 def test_every_free_slot_gets_work_while_there_is_some():
