@@ -28,6 +28,7 @@ class PartRecord:
     node: str
     seconds: float
     file: str
+    started: float | None = None  # seconds since the render phase began, for timelines
 
 
 @dataclass
@@ -68,8 +69,9 @@ class Job:
                 done.update(plan.units_of(span))
         return done
 
-    def record_part(self, span: Span, node: str, seconds: float) -> None:
-        self.parts[span.name] = PartRecord(node, round(seconds, 3), self.part_path(span.name).name)
+    def record_part(self, span: Span, node: str, seconds: float, started: float | None = None) -> None:
+        started = None if started is None else round(started, 3)
+        self.parts[span.name] = PartRecord(node, round(seconds, 3), self.part_path(span.name).name, started)
         self.save()
 
     def save(self) -> None:

@@ -9,16 +9,30 @@ from __future__ import annotations
 import sys
 from typing import Protocol
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
+
+
+class JobOnly(ProgressColumn):
+    """A column shown on the job's line only; node lines are just their text."""
+
+    def __init__(self, inner: ProgressColumn) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def render(self, task: Task) -> RenderableType:
+        return Text("") if task.fields.get("node") else self.inner.render(task)
 
 
 class Reporter(Protocol):
@@ -73,18 +87,19 @@ class RichReporter:
         self._unit = unit
         self._progress = Progress(
             TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn(unit),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
+            JobOnly(BarColumn()),
+            JobOnly(MofNCompleteColumn()),
+            JobOnly(TextColumn(unit)),
+            JobOnly(TimeElapsedColumn()),
+            JobOnly(TextColumn("ETA")),
+            JobOnly(TimeRemainingColumn()),
             console=self.console,
             transient=False,
         )
         self._job = self._progress.add_task("render", total=total, completed=done)
         for node in nodes:
             self._counts[node] = [0, 0]
-            self._nodes[node] = self._progress.add_task(f"  {node}: 0 parts", total=None)
+            self._nodes[node] = self._progress.add_task(f"  {node}: 0 parts", total=None, node=True)
         self._progress.start()
 
     def advance(self, node: str, units: int, parts: int) -> None:

@@ -27,7 +27,7 @@ from fabfile.jobs import Job, create_job, latest_job, load_job
 from fabfile.nodejob import NodeJob, povray_ini_line, scene_depth
 from fabfile.plan import FRAMES, Plan, Span, parse_part_name, plan_frames, plan_still
 from fabfile.progress import QuietReporter, Reporter
-from fabfile.scheduler import Scheduler
+from fabfile.scheduler import Part, Scheduler
 from fabfile.transport import Session, open_session, shell_join
 
 
@@ -59,6 +59,8 @@ class Tuning:
     hang_grace: float = 20.0
     hang_factor: float = 4.0
     stop_timeout: float = 10.0
+    latency_factor: float = 1.0
+    probes: int = 0
 
 
 @dataclass
@@ -269,6 +271,8 @@ class Farm:
         self.left_out: dict[str, str] = {}
         self.threads: list[threading.Thread] = []
         self.timings: Counter[str] = Counter()
+        self.started_at: dict[Part, float] = {}
+        self.render_started = time.monotonic()
 
     def run(self) -> RenderSummary:
         started = time.monotonic()
@@ -400,6 +404,7 @@ class Farm:
             unit_count=len(self.plan.units),
             slots=sum(self.slots.values()),
             capacity=sum(self.capacity.values()),
+            max_probes=self.tuning.probes,
             done=done,
             guided_factor=self.tuning.guided_factor,
             max_failures=self.tuning.max_failures,
@@ -407,6 +412,7 @@ class Farm:
             hang_factor=self.tuning.hang_factor,
         )
         done_total = sum(self.plan.span(u, u).size for u in done)
+        self.render_started = time.monotonic()
         self.reporter.start(self.plan.total, done_total, self.plan.kind, list(self.node_jobs))
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
         in_main = threading.current_thread() is threading.main_thread()
@@ -441,6 +447,7 @@ class Farm:
                 time.sleep(0.05)
                 continue
             span = self.plan.span(part.first, part.last)
+            self.started_at[part] = time.monotonic() - self.render_started
             try:
                 outcome = node_job.render(span, self.job.options["job_args"], self.job.parts_folder, final)
             except (SceneError, OptionsError) as exc:
@@ -501,7 +508,7 @@ class Farm:
         if not accepted:
             return
         for fetched in payload.files:
-            self.job.record_part(fetched.span, node, payload.seconds)
+            self.job.record_part(fetched.span, node, payload.seconds, self.started_at.get(part))
         self.timings["parts"] += 1
         self.timings["part_commands"] += payload.seconds
         self.timings["fetch"] += payload.fetch_seconds
@@ -527,7 +534,7 @@ class Farm:
             self.latency = min(getattr(self, "latency", latency), latency)
         capacity = sum(self.capacity.values())
         spare = sum(self.slots.values()) - capacity
-        hide = getattr(self, "latency", 0.0) * (capacity / spare if spare else 10.0)
+        hide = getattr(self, "latency", 0.0) * self.tuning.latency_factor * (capacity / spare if spare else 10.0)
         return max(hide, 10 * times.get("parse", 0.0))
 
     def abort(self, status: str) -> None:

@@ -64,6 +64,7 @@ class Scheduler:
     hang_factor: float = 4.0
     capacity: int | None = None  # cores that render at once; slots beyond them only hide start-up
     min_part_cost: float = 0.0  # seconds of work below which a part is not worth its own start
+    max_probes: int = 0  # probes beyond one per slot (each pays a POV-Ray start-up)
 
     def __post_init__(self) -> None:
         self.done = set(self.done)
@@ -125,9 +126,9 @@ class Scheduler:
         return self.unit_cost[nearest]
 
     def _probe_order(self) -> list[int]:
-        # Single units spread over the image, at least one per slot and one per
-        # four units (up to 16): the first wave maps where the cost is.
-        count = min(max(self.slots, min(16, self.unit_count // 4)), len(self.pending))
+        # Single units spread over the image, one per slot (and up to max_probes
+        # more, at most one per four units): the first wave maps where the cost is.
+        count = min(max(self.slots, min(self.max_probes, self.unit_count // 4)), len(self.pending))
         if count <= 1 or not self.pending:
             return []
         return sorted({self.pending[int((k + 0.5) * len(self.pending) / count)] for k in range(count)})

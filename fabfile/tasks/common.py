@@ -28,6 +28,8 @@ DEFAULTS: dict[str, Any] = {
         "max_failures": 2,
         "hang_grace": 20.0,
         "hang_factor": 4.0,
+        "latency_factor": 1.0,
+        "probes": 0,
         "allow_outside": False,
         "keep_remote": False,
     },

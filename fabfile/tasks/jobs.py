@@ -69,6 +69,8 @@ def render(
         max_failures=int(option(c, None, "render", "max_failures")),
         hang_grace=float(option(c, None, "render", "hang_grace")),
         hang_factor=float(option(c, None, "render", "hang_factor")),
+        latency_factor=float(option(c, None, "render", "latency_factor")),
+        probes=int(option(c, None, "render", "probes")),
     )
     summary = render_scene(request, RichReporter(), tuning)
     print_summary(summary)

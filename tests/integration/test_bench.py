@@ -1,0 +1,23 @@
+"""The benchmark script works (one quick run); its timings belong to the script, not to tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def test_scaling_benchmark_quick_run_prints_its_table():
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "scaling.py"), "--quick"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    for scene in ("even", "uneven", "animation"):
+        assert f"## {scene}:" in result.stdout
+    for label in ("povray +WT1", "farm outside POV-Ray"):
+        assert result.stdout.count(label) == 3, label
+    for label in ("farm, 1 node(s)", "farm, 2 node(s)", "farm, 4 node(s)"):
+        assert result.stdout.count(label) == 6, label  # a timing row and an overhead row per scene
+    assert "speedup vs +WT1" in result.stdout
