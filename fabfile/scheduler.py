@@ -23,6 +23,7 @@ nothing more until that part comes back.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -117,13 +118,17 @@ class Scheduler:
         return part
 
     def estimated_cost(self, unit: int) -> float:
-        """A unit's cost: its own if measured, else its nearest measured neighbour's."""
+        """A unit's cost: its own if measured, else the dearer of the nearest
+        measured units on either side (a guess on the dear side keeps a part
+        from swallowing an unseen nebula whole)."""
         if unit in self.unit_cost:
             return self.unit_cost[unit]
         if not self.unit_cost:
             return 1.0
-        nearest = min(self.unit_cost, key=lambda measured: (abs(measured - unit), measured))
-        return self.unit_cost[nearest]
+        below = [m for m in self.unit_cost if m < unit]
+        above = [m for m in self.unit_cost if m > unit]
+        sides = ([max(below)] if below else []) + ([min(above)] if above else [])
+        return max(self.unit_cost[m] for m in sides)
 
     def _probe_order(self) -> list[int]:
         # Single units spread over the image, one per slot (and up to max_probes
@@ -147,7 +152,9 @@ class Scheduler:
         seed = max(sorted(pending), key=lambda unit: costs[unit])  # the dearest first: no late giant
         first = last = seed
         total = costs[seed]
-        limit = self.max_part_units or self.unit_count
+        # Never more than a share of the rows either: estimates can be wrong.
+        limit = math.ceil(len(pending) / (self.guided_factor * max(1, self.slots)))
+        limit = min(limit, self.max_part_units or limit)
         while last - first + 1 < limit:
             grow_right = last + 1 in pending and total + costs[last + 1] <= target
             grow_left = first - 1 in pending and total + costs[first - 1] <= target
