@@ -14,7 +14,7 @@ from fabfile.errors import PovfarmError
 from fabfile.inventory import load_cluster
 from fabfile.jobs import Job
 from fabfile.nodejob import NodeJob, output_names
-from fabfile.render import connect_nodes, remote_workdir
+from fabfile.render import connect_nodes
 
 
 @dataclass
@@ -34,11 +34,11 @@ def collect_job(job: Job, remove: bool = True) -> CollectResult:
     nodes = [node for node in cluster.nodes if node.name in names]
     final_frame = povopts.Settings(**job.settings).final_frame
     result = CollectResult()
-    ready, failed = connect_nodes(nodes, lambda session: 0)
+    ready, failed = connect_nodes(nodes, lambda node, session, workdir: 0)
     result.unreachable.update(failed)
     for item in ready:
         try:
-            node_job = NodeJob(item.session, remote_workdir(item.node, item.session), job.id, item.node.povray, ())
+            node_job = NodeJob(item.session, item.workdir, job.id, item.node.povray, ())
             count = 0
             for span in node_job.finished_parts():
                 pieces = [piece for piece, _ in output_names(span, final_frame) if piece.name not in job.parts]

@@ -190,18 +190,23 @@ def shipped_names(files: deps.SceneFiles) -> list[str]:
 class NodeReady:
     node: Node
     session: Session
+    workdir: str
     cores: int
 
 
-def connect_nodes(nodes: Sequence[Node], check: Callable[[Session], int]) -> tuple[list[NodeReady], dict[str, str]]:
-    """Open every node in parallel; the ones that fail come back with their reason."""
+NodeCheck = Callable[[Node, Session, str], int]
+
+
+def connect_nodes(nodes: Sequence[Node], check: NodeCheck) -> tuple[list[NodeReady], dict[str, str]]:
+    """Open every node in parallel and check it; the ones that fail come back with their reason."""
     ready: list[NodeReady] = []
     failed: dict[str, str] = {}
 
     def attempt(node: Node) -> NodeReady:
         session = open_session(node)
         try:
-            return NodeReady(node, session, check(session))
+            workdir = remote_workdir(node, session)
+            return NodeReady(node, session, workdir, check(node, session, workdir))
         except BaseException:
             session.close()
             raise
@@ -218,29 +223,22 @@ def connect_nodes(nodes: Sequence[Node], check: Callable[[Session], int]) -> tup
     return ready, failed
 
 
-def render_check(node: Node, workdir_of: Callable[[Node, Session], str]) -> Callable[[Session], int]:
-    """The pre-flight of a render node: POV-Ray present, workdir writable; returns cores."""
-
-    def check(session: Session) -> int:
-        workdir = workdir_of(node, session)
-        script = (
-            f"command -v {shell_join([node.povray])} >/dev/null || {{ echo nopovray; exit 3; }}; "
-            f"mkdir -p {shell_join([workdir])} && test -w {shell_join([workdir])} || {{ echo noworkdir; exit 4; }}; "
-            "nproc"
-        )
-        result = session.run(script, timeout=max(10.0, node.connect_timeout * 2))
-        if "nopovray" in result.stdout:
-            raise NodeError(f"node {node.name}: POV-Ray ({node.povray}) is not installed; run inv provision")
-        if "noworkdir" in result.stdout or not result.ok:
-            raise NodeError(
-                f"node {node.name}: workdir {workdir} cannot be written; fix 'workdir' or run inv provision"
-            )
-        try:
-            return int(result.stdout.split()[-1])
-        except (ValueError, IndexError):
-            return 1
-
-    return check
+def render_check(node: Node, session: Session, workdir: str) -> int:
+    """The pre-flight of a render node: POV-Ray present, workdir writable; returns its cores."""
+    script = (
+        f"command -v {shell_join([node.povray])} >/dev/null || {{ echo nopovray; exit 3; }}; "
+        f"mkdir -p {shell_join([workdir])} && test -w {shell_join([workdir])} || {{ echo noworkdir; exit 4; }}; "
+        "nproc"
+    )
+    result = session.run(script, timeout=max(10.0, node.connect_timeout * 2))
+    if "nopovray" in result.stdout:
+        raise NodeError(f"node {node.name}: POV-Ray ({node.povray}) is not installed; run inv provision")
+    if "noworkdir" in result.stdout or not result.ok:
+        raise NodeError(f"node {node.name}: workdir {workdir} cannot be written; fix 'workdir' or run inv provision")
+    try:
+        return int(result.stdout.split()[-1])
+    except (ValueError, IndexError):
+        return 1
 
 
 def remote_workdir(node: Node, session: Session) -> str:
@@ -310,35 +308,20 @@ class Farm:
 
     # -- nodes ---------------------------------------------------------------
     def start_nodes(self) -> None:
-        workdirs: dict[str, str] = {}
-
-        def check_for(node: Node) -> Callable[[Session], int]:
-            def check(session: Session) -> int:
-                workdirs[node.name] = remote_workdir(node, session)
-                return render_check(node, lambda n, s: workdirs[n.name])(session)
-
-            return check
-
-        ready: list[NodeReady] = []
-        failures: dict[str, str] = {}
         connect_started = time.monotonic()
-        with ThreadPoolExecutor(max_workers=max(1, min(16, len(self.cluster.nodes)))) as pool:
-            results = pool.map(lambda n: connect_nodes([n], check_for(n)), self.cluster.nodes)
-            for one_ready, one_failed in results:
-                ready += one_ready
-                failures.update(one_failed)
+        ready, failures = connect_nodes(self.cluster.nodes, render_check)
+        self.timings["connect"] += time.monotonic() - connect_started
         for name, reason in failures.items():
             self.reporter.warn(f"leaving out {reason}")
             self.left_out[name] = reason
         if not ready:
             raise NodeError("no node is usable: " + "; ".join(failures.values()))
-        self.timings["connect"] += time.monotonic() - connect_started
         names = shipped_names(self.files)
         depth = scene_depth(names)
         line = entry_line(self.job)
 
         def upload(item: NodeReady) -> NodeJob:
-            node_job = NodeJob(item.session, workdirs[item.node.name], self.job.id, item.node.povray, names, depth)
+            node_job = NodeJob(item.session, item.workdir, self.job.id, item.node.povray, names, depth)
             node_job.prepare(self.files.root, line)
             return node_job
 

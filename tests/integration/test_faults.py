@@ -46,6 +46,10 @@ def wait_for(condition, timeout: float = 60.0, what: str = "condition") -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def resume(tmp_path: Path, scene: Path):
+    return run_inv("render", f"--scene={scene}", *SIZE, f"--args={COST}", "--output=out.png", "--resume", cwd=tmp_path)
+
+
 def slow_scene(tmp_path: Path) -> Path:
     return copy_scene(SCENES / "slow" / "slow.pov", tmp_path / "scene")
 
@@ -98,8 +102,7 @@ def test_interrupt_stops_every_povray_and_resume_finishes_the_same_image(own_clu
     wait_for(lambda: not own_cluster.all_povray_pids(), timeout=10, what="no POV-Ray left on the nodes")
     kept = parts_done(tmp_path)
     assert kept >= 2
-    resumed = run_inv("render", f"--scene={scene}", *SIZE, f"--args={COST}", "--output=out.png", "--resume",
-                      cwd=tmp_path)
+    resumed = resume(tmp_path, scene)
     assert resumed.returncode == 0, resumed.stderr
     assert f"{kept} parts already here" in resumed.stderr
     assert_same_pixels(tmp_path / "out.png", expected_image(scene, tmp_path))
@@ -118,8 +121,7 @@ def test_parts_finished_after_the_submitter_died_are_collected(own_cluster, tmp_
     assert collected.returncode == 0, collected.stderr
     assert parts_done(tmp_path) > before
     assert "fetched" in collected.stdout
-    resumed = run_inv("render", f"--scene={scene}", *SIZE, f"--args={COST}", "--output=out.png", "--resume",
-                      cwd=tmp_path)
+    resumed = resume(tmp_path, scene)
     assert resumed.returncode == 0, resumed.stderr
     assert_same_pixels(tmp_path / "out.png", expected_image(scene, tmp_path))
     merged = run_inv("merge", cwd=tmp_path)
