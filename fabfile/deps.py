@@ -25,6 +25,8 @@ DEFAULT_LIBRARY_DIRS = (
     Path("/usr/local/share/povray-3.7/include"),
 )
 INCLUDE_BEFORE = re.compile(r"#\s*include\s*$")
+RADIOSITY = re.compile(r"\bradiosity\s*\{")
+RADIOSITY_INCLUDES = {"rad_def.inc"}  # POV-Ray's own radiosity presets
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class SceneFiles:
     root: Path
     files: tuple[str, ...]
     outside: tuple[Path, ...] = ()
+    radiosity: bool = False  # its samples depend on the whole image: a still cannot be cut into bands
 
     @property
     def total_bytes(self) -> int:
@@ -103,6 +106,7 @@ def scan_scene(
     outside: dict[Path, None] = {}
     queue = [_absolute(entry), *(_absolute(p) for p in extra_files)]
     seen: set[Path] = set()
+    radiosity = False
     while queue:
         path = queue.pop(0)
         if path in seen:
@@ -115,7 +119,11 @@ def scan_scene(
             text = path.read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
             raise SceneError(f"{path}: cannot read it: {exc.strerror}") from None
-        for literal in string_literals(text):
+        literals = string_literals(text)
+        radiosity = radiosity or bool(RADIOSITY.search(without_comments(text))) or any(
+            lit.is_include and Path(lit.text).name in RADIOSITY_INCLUDES for lit in literals
+        )
+        for literal in literals:
             target = _resolve(literal, root, library_dirs)
             if target is None:
                 if literal.is_include and _looks_like_file(literal.text):
@@ -127,7 +135,33 @@ def scan_scene(
             if target != "library":
                 queue.append(target)
     files = tuple(found)
-    return SceneFiles(root=root, files=files, outside=tuple(outside))
+    return SceneFiles(root=root, files=files, outside=tuple(outside), radiosity=radiosity)
+
+
+def without_comments(text: str) -> str:
+    """POV-Ray source with // and (nested) /* */ comments and strings blanked."""
+    kept: list[str] = []
+    index, depth, length = 0, 0, len(text)
+    while index < length:
+        if depth == 0 and text.startswith("//", index):
+            end = text.find("\n", index)
+            index = length if end < 0 else end
+        elif text.startswith("/*", index):
+            depth += 1
+            index += 2
+        elif depth and text.startswith("*/", index):
+            depth -= 1
+            index += 2
+        elif depth:
+            index += 1
+        elif text[index] == '"':
+            end = text.find('"', index + 1)
+            index = length if end < 0 else end + 1
+            kept.append('""')
+        else:
+            kept.append(text[index])
+            index += 1
+    return "".join(kept)
 
 
 def _resolve(literal: StringLiteral, root: Path, library_dirs: Sequence[Path]) -> Path | str | None:

@@ -98,7 +98,18 @@ def prepare_job(request: RenderRequest, cluster: Cluster, reporter: Reporter) ->
         return job, files
     settings, job_args = resolve_settings(scene, request)
     files = scan_files(scene, settings.input_file, request.allow_outside, reporter)
-    plan = plan_frames(settings.frames) if settings.animated else plan_still(settings.height, settings.block_size)
+    if settings.animated:
+        plan = plan_frames(settings.frames)
+    elif files.radiosity:
+        # Radiosity's pretrace samples the region being rendered, so bands would not
+        # match POV-Ray alone: the still goes to one node whole.
+        reporter.warn(
+            "the scene uses radiosity, whose samples depend on the whole image: rendering the still "
+            "as one part so that it matches POV-Ray alone (animations still spread frame by frame)"
+        )
+        plan = plan_still(settings.height, block=settings.height)
+    else:
+        plan = plan_still(settings.height, settings.block_size)
     output = request.output or request.renders / "{job}" / (
         f"{scene.stem}.png" if not settings.animated else "frames"
     )

@@ -99,3 +99,23 @@ def test_povray_example_scenes_match(ssh_cluster, tmp_path, example, args):
     assert result.returncode == 0, result.stderr
     expected = reference(scene, "+W120", "+H96", *args.split(), out=tmp_path / "ref.png")
     assert_same_pixels(tmp_path / "out.png", expected)
+
+
+def test_radiosity_still_is_rendered_whole_and_matches(ssh_cluster, tmp_path):
+    # Radiosity's pretrace samples the region rendered: bands would differ from POV-Ray alone.
+    scene = copy_scene(Path("/usr/share/doc/povray/examples/radiosity/cornell.pov"), tmp_path / "scene")
+    write_inventory(tmp_path, ssh_cluster.inventory())
+    result = run_inv("render", f"--scene={scene}", "--width=64", "--height=64", "--output=out.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "uses radiosity" in result.stderr
+    assert list(job_record(tmp_path)["parts"]) == ["rows-0001-0064"]
+    assert_same_pixels(tmp_path / "out.png", reference(scene, "+W64", "+H64", out=tmp_path / "ref.png"))
+
+
+def test_photon_scene_bands_match_with_one_thread_count(ssh_cluster, tmp_path):
+    scene = copy_scene(Path("/usr/share/doc/povray/examples/lights/phot_met_glass.pov"), tmp_path / "scene")
+    write_inventory(tmp_path, ssh_cluster.inventory())
+    result = run_inv("render", f"--scene={scene}", "--width=96", "--height=128", "--output=out.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(job_record(tmp_path)["parts"]) >= 2
+    assert_same_pixels(tmp_path / "out.png", reference(scene, "+W96", "+H128", out=tmp_path / "ref.png"))

@@ -55,3 +55,12 @@ def test_ini_entry_brings_its_scene(tmp_path):
     write(tmp_path, "x.inc")
     files = scan_scene(ini, [pov], library_dirs=LIBRARY)
     assert set(files.files) == {"anim.ini", "anim.pov", "x.inc"}
+
+
+def test_radiosity_is_noticed_in_code_not_in_comments(tmp_path):
+    commented = write(tmp_path, "a/scene.pov", '// radiosity { }\n/* radiosity {} */\n#declare S = "radiosity {";\n')
+    assert scan_scene(commented, library_dirs=LIBRARY).radiosity is False
+    direct = write(tmp_path, "b/scene.pov", "global_settings { radiosity { brightness 1 } }\n")
+    assert scan_scene(direct, library_dirs=LIBRARY).radiosity is True
+    preset = write(tmp_path, "c/scene.pov", '#include "rad_def.inc"\n')
+    assert scan_scene(preset, library_dirs=LIBRARY).radiosity is True
