@@ -30,6 +30,7 @@ OWNED_SWITCHES = {
     "ER": "nothing (povfarm splits rows itself)",
     "SC": "nothing (povfarm renders whole rows)",
     "EC": "nothing (povfarm renders whole rows)",
+    "WT": "--threads (every part of an image must use the same thread count)",
 }
 OWNED_KEYS = {
     "start_row": "SR",

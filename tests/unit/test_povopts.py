@@ -12,7 +12,7 @@ def apply_all(*tokens):
 
 
 def test_switches_povfarm_plans_with():
-    s = apply_all("+W640", "+H480", "+A0.3", "+AM2", "+UA", "+FN16", "+WT4", "+KFI1", "+KFF30", "+SF5", "+EF9")
+    s = apply_all("+W640", "+H480", "+A0.3", "+AM2", "+UA", "+FN16", "+WL2", "+KFI1", "+KFF30", "+SF5", "+EF9")
     assert (s.width, s.height, s.antialias, s.antialias_method, s.alpha, s.bits) == (640, 480, True, 2, True, 16)
     assert s.frames == (5, 6, 7, 8, 9)
 
@@ -22,7 +22,7 @@ def test_minus_switches_turn_things_off():
     assert apply_all("+A", "-A").antialias is False
 
 
-@pytest.mark.parametrize("token", ["+Iother.pov", "+Oout.png", "+SR10", "+ER20", "+SC1", "+EC5"])
+@pytest.mark.parametrize("token", ["+Iother.pov", "+Oout.png", "+SR10", "+ER20", "+SC1", "+EC5", "+WT4"])
 def test_switches_povfarm_owns_are_refused(token):
     with pytest.raises(OptionsError, match="is set by povfarm"):
         split_args(token)
