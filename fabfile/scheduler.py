@@ -130,6 +130,10 @@ class Scheduler:
         sides = ([max(below)] if below else []) + ([min(above)] if above else [])
         return max(self.unit_cost[m] for m in sides)
 
+    def _trusted(self, unit: int) -> bool:
+        """Measured, or next to a measured unit: its estimate can be trusted."""
+        return any(u in self.unit_cost for u in (unit - 1, unit, unit + 1))
+
     def _probe_order(self) -> list[int]:
         # Single units spread over the image, one per slot (and up to max_probes
         # more, at most one per four units): the first wave maps where the cost is.
@@ -152,20 +156,28 @@ class Scheduler:
         seed = max(sorted(pending), key=lambda unit: costs[unit])  # the dearest first: no late giant
         first = last = seed
         total = costs[seed]
-        # Never more than a share of the rows either: estimates can be wrong.
+        # Estimates far from any measurement can be wrong: a part takes no more than
+        # a share of such units. Units next to measured ones are trusted.
         limit = math.ceil(len(pending) / (self.guided_factor * max(1, self.slots)))
         limit = min(limit, self.max_part_units or limit)
-        while last - first + 1 < limit:
-            grow_right = last + 1 in pending and total + costs[last + 1] <= target
-            grow_left = first - 1 in pending and total + costs[first - 1] <= target
-            if grow_right:
+        guesses = 0 if self._trusted(seed) else 1
+
+        def fits(unit: int) -> bool:
+            if unit not in pending or total + costs[unit] > target:
+                return False
+            return self._trusted(unit) or guesses < limit
+
+        while not self.max_part_units or last - first + 1 < self.max_part_units:
+            if fits(last + 1):
                 last += 1
-                total += costs[last]
-            elif grow_left:
+                added = last
+            elif fits(first - 1):
                 first -= 1
-                total += costs[first]
+                added = first
             else:
                 break
+            total += costs[added]
+            guesses += 0 if self._trusted(added) else 1
         return first, last
 
     # -- outcomes --------------------------------------------------------
