@@ -148,7 +148,7 @@ def main() -> None:
                     median = statistics.median(samples)
                     print(f"{label:22} {summary(samples):>24} {one / median:15.2f}x {best / median:15.2f}x")
                 print("farm outside POV-Ray (medians): start = connect + upload, per part = SSH round trip"
-                      " + fetch beyond POV-Ray's own wall time")
+                      " + fetch beyond POV-Ray's own wall time, stitch = while rendering + at the end")
                 for label, records in timings.items():
                     def med(key: str, rows: list[dict] = records) -> float:
                         return statistics.median(r.get(key, 0.0) for r in rows)
@@ -156,7 +156,8 @@ def main() -> None:
                     per_part = (med("part_commands") - med("povray_wall") + med("fetch")) / parts
                     print(f"  {label:20} parts {parts:4.0f}  start {med('start'):5.2f}s  fetch {med('fetch'):5.2f}s"
                           f"  per part {per_part * 1000:5.1f}ms  parse {med('povray_parse'):5.2f}s"
-                          f"  stitch {med('merge'):5.2f}s  cleanup {med('cleanup'):5.2f}s")
+                          f"  stitch {med('stitch_while_rendering'):4.2f}+{med('merge'):4.2f}s"
+                          f"  cleanup {med('cleanup'):5.2f}s")
         finally:
             cluster.stop()
 

@@ -90,17 +90,56 @@ def _carried_info(path: Path) -> PngImagePlugin.PngInfo:
     return info
 
 
-def _stitch_pillow(parts: Sequence[tuple[Span, Path]], width: int, height: int, output: Path) -> None:
-    with Image.open(parts[0][1]) as first:
-        mode = first.mode
-    image = Image.new(mode, (width, height))
-    for span, path in parts:
+class BandCanvas:
+    """An 8-bit still stitched with Pillow as its parts arrive, so that the end
+    of a job costs one encode, not a decode of every part."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.width = width
+        self.height = height
+        self.image: Image.Image | None = None
+        self.info_source: Path | None = None
+        self.spans: list[Span] = []
+
+    def add(self, span: Span, path: Path) -> bool:
+        """Paste a part's band; False (nothing done) for a 16-bit part."""
+        if png_header(path)[2] != 8:
+            return False
         with Image.open(path) as part:
-            if part.mode != mode:
-                raise JobError(f"{path}: part is {part.mode}, expected {mode}; render it again")
-            box = (0, span.start - 1, width, span.end)
-            image.paste(part.crop(box), box)
-    image.save(output, format="PNG", pnginfo=_carried_info(parts[0][1]))
+            if self.image is None:
+                self.image = Image.new(part.mode, (self.width, self.height))
+                self.info_source = path
+            elif part.mode != self.image.mode:
+                raise JobError(f"{path}: part is {part.mode}, expected {self.image.mode}; render it again")
+            box = (0, span.start - 1, self.width, span.end)
+            self.image.paste(part.crop(box), box)
+        self.spans.append(span)
+        return True
+
+    @property
+    def complete(self) -> bool:
+        next_row = 1
+        for span in sorted(self.spans, key=lambda s: s.start):
+            if span.start > next_row:
+                return False
+            next_row = max(next_row, span.end + 1)
+        return next_row > self.height
+
+    def save(self, output: Path) -> Path:
+        if self.image is None or self.info_source is None:
+            raise JobError(f"{output.name}: no part to stitch")
+        output.parent.mkdir(parents=True, exist_ok=True)
+        temporary = output.with_name(f".{output.name}.tmp")
+        self.image.save(temporary, format="PNG", pnginfo=_carried_info(self.info_source))
+        os.replace(temporary, output)
+        return output
+
+
+def _stitch_pillow(parts: Sequence[tuple[Span, Path]], width: int, height: int, output: Path) -> None:
+    canvas = BandCanvas(width, height)
+    for span, path in parts:
+        canvas.add(span, path)
+    canvas.save(output)
 
 
 def _stitch_16bit(parts: Sequence[tuple[Span, Path]], width: int, height: int, output: Path) -> None:

@@ -281,6 +281,8 @@ class Farm:
         self.threads: list[threading.Thread] = []
         self.timings: Counter[str] = Counter()
         self.started_at: dict[Part, float] = {}
+        still = job.plan_kind != FRAMES
+        self.canvas = merge.BandCanvas(self.settings.width, self.settings.height) if still else None
         self.render_started = time.monotonic()
 
     def run(self) -> RenderSummary:
@@ -503,6 +505,9 @@ class Farm:
             return
         for fetched in payload.files:
             self.job.record_part(fetched.span, node, payload.seconds, self.started_at.get(part))
+            if self.canvas is not None:
+                with self.timed("stitch_while_rendering"):
+                    self.canvas.add(fetched.span, fetched.path)
         self.timings["parts"] += 1
         self.timings["part_commands"] += payload.seconds
         self.timings["fetch"] += payload.fetch_seconds
@@ -548,7 +553,9 @@ class Farm:
 
     # -- merging -------------------------------------------------------------
     def merge(self) -> Path:
-        return merge_job(self.job)
+        if self.canvas is not None and self.canvas.complete:
+            return self.canvas.save(Path(self.job.output))
+        return merge_job(self.job)  # resumed, or 16-bit: from the parts on disk
 
 
 def merge_job(job: Job) -> Path:
