@@ -289,7 +289,12 @@ class Farm:
         started = time.monotonic()
         try:
             with self.timed("start"):
-                self.start_nodes()
+                try:
+                    self.start_nodes()
+                except PovfarmError:
+                    self.job.status = "failed"
+                    self.job.save()
+                    raise
             if self.job.done_units() != set(range(len(self.plan.units))):
                 with self.timed("render"):
                     self.schedule()

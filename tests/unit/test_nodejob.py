@@ -1,0 +1,52 @@
+from fabfile.errors import NodeError, OptionsError, SceneError
+from fabfile.nodejob import classify_failure, output_names, povray_ini_line, povray_times, scene_depth
+from fabfile.plan import FRAMES, ROWS, Span
+
+PARSE_LOG = """\
+==== [Parsing...] ==========================================================
+File 'bad.pov' line 3: Parse Error: No matching } in 'sphere', undeclared
+ identifier 'foo' found instead
+Fatal error in parser: Cannot parse input.
+Render failed
+"""
+
+
+def test_a_parse_error_is_the_scenes_with_file_line_and_message():
+    error = classify_failure("n1", "povray", 1, PARSE_LOG)
+    assert isinstance(error, SceneError)
+    expected = "bad.pov line 3: POV-Ray parse error: No matching } in 'sphere', undeclared identifier"
+    assert str(error).startswith(expected)
+
+
+def test_rejected_options_lost_connections_and_missing_povray():
+    assert isinstance(classify_failure("n1", "povray", 1, "Problem with option setting\n+ZZ9\n"), OptionsError)
+    lost = classify_failure("n1", "povray", -1, "")
+    assert isinstance(lost, NodeError) and "connection lost" in str(lost)
+    missing = classify_failure("n1", "/opt/povray", 127, "sh: 1: /opt/povray: not found")
+    assert "not installed; run inv provision" in str(missing)
+    other = classify_failure("n1", "povray", 2, "Out of memory\n")
+    assert isinstance(other, NodeError) and "exit 2" in str(other) and "Out of memory" in str(other)
+
+
+def test_povray_times_read_its_statistics_and_ours():
+    log = (
+        "povfarm-povray-ns=1500000000\npovfarm-times\n0m0.001s 0m0.002s\n0m1.250s 0m0.050s\n"
+        "  Parse Time:       0 hours  0 minutes  0 seconds (0.012 seconds)\n"
+        "  Trace Time:       0 hours  0 minutes  1 seconds (1.234 seconds)\n"
+    )
+    times = povray_times(log)
+    assert times == {"wall": 1.5, "cpu": 1.3, "parse": 0.012, "trace": 1.234}
+
+
+def test_output_names_follow_povrays_frame_numbering():
+    assert output_names(Span(ROWS, 1, 32), 1) == [(Span(ROWS, 1, 32), "p.png")]
+    assert output_names(Span(FRAMES, 9, 10), 120) == [
+        (Span(FRAMES, 9, 9), "p009.png"),
+        (Span(FRAMES, 10, 10), "p010.png"),
+    ]
+
+
+def test_ini_quoting_and_depth():
+    assert povray_ini_line("Input_File_Name", "a b$(x).pov") == "Input_File_Name='a b$(x).pov'"
+    assert povray_ini_line("Input_File_Name", "it's.pov") == 'Input_File_Name="it\'s.pov"'
+    assert scene_depth(["scene.pov", "../tex/a.png", "../../x/b.inc"]) == 2
