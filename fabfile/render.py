@@ -54,7 +54,7 @@ class Tuning:
     """How the farm paces itself; invoke.yaml may change these."""
 
     overlap: int = 1
-    guided_factor: float = 2.0
+    guided_factor: float = 1.5
     max_failures: int = 2
     hang_grace: float = 20.0
     hang_factor: float = 4.0
@@ -405,7 +405,7 @@ class Farm:
             unit_count=len(self.plan.units),
             slots=sum(self.slots.values()),
             capacity=sum(self.capacity.values()),
-            max_probes=self.tuning.probes,
+            probes=self.tuning.probes,
             done=done,
             guided_factor=self.tuning.guided_factor,
             max_failures=self.tuning.max_failures,

@@ -6,12 +6,14 @@ is tested without SSH.
 Rows are not equally dear (a nebula in one corner can make some rows 50x
 dearer than the rest), so parts are sized by estimated cost, not by rows:
 
-* the first wave probes: one unit per slot, spread evenly over the image, so
-  the cost of every region is roughly known after the first parts;
-* after that a unit's estimated cost is that of the nearest measured unit,
-  and a free slot takes the dearest pending region first, grown into a run
-  of about remaining cost / (factor * capacity): big parts early, small ones
-  near the end, so that no node is left finishing long after the others;
+* a unit's estimated cost is that of the dearer of its nearest measured
+  neighbours, and a free slot takes the dearest pending region first, grown
+  into a run of about remaining cost / (factor * capacity): big parts early,
+  small ones near the end, so that no node is left finishing long after the
+  others; units far from any measurement are guesses, and a part takes only
+  a share of them;
+* an optional first wave of `probes` single units spread over the image maps
+  the cost early (off by default: each pays a POV-Ray start-up);
 * a part's cost is measured as POV-Ray's CPU seconds, which do not swell
   when several parts share a core.
 
@@ -58,14 +60,14 @@ class Scheduler:
     unit_count: int
     slots: int = 1  # parts that may run at once, all nodes together
     done: set[int] = field(default_factory=set)
-    guided_factor: float = 2.0
+    guided_factor: float = 1.5
     max_part_units: int | None = None
     max_failures: int = 2
     hang_grace: float = 10.0
     hang_factor: float = 4.0
     capacity: int | None = None  # cores that render at once; slots beyond them only hide start-up
     min_part_cost: float = 0.0  # seconds of work below which a part is not worth its own start
-    max_probes: int = 0  # probes beyond one per slot (each pays a POV-Ray start-up)
+    probes: int = 0  # single-unit parts spread over the image first (each pays a POV-Ray start-up)
 
     def __post_init__(self) -> None:
         self.done = set(self.done)
@@ -135,10 +137,10 @@ class Scheduler:
         return any(u in self.unit_cost for u in (unit - 1, unit, unit + 1))
 
     def _probe_order(self) -> list[int]:
-        # Single units spread over the image, one per slot (and up to max_probes
-        # more, at most one per four units): the first wave maps where the cost is.
-        count = min(max(self.slots, min(self.max_probes, self.unit_count // 4)), len(self.pending))
-        if count <= 1 or not self.pending:
+        # Optional single units spread over the image: a first wave that maps where the
+        # cost is. Off by default: measured here, their start-ups cost more than they save.
+        count = min(self.probes, len(self.pending))
+        if count <= 0:
             return []
         return sorted({self.pending[int((k + 0.5) * len(self.pending) / count)] for k in range(count)})
 

@@ -24,7 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "render": {
         "threads": 1,
         "overlap": 1,
-        "guided_factor": 2.0,
+        "guided_factor": 1.5,
         "max_failures": 2,
         "hang_grace": 20.0,
         "hang_factor": 4.0,

@@ -27,14 +27,14 @@ def test_every_unit_is_rendered_exactly_once():
 
 
 def test_the_first_wave_probes_units_spread_over_the_image():
-    s = Scheduler(unit_count=40, slots=4)
+    s = Scheduler(unit_count=40, slots=4, probes=4)
     first_wave = [s.next_part(node, 0.0) for node in "abcd"]
     assert [p.count for p in first_wave] == [1, 1, 1, 1]
     assert [p.first for p in first_wave] == [5, 15, 25, 35]
 
 
 def test_parts_shrink_towards_the_end_on_even_cost():
-    s = Scheduler(unit_count=64, slots=1, capacity=2)
+    s = Scheduler(unit_count=64, slots=1, capacity=2, guided_factor=2.0)
     sizes = [part.count for part in run_to_the_end(s, lambda u: 1.0)]
     assert sizes[0] == 16 and sizes[-1] == 1
     assert sizes == sorted(sizes, reverse=True)
@@ -45,7 +45,7 @@ def test_dear_rows_get_small_parts_and_go_first():
     def cost(unit):
         return 50.0 if 20 <= unit <= 23 else 1.0
 
-    s = Scheduler(unit_count=40, slots=4, capacity=2)
+    s = Scheduler(unit_count=40, slots=4, capacity=2, probes=4, guided_factor=2.0)
     probes = [s.next_part(node, 0.0) for node in "abcd"]
     assert [p.first for p in probes] == [5, 15, 25, 35]
     for node, part in zip("abcd", probes, strict=True):
