@@ -50,17 +50,15 @@ class SceneFiles:
         return sum((self.root / name).stat().st_size for name in self.files)
 
 
-def string_literals(text: str) -> list[StringLiteral]:
-    """The string literals of POV-Ray source, comments skipped."""
+def split_source(text: str) -> tuple[str, list[StringLiteral]]:
+    """POV-Ray source as its code (comments dropped, strings left as "") and its string literals."""
+    code: list[str] = []
     found: list[StringLiteral] = []
     index, line, depth = 0, 1, 0
     length = len(text)
     while index < length:
         char = text[index]
-        if char == "\n":
-            line += 1
-            index += 1
-        elif depth == 0 and text.startswith("//", index):
+        if depth == 0 and text.startswith("//", index):
             end = text.find("\n", index)
             index = length if end < 0 else end
         elif text.startswith("/*", index):
@@ -70,24 +68,32 @@ def string_literals(text: str) -> list[StringLiteral]:
             depth -= 1
             index += 2
         elif depth:
+            line += char == "\n"
             index += 1
         elif char == '"':
-            start_line, opening = line, index
+            start_line = line
             chars: list[str] = []
             index += 1
             while index < length and text[index] != '"':
                 if text[index] == "\\" and index + 1 < length:
                     index += 1
-                if text[index] == "\n":
-                    line += 1
+                line += text[index] == "\n"
                 chars.append(text[index])
                 index += 1
-            before = text[max(0, opening - 40) : opening]
+            before = "".join(code[-40:])
             found.append(StringLiteral("".join(chars), start_line, bool(INCLUDE_BEFORE.search(before))))
+            code.append('""')
             index += 1
         else:
+            line += char == "\n"
+            code.append(char)
             index += 1
-    return found
+    return "".join(code), found
+
+
+def string_literals(text: str) -> list[StringLiteral]:
+    """The string literals of POV-Ray source, comments skipped."""
+    return split_source(text)[1]
 
 
 def scan_scene(
@@ -119,8 +125,8 @@ def scan_scene(
             text = path.read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
             raise SceneError(f"{path}: cannot read it: {exc.strerror}") from None
-        literals = string_literals(text)
-        radiosity = radiosity or bool(RADIOSITY.search(without_comments(text))) or any(
+        code, literals = split_source(text)
+        radiosity = radiosity or bool(RADIOSITY.search(code)) or any(
             lit.is_include and Path(lit.text).name in RADIOSITY_INCLUDES for lit in literals
         )
         for literal in literals:
@@ -136,32 +142,6 @@ def scan_scene(
                 queue.append(target)
     files = tuple(found)
     return SceneFiles(root=root, files=files, outside=tuple(outside), radiosity=radiosity)
-
-
-def without_comments(text: str) -> str:
-    """POV-Ray source with // and (nested) /* */ comments and strings blanked."""
-    kept: list[str] = []
-    index, depth, length = 0, 0, len(text)
-    while index < length:
-        if depth == 0 and text.startswith("//", index):
-            end = text.find("\n", index)
-            index = length if end < 0 else end
-        elif text.startswith("/*", index):
-            depth += 1
-            index += 2
-        elif depth and text.startswith("*/", index):
-            depth -= 1
-            index += 2
-        elif depth:
-            index += 1
-        elif text[index] == '"':
-            end = text.find('"', index + 1)
-            index = length if end < 0 else end + 1
-            kept.append('""')
-        else:
-            kept.append(text[index])
-            index += 1
-    return "".join(kept)
 
 
 def _resolve(literal: StringLiteral, root: Path, library_dirs: Sequence[Path]) -> Path | str | None:
