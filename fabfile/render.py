@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from fabfile import deps, merge, povopts
@@ -110,9 +110,6 @@ def prepare_job(request: RenderRequest, cluster: Cluster, reporter: Reporter) ->
         plan = plan_still(settings.height, block=settings.height)
     else:
         plan = plan_still(settings.height, settings.block_size)
-    output = request.output or request.renders / "{job}" / (
-        f"{scene.stem}.png" if not settings.animated else "frames"
-    )
     job = create_job(
         request.renders,
         scene,
@@ -129,7 +126,8 @@ def prepare_job(request: RenderRequest, cluster: Cluster, reporter: Reporter) ->
         plan_units=[list(u) for u in plan.units],
         output="",
     )
-    job.output = str(output).replace("{job}", job.id)
+    default_output = job.folder / ("frames" if settings.animated else f"{scene.stem}.png")
+    job.output = str(request.output or default_output)
     job.save()
     return job, files
 
@@ -150,12 +148,12 @@ def resolve_settings(scene: Path, request: RenderRequest) -> tuple[povopts.Setti
     for token in user_args:
         settings = povopts.apply_switch(settings, token, "--args")
     if request.width is not None:
-        settings = povopts.Settings(**{**asdict(settings), "width": request.width})
+        settings = replace(settings, width=request.width)
     if request.height is not None:
-        settings = povopts.Settings(**{**asdict(settings), "height": request.height})
+        settings = replace(settings, height=request.height)
     job_args = [*user_args, f"+W{settings.width}", f"+H{settings.height}"]
     if request.frames is not None:
-        settings = povopts.Settings(**{**asdict(settings), "initial_frame": 1, "final_frame": request.frames})
+        settings = replace(settings, initial_frame=1, final_frame=request.frames)
         job_args += ["+KFI1", f"+KFF{request.frames}"]
     povopts.validate(settings)
     job_args += ["-D", "-P", f"+FN{settings.bits}", f"+WT{request.threads}"]
