@@ -95,6 +95,12 @@ def prepare_job(request: RenderRequest, cluster: Cluster, reporter: Reporter) ->
         job = latest_job(request.renders, scene=scene, unfinished=True)
         files = scan_files(scene, job.settings.get("input_file"), job.options.get("allow_outside", False), reporter)
         reporter.info(f"resuming job {job.id}: {len(job.parts)} parts already here")
+        given = {"--width": request.width, "--height": request.height, "--frames": request.frames,
+                 "--args": request.args or None}
+        ignored = [name for name, value in given.items() if value is not None]
+        if ignored:
+            reporter.warn(f"--resume continues job {job.id} with the options it started with; "
+                          f"ignoring {', '.join(ignored)}")
         return job, files
     settings, job_args = resolve_settings(scene, request)
     files = scan_files(scene, settings.input_file, request.allow_outside, reporter)

@@ -105,6 +105,7 @@ def test_interrupt_stops_every_povray_and_resume_finishes_the_same_image(own_clu
     resumed = resume(tmp_path, scene)
     assert resumed.returncode == 0, resumed.stderr
     assert f"{kept} parts already here" in resumed.stderr
+    assert "ignoring --width, --height, --args" in resumed.stderr
     assert_same_pixels(tmp_path / "out.png", expected_image(scene, tmp_path))
 
 
