@@ -140,11 +140,12 @@ class NodeJob:
         povray = shell_join([self.povray, *args])
         log, pid, rc = (shell_join([f"{part_dir}/{n}"]) for n in ("log", "pid", "rc"))
         # POV-Ray runs in the background so its pid can be recorded for a kill;
-        # rc marks a finished part for `inv collect`; the log's tail comes back.
+        # rc marks a finished part for `inv collect` (a retry's stale rc goes first);
+        # the log's tail comes back.
         # POV-Ray's own wall time is measured on the node, so the farm's cost
         # per part (the SSH round trip, the fetch) can be told apart from it.
         script = (
-            f"mkdir -p {shell_join([part_dir])} && "
+            f"mkdir -p {shell_join([part_dir])} && rm -f {rc} && "
             f"{{ t0=$(date +%s%N); {povray} >/dev/null 2>{log} & echo $! >{pid}; wait $!; status=$?; "
             f"echo $status >{rc}; echo povfarm-povray-ns=$(($(date +%s%N) - t0)) >&2; "
             "echo povfarm-times >&2; times >&2; "
@@ -158,7 +159,7 @@ class NodeJob:
         return f"{cleanup}cd {shell_join([self.scene_dir])} && {script}"
 
     def render(self, span: Span, job_args: Sequence[str], local_parts: Path, final_frame: int) -> PartOutcome:
-        """Render one part, fetch what it wrote, remove it from the node."""
+        """Render one part and fetch what it wrote; its folder goes with the next command."""
         started = time.monotonic()
         result = self.session.run(self.part_command(span, job_args))
         seconds = time.monotonic() - started
