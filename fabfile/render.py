@@ -485,6 +485,12 @@ class Farm:
                         f"node {hung.node}: {self.plan.span(hung.part.first, hung.part.last).label()} "
                         "is taking far longer than expected; handing it to other nodes"
                     )
+                    if all(n in self.scheduler.stalled for n in usable):
+                        # The part may just be dear: waiting beats failing a job that would finish.
+                        self.reporter.warn(
+                            "every node left is on a part taking far longer than expected; waiting for "
+                            "them (Ctrl-C keeps the finished parts for --resume)"
+                        )
             try:
                 event = self.events.get(timeout=0.2)
             except queue.Empty:
