@@ -44,9 +44,9 @@ def collect_job(job: Job, remove: bool = True) -> CollectResult:
                 pieces = [piece for piece, _ in output_names(span, final_frame) if piece.name not in job.parts]
                 if not pieces:
                     continue
-                for fetched in node_job.fetch(span, job.parts_folder, final_frame):
-                    job.record_part(fetched.span, item.node.name, 0.0)
-                    count += 1
+                fetched = node_job.fetch(span, job.parts_folder, final_frame)
+                job.record_parts([f.span for f in fetched], item.node.name, 0.0)
+                count += len(fetched)
             result.fetched[item.node.name] = count
             if remove and len(job.done_units()) == len(job.plan.units):
                 node_job.remove()

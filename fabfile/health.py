@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 from fabfile.errors import PovfarmError
 from fabfile.inventory import Cluster, Node
-from fabfile.transport import Session, open_session, shell_join
+from fabfile.transport import Session, open_session, remote_workdir, shell_join
 
 
 @dataclass(frozen=True)
@@ -76,9 +76,7 @@ def _probe(node: Node, session: Session) -> NodeHealth:
     started = time.monotonic()
     session.run("true", timeout=node.connect_timeout)
     rtt_ms = (time.monotonic() - started) * 1000
-    workdir = node.workdir
-    if workdir.startswith("~"):
-        workdir = session.run('printf %s "$HOME"').stdout.strip() + workdir[1:]
+    workdir = remote_workdir(node, session)
     result = session.run(probe_script(node, posixpath.normpath(workdir)), timeout=node.connect_timeout * 2)
     facts = parse_probe(result.stdout)
     povray = facts.get("povray")

@@ -69,9 +69,11 @@ class Job:
                 done.update(plan.units_of(span))
         return done
 
-    def record_part(self, span: Span, node: str, seconds: float, started: float | None = None) -> None:
+    def record_parts(self, spans: list[Span], node: str, seconds: float, started: float | None = None) -> None:
+        """Record the files one part brought back (a still's band, or frames), then save once."""
         started = None if started is None else round(started, 3)
-        self.parts[span.name] = PartRecord(node, round(seconds, 3), self.part_path(span.name).name, started)
+        for span in spans:
+            self.parts[span.name] = PartRecord(node, round(seconds, 3), self.part_path(span.name).name, started)
         self.save()
 
     def save(self) -> None:

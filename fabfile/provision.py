@@ -19,7 +19,7 @@ from pathlib import Path
 
 from fabfile.errors import PovfarmError
 from fabfile.inventory import Cluster, Node
-from fabfile.transport import Session, open_session, shell_join
+from fabfile.transport import Session, open_session, remote_workdir, shell_join
 
 BASE_PACKAGES = ("povray", "povray-includes")
 APT_LOCK_WAIT = "DPkg::Lock::Timeout=600"
@@ -113,9 +113,7 @@ class Provisioner:
             self.as_root(argv, what)
 
     def ensure_workdir(self) -> str:
-        workdir = self.node.workdir
-        if workdir.startswith("~"):
-            workdir = self.session.run('printf %s "$HOME"').stdout.strip() + workdir[1:]
+        workdir = remote_workdir(self.node, self.session)
         folder = shell_join([workdir])
         if self.session.run(f"test -d {folder} && test -w {folder}").ok:
             return workdir

@@ -28,7 +28,7 @@ from fabfile.nodejob import NodeJob, povray_ini_line, scene_depth
 from fabfile.plan import FRAMES, Plan, Span, parse_part_name, plan_frames, plan_still
 from fabfile.progress import QuietReporter, Reporter
 from fabfile.scheduler import Part, Scheduler
-from fabfile.transport import Session, open_session, shell_join
+from fabfile.transport import Session, open_session, remote_workdir, shell_join
 
 
 @dataclass(frozen=True)
@@ -254,14 +254,6 @@ def render_check(node: Node, session: Session, workdir: str) -> int:
         return int(result.stdout.split()[-1])
     except (ValueError, IndexError):
         return 1
-
-
-def remote_workdir(node: Node, session: Session) -> str:
-    """The node's workdir, with ~ expanded on the node itself."""
-    if not node.workdir.startswith("~"):
-        return node.workdir
-    home = session.run('printf %s "$HOME"').stdout.strip() or "/tmp"
-    return home + node.workdir[1:]
 
 
 # -- running ------------------------------------------------------------------
@@ -518,8 +510,8 @@ class Farm:
             self.scheduler.min_part_cost = max(self.scheduler.min_part_cost, self.worth_a_part(times))
         if not accepted:
             return
+        self.job.record_parts([f.span for f in payload.files], node, payload.seconds, self.started_at.get(part))
         for fetched in payload.files:
-            self.job.record_part(fetched.span, node, payload.seconds, self.started_at.get(part))
             if self.canvas is not None:
                 with self.timed("stitch_while_rendering"):
                     self.canvas.add(fetched.span, fetched.path)

@@ -130,6 +130,14 @@ class SshSession:
 Session = LocalSession | SshSession
 
 
+def remote_workdir(node: Node, session: Session) -> str:
+    """The node's workdir, with a leading ~ expanded on the node itself."""
+    if not node.workdir.startswith("~"):
+        return node.workdir
+    home = session.run('printf %s "$HOME"').stdout.strip() or "/tmp"
+    return home + node.workdir[1:]
+
+
 class TrustOnFirstUse(paramiko.MissingHostKeyPolicy):
     """Accept an unknown host key once and append it to the known_hosts file."""
 
