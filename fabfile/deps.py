@@ -25,8 +25,13 @@ DEFAULT_LIBRARY_DIRS = (
     Path("/usr/local/share/povray-3.7/include"),
 )
 INCLUDE_BEFORE = re.compile(r"#\s*include\s*$")
-RADIOSITY = re.compile(r"\bradiosity\s*\{")
 RADIOSITY_INCLUDES = {"rad_def.inc"}  # POV-Ray's own radiosity presets
+# Measured against POV-Ray 3.7 alone: bands of scenes using these differ from a whole render.
+WHOLE_IMAGE_FEATURES = {
+    "radiosity": re.compile(r"\bradiosity\s*\{"),
+    "jitter (area lights, media)": re.compile(r"\bjitter\b(?!\s*0(\.0*)?\b)"),  # "jitter 0" is off
+    "crand": re.compile(r"\bcrand\b"),
+}
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,9 @@ class SceneFiles:
     root: Path
     files: tuple[str, ...]
     outside: tuple[Path, ...] = ()
-    radiosity: bool = False  # its samples depend on the whole image: a still cannot be cut into bands
+    # Features whose result depends on what else was rendered before (radiosity's
+    # pretrace, random streams): a still using them cannot be cut into bands.
+    whole_image: tuple[str, ...] = ()
 
     @property
     def total_bytes(self) -> int:
@@ -112,7 +119,7 @@ def scan_scene(
     outside: dict[Path, None] = {}
     queue = [_absolute(entry), *(_absolute(p) for p in extra_files)]
     seen: set[Path] = set()
-    radiosity = False
+    whole_image: dict[str, None] = {}
     while queue:
         path = queue.pop(0)
         if path in seen:
@@ -126,9 +133,11 @@ def scan_scene(
         except OSError as exc:
             raise SceneError(f"{path}: cannot read it: {exc.strerror}") from None
         code, literals = split_source(text)
-        radiosity = radiosity or bool(RADIOSITY.search(code)) or any(
-            lit.is_include and Path(lit.text).name in RADIOSITY_INCLUDES for lit in literals
-        )
+        for feature, pattern in WHOLE_IMAGE_FEATURES.items():
+            if pattern.search(code):
+                whole_image[feature] = None
+        if any(lit.is_include and Path(lit.text).name in RADIOSITY_INCLUDES for lit in literals):
+            whole_image["radiosity"] = None
         for literal in literals:
             target = _resolve(literal, root, library_dirs)
             if target is None:
@@ -141,7 +150,7 @@ def scan_scene(
             if target != "library":
                 queue.append(target)
     files = tuple(found)
-    return SceneFiles(root=root, files=files, outside=tuple(outside), radiosity=radiosity)
+    return SceneFiles(root=root, files=files, outside=tuple(outside), whole_image=tuple(whole_image))
 
 
 def _resolve(literal: StringLiteral, root: Path, library_dirs: Sequence[Path]) -> Path | str | None:

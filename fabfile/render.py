@@ -106,12 +106,13 @@ def prepare_job(request: RenderRequest, cluster: Cluster, reporter: Reporter) ->
     files = scan_files(scene, settings.input_file, request.allow_outside, reporter)
     if settings.animated:
         plan = plan_frames(settings.frames)
-    elif files.radiosity:
-        # Radiosity's pretrace samples the region being rendered, so bands would not
-        # match POV-Ray alone: the still goes to one node whole.
+    elif files.whole_image:
+        # Radiosity's pretrace samples the region being rendered, and jitter and crand
+        # draw from one random stream: bands would not match POV-Ray alone.
         reporter.warn(
-            "the scene uses radiosity, whose samples depend on the whole image: rendering the still "
-            "as one part so that it matches POV-Ray alone (animations still spread frame by frame)"
+            f"the scene uses {', '.join(files.whole_image)}, whose result depends on the whole image: "
+            "rendering the still as one part so that it matches POV-Ray alone "
+            "(animations still spread frame by frame)"
         )
         plan = plan_still(settings.height, block=settings.height)
     else:
