@@ -52,10 +52,6 @@ class SceneFiles:
     # pretrace, random streams): a still using them cannot be cut into bands.
     whole_image: tuple[str, ...] = ()
 
-    @property
-    def total_bytes(self) -> int:
-        return sum((self.root / name).stat().st_size for name in self.files)
-
 
 def split_source(text: str) -> tuple[str, list[StringLiteral]]:
     """POV-Ray source as its code (comments dropped, strings left as "") and its string literals."""

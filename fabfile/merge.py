@@ -40,11 +40,12 @@ def stitch_bands(parts: Sequence[tuple[Span, Path]], width: int, height: int, ou
     """Write the still whose rows come from each part's band."""
     ordered = sorted(parts, key=lambda item: item[0].start)
     _check_coverage([span for span, _ in ordered], height)
-    depths = {png_header(path)[2] for _, path in ordered}
+    depths = set()
     for _, path in ordered:
-        part_width, part_height, _, _ = png_header(path)
+        part_width, part_height, depth, _ = png_header(path)
         if (part_width, part_height) != (width, height):
             raise JobError(f"{path}: part is {part_width}x{part_height}, expected {width}x{height}")
+        depths.add(depth)
     output.parent.mkdir(parents=True, exist_ok=True)
     temporary = output.with_name(f".{output.name}.tmp")
     if depths == {16}:

@@ -281,6 +281,8 @@ class Farm:
         still = job.plan_kind != FRAMES
         self.canvas = merge.BandCanvas(self.settings.width, self.settings.height) if still else None
         self.render_started = time.monotonic()
+        self.scheduler: Scheduler | None = None  # made once the nodes are ready
+        self.latency: float | None = None  # the least idle time of a POV-Ray run seen
 
     def run(self) -> RenderSummary:
         started = time.monotonic()
@@ -369,8 +371,8 @@ class Farm:
 
     def finish_nodes(self) -> None:
         keep = self.job.options.get("keep_remote", False)
-        scheduler = getattr(self, "scheduler", None)
         # A node that hung or was left out may not answer: close it, touch nothing.
+        scheduler = self.scheduler
         unhealthy = set(scheduler.stalled) | set(scheduler.excluded) if scheduler else set()
 
         def finish(node_job: NodeJob) -> None:
@@ -519,7 +521,7 @@ class Farm:
         self.timings["parts"] += 1
         self.timings["part_commands"] += payload.seconds
         self.timings["fetch"] += payload.fetch_seconds
-        for phase, seconds in (payload.povray_times or {}).items():
+        for phase, seconds in times.items():
             self.timings[f"povray_{phase}"] += seconds
         stats = self.stats[node]
         stats.parts += 1
@@ -538,10 +540,10 @@ class Farm:
         """
         if "cpu" in times and "wall" in times:
             latency = max(0.0, times["wall"] - times["cpu"])
-            self.latency = min(getattr(self, "latency", latency), latency)
+            self.latency = latency if self.latency is None else min(self.latency, latency)
         capacity = sum(self.capacity.values())
         spare = sum(self.slots.values()) - capacity
-        hide = getattr(self, "latency", 0.0) * self.tuning.latency_factor * (capacity / spare if spare else 10.0)
+        hide = (self.latency or 0.0) * self.tuning.latency_factor * (capacity / spare if spare else 10.0)
         return max(hide, 10 * times.get("parse", 0.0))
 
     def abort(self, status: str) -> None:

@@ -90,9 +90,6 @@ class Scheduler:
     def usable(self, node: str) -> bool:
         return node not in self.excluded and node not in self.stalled
 
-    def running_on(self, node: str) -> list[Running]:
-        return [r for r in self.running if r.node == node]
-
     # -- handing out work ------------------------------------------------
     def next_part(self, node: str, now: float) -> Part | None:
         """The next part for a free slot of `node`, or None for now."""
@@ -100,13 +97,12 @@ class Scheduler:
             return None
         pending = set(self.pending)
         retry = sorted(self._retry & pending)
-        probe = None if retry else self._next_probe(pending)
         if retry:  # work taken back from a failed or hung node goes out first, as it was
             first = last = retry[0]
             while last + 1 in self._retry and last + 1 in pending:
                 last += 1
             self._retry -= set(range(first, last + 1))
-        elif probe is not None:
+        elif (probe := self._next_probe(pending)) is not None:
             first = last = probe
         else:
             first, last = self._costed_run(pending)
@@ -161,7 +157,6 @@ class Scheduler:
         # Estimates far from any measurement can be wrong: a part takes no more than
         # a share of such units. Units next to measured ones are trusted.
         limit = math.ceil(len(pending) / (self.guided_factor * max(1, self.slots)))
-        limit = min(limit, self.max_part_units or limit)
         guesses = 0 if self._trusted(seed) else 1
 
         def fits(unit: int) -> bool:
