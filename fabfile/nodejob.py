@@ -26,7 +26,17 @@ from fabfile.plan import FRAMES, Span, parse_part_name
 from fabfile.transport import Session, shell_join
 
 PART_OUTPUT = "p"
+POVRAY_CANCELLED = 2  # POV-Ray's exit status after SIGINT
+RENDERED = re.compile(r"Rendered (\d+) of \d+ pixels")
 TIME_LINES = "(Parse|Bounding|Photon|Radiosity|Trace) Time:"
+
+
+class PartInterrupted(NodeError):
+    """A part's POV-Ray was stopped on purpose (a cut); its state file is kept."""
+
+    def __init__(self, message: str, povray_times: dict[str, float]) -> None:
+        super().__init__(message)
+        self.povray_times = povray_times
 
 
 @dataclass(frozen=True)
@@ -129,14 +139,22 @@ class NodeJob:
             self.session.put(local_root / name, remote)
 
     # -- parts -----------------------------------------------------------
-    def part_command(self, span: Span, job_args: Sequence[str]) -> str:
+    def part_command(self, span: Span, job_args: Sequence[str], resume_from: Span | None = None) -> str:
         part_dir = posixpath.join(self.up, "parts", span.name)
         args = [posixpath.join(self.up, "povfarm.ini"), *job_args]
-        args.append(f"+O{part_dir}/{PART_OUTPUT}.png")
+        # +V: POV-Ray logs each finished block, the progress a cut is decided on.
+        args += [f"+O{part_dir}/{PART_OUTPUT}.png", "+V"]
         if span.kind == FRAMES:
             args += [f"+SF{span.start}", f"+EF{span.end}"]
         else:
             args += [f"+SR{span.start}", f"+ER{span.end}"]
+        prepare = f"mkdir -p {shell_join([part_dir])}"
+        if resume_from is not None:
+            # A cut part continues from its state file (+C) under its new, shorter name.
+            args.append("+C")
+            old_dir = posixpath.join(self.up, "parts", resume_from.name)
+            if old_dir != part_dir:
+                prepare = shell_join(["mv", "-T", "--", old_dir, part_dir])
         povray = shell_join([self.povray, *args])
         log, pid, rc = (shell_join([f"{part_dir}/{n}"]) for n in ("log", "pid", "rc"))
         # POV-Ray runs in the background so its pid can be recorded for a kill;
@@ -145,7 +163,7 @@ class NodeJob:
         # POV-Ray's own wall time is measured on the node, so the farm's cost
         # per part (the SSH round trip, the fetch) can be told apart from it.
         script = (
-            f"mkdir -p {shell_join([part_dir])} && rm -f {rc} && "
+            f"{prepare} && rm -f {rc} && "
             f"{{ t0=$(date +%s%N); {povray} >/dev/null 2>{log} & echo $! >{pid}; wait $!; status=$?; "
             f"echo $status >{rc}; echo povfarm-povray-ns=$(($(date +%s%N) - t0)) >&2; "
             "echo povfarm-times >&2; times >&2; "
@@ -158,18 +176,44 @@ class NodeJob:
         cleanup = f"rm -rf -- {shell_join(done)}; " if done else ""
         return f"{cleanup}cd {shell_join([self.scene_dir])} && {script}"
 
-    def render(self, span: Span, job_args: Sequence[str], local_parts: Path, final_frame: int) -> PartOutcome:
-        """Render one part and fetch what it wrote; its folder goes with the next command."""
+    def render(
+        self,
+        span: Span,
+        job_args: Sequence[str],
+        local_parts: Path,
+        final_frame: int,
+        resume_from: Span | None = None,
+    ) -> PartOutcome:
+        """Render one part (or continue a cut one) and fetch what it wrote.
+
+        A failure raises; an interrupted part raises PartInterrupted with the
+        POV-Ray times it spent. Its folder goes with the next command.
+        """
         started = time.monotonic()
-        result = self.session.run(self.part_command(span, job_args))
+        result = self.session.run(self.part_command(span, job_args, resume_from))
         seconds = time.monotonic() - started
         if not result.ok:
+            if result.exit_code == POVRAY_CANCELLED and "Render cancelled by user" in result.stderr:
+                raise PartInterrupted(f"node {self.name}: {span.label()} was interrupted", povray_times(result.stderr))
             raise classify_failure(self.name, self.povray, result.exit_code, result.stderr)
         fetch_started = time.monotonic()
         files = self.fetch(span, local_parts, final_frame)
         with self._fetched_lock:
             self._fetched.append(posixpath.join(self.root, "parts", span.name))
         return PartOutcome(seconds, files, time.monotonic() - fetch_started, povray_times(result.stderr))
+
+    def progress(self, span: Span) -> int | None:
+        """Pixels a running part has finished, from POV-Ray's log, or None."""
+        log = posixpath.join(self.root, "parts", span.name, "log")
+        result = self.session.run(f"tail -c 300 {shell_join([log])} 2>/dev/null; true", timeout=10.0)
+        counts = RENDERED.findall(result.stdout)
+        return int(counts[-1]) if counts else None
+
+    def interrupt(self, span: Span) -> None:
+        """Ask a running part's POV-Ray to stop; it keeps its state file for +C."""
+        part_dir = posixpath.join(self.root, "parts", span.name)
+        pid, rc = (shell_join([f"{part_dir}/{n}"]) for n in ("pid", "rc"))
+        self.session.run(f'[ -f {rc} ] || kill -INT "$(cat {pid} 2>/dev/null)" 2>/dev/null; true', timeout=10.0)
 
     def fetch(self, span: Span, local_parts: Path, final_frame: int) -> tuple[FetchedFile, ...]:
         part_dir = posixpath.join(self.root, "parts", span.name)

@@ -24,7 +24,7 @@ from fabfile import deps, merge, povopts
 from fabfile.errors import JobError, NodeError, OptionsError, PovfarmError, SceneError
 from fabfile.inventory import Cluster, Node, load_cluster
 from fabfile.jobs import Job, create_job, latest_job, load_job
-from fabfile.nodejob import NodeJob, povray_ini_line, scene_depth
+from fabfile.nodejob import NodeJob, PartInterrupted, povray_ini_line, scene_depth
 from fabfile.plan import FRAMES, Plan, Span, parse_part_name, plan_frames, plan_still
 from fabfile.progress import QuietReporter, Reporter
 from fabfile.scheduler import Part, Scheduler
@@ -61,6 +61,9 @@ class Tuning:
     stop_timeout: float = 10.0
     latency_factor: float = 1.0
     probes: int = 0
+    cuts: bool = True  # stills: start with one equal part per slot, cut running parts to balance
+    cut_interval: float = 0.5  # seconds between looks at running parts' progress
+    cut_min_start: float = 0.5  # seconds a POV-Ray start is assumed to cost until one is measured
 
 
 @dataclass
@@ -282,6 +285,11 @@ class Farm:
         self.canvas = merge.BandCanvas(self.settings.width, self.settings.height) if still else None
         self.render_started = time.monotonic()
         self.scheduler: Scheduler | None = None  # made once the nodes are ready
+        self.cuts: dict[tuple[str, int], tuple[Part, int]] = {}  # (node, first unit): part kept, units done
+        self.continued: dict[tuple[str, int], range] = {}  # units a continued part renders itself
+        self.next_cut_check = 0.0
+        # A still's bands can be cut and continued (+C); frames and a whole-image part cannot.
+        self.cutting = tuning.cuts and job.plan_kind != FRAMES and len(job.plan.units) > 1
         self.latency: float | None = None  # the least idle time of a POV-Ray run seen
 
     def run(self) -> RenderSummary:
@@ -364,7 +372,10 @@ class Farm:
             for item in ready
             if item.node.name in self.node_jobs
         }
-        self.slots = {name: count + self.tuning.overlap for name, count in self.capacity.items()}
+        # Stills that are cut to balance run one part per core: a cut part continues where
+        # it stopped, and a second part sharing its core would only blur its pace.
+        spare = 0 if self.cutting else self.tuning.overlap
+        self.slots = {name: count + spare for name, count in self.capacity.items()}
         for node_name in self.node_jobs:
             self.job.nodes[node_name] = {"slots": self.slots[node_name], "capacity": self.capacity[node_name]}
             self.stats[node_name] = NodeStats()
@@ -405,6 +416,7 @@ class Farm:
             slots=sum(self.slots.values()),
             capacity=sum(self.capacity.values()),
             probes=self.tuning.probes,
+            even_start=self.cutting,
             done=done,
             guided_factor=self.tuning.guided_factor,
             max_failures=self.tuning.max_failures,
@@ -444,22 +456,104 @@ class Farm:
                     return
                 part = self.scheduler.next_part(node, time.monotonic())
             if part is None:
+                self.maybe_cut(node)
                 time.sleep(0.05)
                 continue
-            span = self.plan.span(part.first, part.last)
-            self.started_at[part] = time.monotonic() - self.render_started
-            try:
-                outcome = node_job.render(span, self.job.options["job_args"], self.job.parts_folder, final)
-            except (SceneError, OptionsError) as exc:
-                self.events.put(("fatal", node, part, exc))
+            resume_from: Span | None = None
+            while part is not None:
+                span = self.plan.span(part.first, part.last)
+                if resume_from is None:
+                    self.started_at[part] = time.monotonic() - self.render_started
+                job_args = self.job.options["job_args"]
+                try:
+                    outcome = node_job.render(span, job_args, self.job.parts_folder, final, resume_from)
+                except (SceneError, OptionsError) as exc:
+                    self.events.put(("fatal", node, part, exc))
+                    return
+                except PovfarmError as exc:
+                    kept = self.take_cut(node, part, exc)
+                    if kept is not None:  # cut on purpose: continue with what it kept
+                        self.started_at[kept] = self.started_at.pop(part, 0.0)
+                        part, resume_from = kept, span
+                        continue
+                    self.events.put(("failed", node, part, exc))
+                except Exception as exc:  # noqa: BLE001 - a surprise on one node is that node's failure
+                    self.take_cut(node, part, None)
+                    self.events.put(("failed", node, part, NodeError(f"node {node}: {type(exc).__name__}: {exc}")))
+                else:
+                    self.take_cut(node, part, None)  # finished before the cut took: all of it is here
+                    with self.lock:
+                        measured = self.continued.pop((node, part.first), None)
+                    self.events.put(("done", node, part, (outcome, measured)))
+                part = None
+
+    # -- cutting ----------------------------------------------------------------
+    def maybe_cut(self, node: str) -> None:
+        """With nothing left to hand out and a core idle here, cut the running part
+        that will finish last, if that pays (see Scheduler.cut_point)."""
+        if not self.cutting or self.stopping.is_set():
+            return
+        now = time.monotonic()
+        with self.lock:
+            scheduler = self.scheduler
+            busy_here = sum(1 for r in scheduler.running if r.node == node and not r.presumed_hung)
+            if scheduler.pending or busy_here >= self.capacity[node] or now < self.next_cut_check:
                 return
-            except PovfarmError as exc:
-                self.events.put(("failed", node, part, exc))
+            self.next_cut_check = now + self.tuning.cut_interval
+            candidates = [
+                (r.part, r.node) for r in scheduler.running
+                if r.part.count >= 2 and not r.presumed_hung and (r.node, r.part.first) not in self.cuts
+            ]
+        pixels_per_unit = self.settings.width * self.plan.span(0, 0).size
+        progress: list[tuple[Part, str, float]] = []
+        for part, victim in candidates:
+            try:
+                pixels = self.node_jobs[victim].progress(self.plan.span(part.first, part.last))
+            except PovfarmError:
                 continue
-            except Exception as exc:  # noqa: BLE001 - a surprise on one node is that node's failure
-                self.events.put(("failed", node, part, NodeError(f"node {node}: {type(exc).__name__}: {exc}")))
-                continue
-            self.events.put(("done", node, part, outcome))
+            if pixels:
+                progress.append((part, victim, pixels / pixels_per_unit))
+        start_cost = max(self.latency or 0.0, self.tuning.cut_min_start)
+        with self.lock:
+            best: tuple[float, Part, str, int, float] | None = None
+            now = time.monotonic()
+            for part, victim, units_done in progress:
+                run = next((r for r in scheduler.running if r.part == part and r.node == victim), None)
+                if run is None or (victim, part.first) in self.cuts:
+                    continue
+                keep_last = scheduler.cut_point(run, units_done, now, start_cost)
+                if keep_last is None:
+                    continue
+                remaining = (now - run.started) * (part.count - units_done) / units_done
+                if best is None or remaining > best[0]:
+                    best = (remaining, part, victim, keep_last, units_done)
+            if best is None:
+                return
+            _, part, victim, keep_last, best_done = best
+            kept = scheduler.cut(part, victim, keep_last, now)
+            if kept is None:
+                return
+            self.cuts[(victim, part.first)] = (kept, int(best_done))
+            self.timings["cuts"] += 1
+        try:
+            self.node_jobs[victim].interrupt(self.plan.span(part.first, part.last))
+        except PovfarmError:
+            pass  # the part finishes whole, or its node's failure is seen by its worker
+
+    def take_cut(self, node: str, part: Part, error: Exception | None) -> Part | None:
+        """What a cut part keeps, when it was cut and its POV-Ray stopped for it."""
+        with self.lock:
+            cut = self.cuts.pop((node, part.first), None)
+        if cut is None or not isinstance(error, PartInterrupted):
+            return None  # not cut, finished whole before the cut took, or failed: reported as such
+        kept, units_done = cut
+        rendered = range(part.first, min(part.first + units_done, kept.last + 1))
+        cpu = error.povray_times.get("cpu")
+        with self.lock:
+            if cpu and rendered:
+                self.scheduler.record_cost(rendered, cpu)
+            self.continued[(node, kept.first)] = range(rendered.stop, kept.last + 1)
+        return kept
 
     def watch(self) -> None:
         while True:
@@ -507,9 +601,10 @@ class Farm:
                 self.reporter.warn(f"leaving out node {node} for the rest of the job: it failed repeatedly")
                 self.left_out[node] = str(payload)
             return
+        payload, measured = payload
         times = payload.povray_times or {}
         with self.lock:
-            accepted = self.scheduler.complete(part, node, payload.seconds, times.get("cpu"))
+            accepted = self.scheduler.complete(part, node, payload.seconds, times.get("cpu"), measured)
             self.scheduler.min_part_cost = max(self.scheduler.min_part_cost, self.worth_a_part(times))
         if not accepted:
             return

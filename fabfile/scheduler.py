@@ -17,6 +17,12 @@ dearer than the rest), so parts are sized by estimated cost, not by rows:
 * a part's cost is measured as POV-Ray's CPU seconds, which do not swell
   when several parts share a core.
 
+When nothing is left to hand out and a core is idle, a running still part
+can be cut: POV-Ray is interrupted, keeps the rows it has (its state file)
+and continues the first half of what is left (`+C`), while the second half
+goes to the idle core. `cut_point` decides from the part's progress whether
+that pays for the extra POV-Ray start.
+
 A part that fails goes back to the queue; a node that fails `max_failures`
 times is left out. A part running far longer than parts of its size have
 taken is presumed hung: its units are handed to others and its node gets
@@ -68,6 +74,7 @@ class Scheduler:
     capacity: int | None = None  # cores that render at once; slots beyond them only hide start-up
     min_part_cost: float = 0.0  # seconds of work below which a part is not worth its own start
     probes: int = 0  # single-unit parts spread over the image first (each pays a POV-Ray start-up)
+    even_start: bool = False  # before anything is measured, one equal part per slot (cuts balance later)
 
     def __post_init__(self) -> None:
         self.done = set(self.done)
@@ -81,6 +88,7 @@ class Scheduler:
         self._attempts: Counter[int] = Counter()
         self._probes = self._probe_order()
         self._retry: set[int] = set()
+        self._even_share = 0
 
     # -- state -----------------------------------------------------------
     @property
@@ -151,12 +159,18 @@ class Scheduler:
         costs = {unit: self.estimated_cost(unit) for unit in pending}
         capacity = self.capacity or self.slots
         target = max(sum(costs.values()) / (self.guided_factor * max(1, capacity)), self.min_part_cost)
-        seed = max(sorted(pending), key=lambda unit: costs[unit])  # the dearest first: no late giant
-        first = last = seed
-        total = costs[seed]
         # Estimates far from any measurement can be wrong: a part takes no more than
         # a share of such units. Units next to measured ones are trusted.
         limit = math.ceil(len(pending) / (self.guided_factor * max(1, self.slots)))
+        if self.even_start and not self.unit_cost and not self.running and len(pending) == self.unit_count:
+            self._even_share = math.ceil(self.unit_count / max(1, self.slots))
+        if self._even_share and not self.unit_cost:
+            # Nothing measured yet: the image in equal shares, one per slot, in order.
+            first = min(pending)
+            return first, min(first + self._even_share - 1, max(pending))
+        seed = max(sorted(pending), key=lambda unit: costs[unit])  # the dearest first: no late giant
+        first = last = seed
+        total = costs[seed]
         guesses = 0 if self._trusted(seed) else 1
 
         def fits(unit: int) -> bool:
@@ -177,9 +191,51 @@ class Scheduler:
             guesses += 0 if self._trusted(added) else 1
         return first, last
 
+    # -- cutting a running part ------------------------------------------
+    def cut_point(self, run: Running, units_done: float, now: float, start_cost: float) -> int | None:
+        """The last unit a running part should keep if cutting it pays, else None.
+
+        `units_done` is its progress in units (POV-Ray renders a band's blocks
+        in order); `start_cost` the seconds a POV-Ray start costs. The part
+        keeps the unit in progress and half of the rest; the other half goes
+        to an idle core. It pays when the time saved beats a start on each side.
+        """
+        if run.presumed_hung or units_done <= 0 or run.part.count < 2:
+            return None
+        elapsed = now - run.started
+        seconds_per_unit = elapsed / units_done
+        in_progress = min(int(units_done), run.part.count - 1)
+        rest = run.part.count - in_progress - 1
+        if rest < 1:
+            return None
+        given = rest - rest // 2
+        remaining = (run.part.count - units_done) * seconds_per_unit
+        after = max(remaining - given * seconds_per_unit, given * seconds_per_unit) + start_cost
+        if remaining - after < start_cost:
+            return None
+        return run.part.last - given
+
+    def cut(self, part: Part, node: str, keep_last: int, now: float) -> Part | None:
+        """Shrink a running part to units first..keep_last; the rest goes out next, whole."""
+        run = next((r for r in self.running if r.part == part and r.node == node), None)
+        if run is None or run.presumed_hung or not part.first <= keep_last < part.last:
+            return None
+        kept = Part(part.first, keep_last, part.attempt)
+        run.part, run.started = kept, now
+        given = [u for u in range(keep_last + 1, part.last + 1) if u not in self.done]
+        self.pending = sorted(set(self.pending) | set(given))
+        self._retry.update(given)
+        return kept
+
     # -- outcomes --------------------------------------------------------
-    def complete(self, part: Part, node: str, seconds: float, cost: float | None = None) -> bool:
-        """Record a finished part (wall seconds, and its work if known); False for a duplicate."""
+    def complete(
+        self, part: Part, node: str, seconds: float, cost: float | None = None, measured: range | None = None
+    ) -> bool:
+        """Record a finished part (wall seconds, and its work if known); False for a duplicate.
+
+        `measured` names the units the work was spent on when it was not all of
+        them (a part continued after a cut rendered only its tail).
+        """
         self._forget(part, node)
         self.stalled.discard(node)
         new = [u for u in part.units if u not in self.done]
@@ -187,11 +243,18 @@ class Scheduler:
             return False
         self.done.update(part.units)
         self.pending = [u for u in self.pending if u not in self.done]
-        self.seconds_per_unit.append(seconds / part.count)
+        self._retry -= self.done
+        spent_on = measured if measured else part.units
+        self.seconds_per_unit.append(seconds / len(spent_on))
         work = seconds if cost is None else cost
-        for unit in part.units:
-            self.unit_cost[unit] = max(work / part.count, 1e-6)
+        for unit in spent_on:
+            self.unit_cost[unit] = max(work / len(spent_on), 1e-6)
         return True
+
+    def record_cost(self, units: range, cost: float) -> None:
+        """Work measured on units whose part was cut before it finished."""
+        for unit in units:
+            self.unit_cost[unit] = max(cost / len(units), 1e-6)
 
     def fail(self, part: Part, node: str, reason: str, node_fault: bool = True) -> bool:
         """Requeue a failed part; True when the node is now left out."""
@@ -239,7 +302,8 @@ class Scheduler:
 
     # -- helpers ---------------------------------------------------------
     def _forget(self, part: Part, node: str) -> None:
-        self.running = [r for r in self.running if not (r.part == part and r.node == node)]
+        # A part cut while it finished anyway is known here by its first unit.
+        self.running = [r for r in self.running if not (r.part.first == part.first and r.node == node)]
 
     def _requeue(self, part: Part) -> None:
         busy = {u for r in self.running if not r.presumed_hung for u in r.part.units}

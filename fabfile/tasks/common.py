@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
         "hang_factor": 4.0,
         "latency_factor": 1.0,
         "probes": 0,
+        "cuts": True,
         "allow_outside": False,
         "keep_remote": False,
     },

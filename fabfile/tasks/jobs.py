@@ -71,6 +71,7 @@ def render(
         hang_factor=float(option(c, None, "render", "hang_factor")),
         latency_factor=float(option(c, None, "render", "latency_factor")),
         probes=int(option(c, None, "render", "probes")),
+        cuts=bool(option(c, None, "render", "cuts")),
     )
     summary = render_scene(request, RichReporter(), tuning)
     print_summary(summary)
