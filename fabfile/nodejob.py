@@ -202,10 +202,10 @@ class NodeJob:
             self._fetched.append(posixpath.join(self.root, "parts", span.name))
         return PartOutcome(seconds, files, time.monotonic() - fetch_started, povray_times(result.stderr))
 
-    def progress(self, span: Span) -> int | None:
+    def progress(self, span: Span, timeout: float = 10.0) -> int | None:
         """Pixels a running part has finished, from POV-Ray's log, or None."""
         log = posixpath.join(self.root, "parts", span.name, "log")
-        result = self.session.run(f"tail -c 300 {shell_join([log])} 2>/dev/null; true", timeout=10.0)
+        result = self.session.run(f"tail -c 300 {shell_join([log])} 2>/dev/null; true", timeout=timeout)
         counts = RENDERED.findall(result.stdout)
         return int(counts[-1]) if counts else None
 

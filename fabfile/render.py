@@ -288,6 +288,7 @@ class Farm:
         self.cuts: dict[tuple[str, int], tuple[Part, int]] = {}  # (node, first unit): part kept, units done
         self.continued: dict[tuple[str, int], range] = {}  # units a continued part renders itself
         self.next_cut_check = 0.0
+        self.progress_seen: dict[tuple[str, Part], int] = {}  # pixels each running part had last look
         # A still's bands can be cut and continued (+C); frames and a whole-image part cannot.
         self.cutting = tuning.cuts and job.plan_kind != FRAMES and len(job.plan.units) > 1
         self.latency: float | None = None  # the least idle time of a POV-Ray run seen
@@ -456,7 +457,10 @@ class Farm:
                     return
                 part = self.scheduler.next_part(node, time.monotonic())
             if part is None:
-                self.maybe_cut(node)
+                try:
+                    self.maybe_cut(node)
+                except Exception as exc:  # noqa: BLE001 - a cut is an optimisation: never lose a worker to one
+                    self.reporter.warn(f"node {node}: could not balance by cutting a part: {exc}")
                 time.sleep(0.05)
                 continue
             resume_from: Span | None = None
@@ -502,16 +506,20 @@ class Farm:
             self.next_cut_check = now + self.tuning.cut_interval
             candidates = [
                 (r.part, r.node) for r in scheduler.running
-                if r.part.count >= 2 and not r.presumed_hung and (r.node, r.part.first) not in self.cuts
+                if r.part.count >= 2 and not r.presumed_hung and scheduler.usable(r.node)
+                and (r.node, r.part.first) not in self.cuts
             ]
         pixels_per_unit = self.settings.width * self.plan.span(0, 0).size
         progress: list[tuple[Part, str, float]] = []
         for part, victim in candidates:
             try:
-                pixels = self.node_jobs[victim].progress(self.plan.span(part.first, part.last))
+                pixels = self.node_jobs[victim].progress(self.plan.span(part.first, part.last), timeout=2.0)
             except PovfarmError:
                 continue
-            if pixels:
+            # Only a part seen moving is cut: a frozen node is the hang detector's business.
+            seen = self.progress_seen.get((victim, part))
+            self.progress_seen[(victim, part)] = pixels or 0
+            if pixels and seen is not None and pixels > seen:
                 progress.append((part, victim, pixels / pixels_per_unit))
         start_cost = max(self.latency or 0.0, self.tuning.cut_min_start)
         with self.lock:
@@ -608,7 +616,12 @@ class Farm:
             self.scheduler.min_part_cost = max(self.scheduler.min_part_cost, self.worth_a_part(times))
         if not accepted:
             return
-        self.job.record_parts([f.span for f in payload.files], node, payload.seconds, self.started_at.get(part))
+        started = self.started_at.get(part)
+        # A continued part's record spans from its first start: the time its rows took.
+        seconds = payload.seconds if measured is None or started is None else (
+            time.monotonic() - self.render_started - started
+        )
+        self.job.record_parts([f.span for f in payload.files], node, seconds, started)
         for fetched in payload.files:
             if self.canvas is not None:
                 with self.timed("stitch_while_rendering"):

@@ -88,7 +88,8 @@ class Scheduler:
         self._attempts: Counter[int] = Counter()
         self._probes = self._probe_order()
         self._retry: set[int] = set()
-        self._even_share = 0
+        # Even start: the first wave is the image in equal runs, one per slot, in order.
+        self._even_share = math.ceil(len(self.pending) / max(1, self.slots)) if self.even_start else 0
 
     # -- state -----------------------------------------------------------
     @property
@@ -162,12 +163,11 @@ class Scheduler:
         # Estimates far from any measurement can be wrong: a part takes no more than
         # a share of such units. Units next to measured ones are trusted.
         limit = math.ceil(len(pending) / (self.guided_factor * max(1, self.slots)))
-        if self.even_start and not self.unit_cost and not self.running and len(pending) == self.unit_count:
-            self._even_share = math.ceil(self.unit_count / max(1, self.slots))
         if self._even_share and not self.unit_cost:
-            # Nothing measured yet: the image in equal shares, one per slot, in order.
-            first = min(pending)
-            return first, min(first + self._even_share - 1, max(pending))
+            first = last = min(pending)
+            while last + 1 in pending and last - first + 1 < self._even_share:
+                last += 1
+            return first, last
         seed = max(sorted(pending), key=lambda unit: costs[unit])  # the dearest first: no late giant
         first = last = seed
         total = costs[seed]

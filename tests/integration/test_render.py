@@ -130,3 +130,26 @@ def test_jittered_area_lights_render_whole_and_match(ssh_cluster, tmp_path):
     assert "uses jitter" in result.stderr
     assert list(job_record(tmp_path)["parts"]) == ["rows-0001-0096"]
     assert_same_pixels(tmp_path / "out.png", reference(scene, "+W64", "+H96", out=tmp_path / "ref.png"))
+
+
+def test_a_slow_band_is_cut_and_continued_and_still_matches(ssh_cluster, tmp_path):
+    # The top quarter holds all the cost: the node given the top band is still busy when the
+    # others finish, so its POV-Ray is interrupted, continues its first rows from its state
+    # file (+C) and hands the rest to an idle node.
+    scene = copy_scene(SCENES / "uneven" / "uneven.pov", tmp_path / "scene")
+    write_inventory(tmp_path, ssh_cluster.inventory())
+    args = "+A0.3 Declare=Samples=1500"
+    result = run_inv(
+        "render", f"--scene={scene}", "--width=160", "--height=384", f"--args={args}", "--output=out.png",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    record = job_record(tmp_path)
+    assert record["timings"].get("cuts", 0) >= 1, record["parts"]
+    # The parts still tile the image: the cut band's rows are split between two parts.
+    rows = sorted((int(name[5:9]), int(name[10:14])) for name in record["parts"])
+    assert rows[0][0] == 1 and rows[-1][1] == 384
+    assert all(after[0] == before[1] + 1 for before, after in zip(rows, rows[1:], strict=False))
+    assert len(rows) > 3
+    expected = reference(scene, "+W160", "+H384", *args.split(), out=tmp_path / "ref.png")
+    assert_same_pixels(tmp_path / "out.png", expected)

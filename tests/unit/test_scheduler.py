@@ -123,3 +123,65 @@ def test_hung_parts_are_handed_on_after_a_bounded_wait():
 
 def test_part_units():
     assert list(Part(2, 4).units) == [2, 3, 4] and Part(2, 4).count == 3
+
+
+# -- even start and cuts ---------------------------------------------------------------
+def test_even_start_gives_each_slot_one_equal_run_in_order():
+    s = Scheduler(unit_count=45, slots=2, even_start=True)
+    first_wave = drain(s, "ab")
+    assert [(n, p.first, p.last) for n, p in first_wave] == [("a", 0, 22), ("b", 23, 44)]
+    assert s.next_part("a", 0.0) is None  # nothing left: balance now comes from cuts
+
+
+def test_a_slow_part_is_cut_keeping_its_progress_and_half_the_rest():
+    s = Scheduler(unit_count=20, slots=2, even_start=True)
+    slow, quick = s.next_part("a", 0.0), s.next_part("b", 0.0)
+    assert s.complete(quick, "b", 2.0)
+    run = s.running[0]
+    # 10 s in, 2.5 of its 10 units done: 30 s left; unit 2 is in progress.
+    keep_last = s.cut_point(run, units_done=2.5, now=10.0, start_cost=0.6)
+    assert keep_last == 5  # keeps units 0-5 (3.5 to go), gives 6-9 (4 units)
+    kept = s.cut(slow, "a", keep_last, now=10.0)
+    assert kept == Part(0, 5, 1)
+    given = s.next_part("b", 10.0)
+    assert (given.first, given.last) == (6, 9)  # the rest goes out whole
+    assert s.complete(kept, "a", 5.0, cost=5.0, measured=range(2, 6))
+    assert s.unit_cost[3] == 1.25 and 0 not in s.unit_cost  # work spread over what it rendered
+    assert s.complete(given, "b", 4.0) and s.finished
+
+
+def test_no_cut_when_the_time_saved_is_less_than_a_start():
+    s = Scheduler(unit_count=4, slots=1, even_start=True)
+    part = s.next_part("a", 0.0)
+    run = s.running[0]
+    # 3 of 4 units in 3 s: 1 s left, a cut would save less than it costs.
+    assert s.cut_point(run, units_done=3.0, now=3.0, start_cost=0.6) is None
+    # Nothing known yet (no unit finished): no rate, no cut.
+    assert s.cut_point(run, units_done=0.0, now=3.0, start_cost=0.6) is None
+    # The unit in progress is the last one: nothing to give.
+    assert s.cut_point(run, units_done=3.5, now=100.0, start_cost=0.6) is None
+    assert s.cut(part, "a", 3, now=3.0) is None  # keeping all of it is no cut
+
+
+def test_a_cut_part_that_finished_whole_anyway_completes_all_its_units():
+    s = Scheduler(unit_count=10, slots=2, even_start=True)
+    first, second = s.next_part("a", 0.0), s.next_part("b", 0.0)
+    s.complete(second, "b", 1.0)
+    s.cut(first, "a", 1, now=5.0)  # units 2-4 go back out...
+    given = s.next_part("b", 5.0)
+    assert s.complete(first, "a", 6.0)  # ...but the POV-Ray finished before the interrupt
+    assert s.finished and [r.part for r in s.running] == [given]
+    assert s.complete(given, "b", 2.0) is False  # its copy of units 2-4 is a duplicate
+    assert s.running == []
+
+
+def test_a_cut_part_that_fails_returns_what_it_kept():
+    s = Scheduler(unit_count=10, slots=2, even_start=True)
+    first, second = s.next_part("a", 0.0), s.next_part("b", 0.0)
+    s.complete(second, "b", 1.0)
+    kept = s.cut(first, "a", 1, now=5.0)
+    given = s.next_part("b", 5.0)
+    s.fail(first, "a", "connection lost")  # the worker reports the part it started
+    assert [r.part for r in s.running] == [given]
+    retry = s.next_part("c", 6.0)
+    assert (retry.first, retry.last) == (kept.first, kept.last)
