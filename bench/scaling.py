@@ -85,13 +85,15 @@ def time_povray(scene: Scene, threads: int, cores: str, out: Path) -> float:
     return time.monotonic() - started
 
 
-def time_farm(scene: Scene, inventory: Path, work: Path) -> tuple[float, dict]:
+def time_farm(scene: Scene, inventory: Path, work: Path, out: Path) -> tuple[float, dict]:
     """`inv render` end to end, as a user runs it; returns the wall time and the job's timings."""
     renders = work / "renders"
+    out.mkdir(parents=True, exist_ok=True)
+    output = out if scene.frames else out / f"{scene.path.stem}.png"
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "invoke", "--search-root", str(REPO), "render", *scene.farm_args(),
-         f"--cluster={inventory}", f"--renders={renders}"],
+         f"--cluster={inventory}", f"--renders={renders}", f"--output={output}"],
         cwd=work, capture_output=True, text=True,
     )
     seconds = time.monotonic() - started
@@ -99,6 +101,25 @@ def time_farm(scene: Scene, inventory: Path, work: Path) -> tuple[float, dict]:
         raise SystemExit(f"farm render of {scene.name} failed: {result.stderr.strip().splitlines()[-1:]}")
     records = sorted(renders.glob("*/job.json"), key=lambda p: p.stat().st_mtime)
     return seconds, json.loads(records[-1].read_text())["timings"]
+
+
+def differing_pixels(folder: Path, reference: Path) -> str:
+    """How the PNGs in `folder` compare with those of the same names in `reference`."""
+    from PIL import Image, ImageChops  # only the comparison needs Pillow
+
+    count = worst = 0
+    names = sorted(p.name for p in reference.glob("*.png"))
+    for name in names:
+        if not (folder / name).exists():
+            return f"{name} missing"
+        with Image.open(folder / name) as a, Image.open(reference / name) as b:
+            diff = ImageChops.difference(a.convert("RGBA"), b.convert("RGBA"))
+        marks = [band.point(lambda v: 1 if v else 0) for band in diff.split()]
+        for band in marks[1:]:
+            marks[0] = ImageChops.lighter(marks[0], band)
+        count += marks[0].histogram()[1]
+        worst = max(worst, *(high for _, high in diff.getextrema()))
+    return "identical" if not count else f"{count} pixel(s) differ, by up to {worst}/255"
 
 
 def summary(samples: list[float]) -> str:
@@ -128,17 +149,19 @@ def main() -> None:
             print(f"machine: {platform.machine()}, {cores} cores, {platform.system()} {platform.release()}, "
                   f"Python {platform.python_version()}; {runs} run(s) each; nodes pinned to core i mod {cores}")
             for scene in chosen:
+                for old in work.glob("*/*.png"):
+                    old.unlink()
                 frames = f", {scene.frames} frames" if scene.frames else ""
                 print(f"\n## {scene.name}: {scene.path.relative_to(REPO)} {scene.width}x{scene.height}"
                       f" {scene.args}{frames}")
                 results: dict[str, list[float]] = {}
                 timings: dict[str, list[dict]] = {}
                 for _ in range(runs):
-                    results.setdefault("povray +WT1", []).append(time_povray(scene, 1, "0", work / "out"))
+                    results.setdefault("povray +WT1", []).append(time_povray(scene, 1, "0", work / "wt1"))
                     results.setdefault(f"povray +WT{cores}", []).append(
-                        time_povray(scene, cores, all_cores, work / "out"))
+                        time_povray(scene, cores, all_cores, work / "wtall"))
                     for count, inventory in inventories.items():
-                        seconds, timing = time_farm(scene, inventory, work)
+                        seconds, timing = time_farm(scene, inventory, work, work / f"farm{count}")
                         results.setdefault(f"farm, {count} node(s)", []).append(seconds)
                         timings.setdefault(f"farm, {count} node(s)", []).append(timing)
                 one = statistics.median(results["povray +WT1"])
@@ -147,6 +170,9 @@ def main() -> None:
                 for label, samples in results.items():
                     median = statistics.median(samples)
                     print(f"{label:22} {summary(samples):>24} {one / median:15.2f}x {best / median:15.2f}x")
+                print(f"pixels against +WT1: +WT{cores} {differing_pixels(work / 'wtall', work / 'wt1')}; "
+                      + ", ".join(f"farm on {count} {differing_pixels(work / f'farm{count}', work / 'wt1')}"
+                                  for count in inventories))
                 print("farm outside POV-Ray (medians): start = connect + upload, per part = SSH round trip"
                       " + fetch beyond POV-Ray's own wall time, stitch = while rendering + at the end")
                 for label, records in timings.items():
@@ -157,7 +183,7 @@ def main() -> None:
                     print(f"  {label:20} parts {parts:4.0f}  start {med('start'):5.2f}s  fetch {med('fetch'):5.2f}s"
                           f"  per part {per_part * 1000:5.1f}ms  parse {med('povray_parse'):5.2f}s"
                           f"  stitch {med('stitch_while_rendering'):4.2f}+{med('merge'):4.2f}s"
-                          f"  cleanup {med('cleanup'):5.2f}s")
+                          f"  cleanup {med('cleanup'):5.2f}s  cuts {med('cuts'):2.0f}")
         finally:
             cluster.stop()
 
