@@ -28,15 +28,16 @@ from fabfile.transport import Session, shell_join
 PART_OUTPUT = "p"
 POVRAY_CANCELLED = 2  # POV-Ray's exit status after SIGINT
 RENDERED = re.compile(r"Rendered (\d+) of \d+ pixels")
-TIME_LINES = "(Parse|Bounding|Photon|Radiosity|Trace) Time:"
+TIME_LINES = "(Parse|Bounding|Photon|Radiosity|Trace) Time:|CPU-seconds total"
 
 
 class PartInterrupted(NodeError):
     """A part's POV-Ray was stopped on purpose (a cut); its state file is kept."""
 
-    def __init__(self, message: str, povray_times: dict[str, float]) -> None:
+    def __init__(self, message: str, povray_times: dict[str, float], pixels: int) -> None:
         super().__init__(message)
         self.povray_times = povray_times
+        self.pixels = pixels  # pixels this run of POV-Ray finished (a +C run counts only its own)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class PartOutcome:
     povray_times: dict[str, float] | None = None  # POV-Ray's own parse/photon/trace... seconds
 
 
+POVRAY_CPU = re.compile(r"using \d+ thread\(s\) with ([\d.]+) CPU-seconds total")
 POVRAY_TIME = re.compile(r"^\s*(?P<what>Parse|Bounding|Photon|Radiosity|Trace) Time:.*\((?P<seconds>[\d.]+) seconds\)")
 
 
@@ -66,6 +68,11 @@ def povray_times(log: str) -> dict[str, float]:
         if len(after) == 2:
             clock = re.findall(r"(\d+)m([\d.]+)s", after[1])
             times["cpu"] = sum(int(m) * 60 + float(sec) for m, sec in clock)
+    # POV-Ray's own count of its threads' CPU: all there is when a still's part
+    # returns before POV-Ray has exited (then `times` cannot count it yet).
+    logged = sum(float(m) for m in POVRAY_CPU.findall(log))
+    if logged > times.get("cpu", 0.0):
+        times["cpu"] = logged
     for line in lines:
         if line.startswith("povfarm-povray-ns="):
             times["wall"] = int(line.partition("=")[2]) / 1e9
@@ -156,15 +163,28 @@ class NodeJob:
             if old_dir != part_dir:
                 prepare = shell_join(["mv", "-T", "--", old_dir, part_dir])
         povray = shell_join([self.povray, *args])
-        log, pid, rc = (shell_join([f"{part_dir}/{n}"]) for n in ("log", "pid", "rc"))
+        log, pid, rc, png = (shell_join([f"{part_dir}/{n}"]) for n in ("log", "pid", "rc", f"{PART_OUTPUT}.png"))
         # POV-Ray runs in the background so its pid can be recorded for a kill;
         # rc marks a finished part for `inv collect` (a retry's stale rc goes first);
         # the log's tail comes back.
         # POV-Ray's own wall time is measured on the node, so the farm's cost
         # per part (the SSH round trip, the fetch) can be told apart from it.
+        if span.kind == FRAMES:
+            finish = "wait $pid; status=$?"
+        else:
+            # A still is done when its PNG ends with IEND, which follows POV-Ray's last
+            # progress line (or its trace time) within moments; POV-Ray then idles ~0.35 s
+            # winding down its threads: not waited for. Anything else: wait for its exit.
+            finish = (
+                "grep -q -m1 -E 'Rendered ([0-9]+) of \\1 pixels|Trace Time:' "
+                f"<(exec tail -n +1 -s 0.1 --pid=$pid -f {log} </dev/null 2>/dev/null); n=0; "
+                f"until tail -c 12 {png} 2>/dev/null | grep -q IEND || ! kill -0 $pid 2>/dev/null || [ $n -ge 50 ]; "
+                "do sleep 0.02; n=$((n+1)); done; "
+                f"if tail -c 12 {png} 2>/dev/null | grep -q IEND; then status=0; else wait $pid; status=$?; fi"
+            )
         script = (
-            f"{prepare} && rm -f {rc} && "
-            f"{{ t0=$(date +%s%N); {povray} >/dev/null 2>{log} & echo $! >{pid}; wait $!; status=$?; "
+            f"{prepare} && rm -f {rc} {png} && "
+            f"{{ t0=$(date +%s%N); {povray} </dev/null >/dev/null 2>{log} & pid=$!; echo $pid >{pid}; {finish}; "
             f"echo $status >{rc}; echo povfarm-povray-ns=$(($(date +%s%N) - t0)) >&2; "
             "echo povfarm-times >&2; times >&2; "
             f"if [ $status = 0 ]; then grep -E '{TIME_LINES}' {log} >&2; "
@@ -174,7 +194,8 @@ class NodeJob:
             done, self._fetched = self._fetched, []
         # Folders of parts already fetched go with this command: no round trip of their own.
         cleanup = f"rm -rf -- {shell_join(done)}; " if done else ""
-        return f"{cleanup}cd {shell_join([self.scene_dir])} && {script}"
+        # bash: the still's script reads POV-Ray's log through a process substitution.
+        return shell_join(["bash", "-c", f"{cleanup}cd {shell_join([self.scene_dir])} && {script}"])
 
     def render(
         self,
@@ -194,7 +215,12 @@ class NodeJob:
         seconds = time.monotonic() - started
         if not result.ok:
             if result.exit_code == POVRAY_CANCELLED and "Render cancelled by user" in result.stderr:
-                raise PartInterrupted(f"node {self.name}: {span.label()} was interrupted", povray_times(result.stderr))
+                counts = RENDERED.findall(result.stderr)
+                raise PartInterrupted(
+                    f"node {self.name}: {span.label()} was interrupted",
+                    povray_times(result.stderr),
+                    int(counts[-1]) if counts else 0,
+                )
             raise classify_failure(self.name, self.povray, result.exit_code, result.stderr)
         fetch_started = time.monotonic()
         files = self.fetch(span, local_parts, final_frame)

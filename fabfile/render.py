@@ -62,7 +62,7 @@ class Tuning:
     latency_factor: float = 1.0
     probes: int = 0
     cuts: bool = True  # stills: start with one equal part per slot, cut running parts to balance
-    cut_interval: float = 0.5  # seconds between looks at running parts' progress
+    cut_interval: float = 0.25  # seconds between looks at running parts' progress
     cut_min_start: float = 0.5  # seconds a POV-Ray start is assumed to cost until one is measured
 
 
@@ -289,6 +289,7 @@ class Farm:
         self.continued: dict[tuple[str, int], range] = {}  # units a continued part renders itself
         self.next_cut_check = 0.0
         self.progress_seen: dict[tuple[str, Part], int] = {}  # pixels each running part had last look
+        self.restored: dict[tuple[str, Part], int] = {}  # pixels a continued part found in its state file
         # A still's bands can be cut and continued (+C); frames and a whole-image part cannot.
         self.cutting = tuning.cuts and job.plan_kind != FRAMES and len(job.plan.units) > 1
         self.latency: float | None = None  # the least idle time of a POV-Ray run seen
@@ -520,7 +521,9 @@ class Farm:
             seen = self.progress_seen.get((victim, part))
             self.progress_seen[(victim, part)] = pixels or 0
             if pixels and seen is not None and pixels > seen:
-                progress.append((part, victim, pixels / pixels_per_unit))
+                # A continued part's POV-Ray counts only the pixels it renders itself.
+                restored = self.restored.get((victim, part), 0)
+                progress.append((part, victim, (restored + pixels) / pixels_per_unit))
         start_cost = max(self.latency or 0.0, self.tuning.cut_min_start)
         with self.lock:
             best: tuple[float, Part, str, int, float] | None = None
@@ -554,7 +557,11 @@ class Farm:
             cut = self.cuts.pop((node, part.first), None)
         if cut is None or not isinstance(error, PartInterrupted):
             return None  # not cut, finished whole before the cut took, or failed: reported as such
-        kept, units_done = cut
+        kept, _ = cut
+        pixels_per_unit = self.settings.width * self.plan.span(0, 0).size
+        restored = self.restored.pop((node, part), 0) + error.pixels  # in its state file now
+        self.restored[(node, kept)] = restored
+        units_done = restored // pixels_per_unit
         rendered = range(part.first, min(part.first + units_done, kept.last + 1))
         cpu = error.povray_times.get("cpu")
         with self.lock:

@@ -38,6 +38,18 @@ def test_povray_times_read_its_statistics_and_ours():
     assert times == {"wall": 1.5, "cpu": 1.3, "parse": 0.012, "trace": 1.234}
 
 
+def test_a_still_returned_before_povray_exited_counts_the_cpu_povray_logged():
+    # `times` cannot count a child not yet reaped; POV-Ray's own per-phase CPU counts instead.
+    log = (
+        "povfarm-povray-ns=900000000\npovfarm-times\n0m0.001s 0m0.002s\n0m0.003s 0m0.001s\n"
+        "  Parse Time:       0 hours  0 minutes  0 seconds (0.002 seconds)\n"
+        "              using 1 thread(s) with 0.010 CPU-seconds total\n"
+        "  Trace Time:       0 hours  0 minutes  0 seconds (0.851 seconds)\n"
+        "              using 2 thread(s) with 1.640 CPU-seconds total\n"
+    )
+    assert povray_times(log)["cpu"] == 1.65
+
+
 def test_output_names_follow_povrays_frame_numbering():
     assert output_names(Span(ROWS, 1, 32), 1) == [(Span(ROWS, 1, 32), "p.png")]
     assert output_names(Span(FRAMES, 9, 10), 120) == [
