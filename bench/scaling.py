@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -132,6 +133,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny scenes, one run: a smoke test")
     parser.add_argument("--scenes", default="", help="comma-separated subset: even,uneven,animation")
     options = parser.parse_args()
+    # A stopped benchmark still stops its sshd nodes (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     runs = 1 if options.quick else max(1, min(options.runs, 20))
     cores = os.cpu_count() or 1
     all_cores = f"0-{cores - 1}"

@@ -2,8 +2,12 @@
 
 Each node runs as many parts at once as it has slots; a worker thread per
 slot asks the scheduler for the next part, renders it, fetches it and
-reports back. The main thread alone changes the job record and watches for
-hung parts, lost nodes and Ctrl-C, so finished parts are always on disk.
+reports back. A still starts as one band per core; a worker with nothing
+left to do looks at the running bands' progress and may cut the one that
+will finish last (`maybe_cut`): that band's POV-Ray is interrupted and its
+worker continues it from POV-Ray's state file, while the rest goes out.
+The main thread alone changes the job record and watches for hung parts,
+lost nodes and Ctrl-C, so finished parts are always on disk.
 """
 
 from __future__ import annotations
@@ -285,7 +289,7 @@ class Farm:
         self.canvas = merge.BandCanvas(self.settings.width, self.settings.height) if still else None
         self.render_started = time.monotonic()
         self.scheduler: Scheduler | None = None  # made once the nodes are ready
-        self.cuts: dict[tuple[str, int], tuple[Part, int]] = {}  # (node, first unit): part kept, units done
+        self.cuts: dict[tuple[str, int], Part] = {}  # (node, first unit) of a part being cut: what it keeps
         self.continued: dict[tuple[str, int], range] = {}  # units a continued part renders itself
         self.next_cut_check = 0.0
         self.progress_seen: dict[tuple[str, Part], int] = {}  # pixels each running part had last look
@@ -511,7 +515,7 @@ class Farm:
                 and (r.node, r.part.first) not in self.cuts
             ]
         pixels_per_unit = self.settings.width * self.plan.span(0, 0).size
-        progress: list[tuple[Part, str, float]] = []
+        progress: list[tuple[Part, str, float, float]] = []
         for part, victim in candidates:
             try:
                 pixels = self.node_jobs[victim].progress(self.plan.span(part.first, part.last), timeout=2.0)
@@ -523,28 +527,28 @@ class Farm:
             if pixels and seen is not None and pixels > seen:
                 # A continued part's POV-Ray counts only the pixels it renders itself.
                 restored = self.restored.get((victim, part), 0)
-                progress.append((part, victim, (restored + pixels) / pixels_per_unit))
+                progress.append((part, victim, (restored + pixels) / pixels_per_unit, restored / pixels_per_unit))
         start_cost = max(self.latency or 0.0, self.tuning.cut_min_start)
         with self.lock:
-            best: tuple[float, Part, str, int, float] | None = None
+            best: tuple[float, Part, str, int] | None = None
             now = time.monotonic()
-            for part, victim, units_done in progress:
+            for part, victim, units_done, units_before in progress:
                 run = next((r for r in scheduler.running if r.part == part and r.node == victim), None)
                 if run is None or (victim, part.first) in self.cuts:
                     continue
-                keep_last = scheduler.cut_point(run, units_done, now, start_cost)
+                keep_last = scheduler.cut_point(run, units_done, now, start_cost, units_before)
                 if keep_last is None:
                     continue
-                remaining = (now - run.started) * (part.count - units_done) / units_done
+                remaining = (now - run.started) * (part.count - units_done) / (units_done - units_before)
                 if best is None or remaining > best[0]:
-                    best = (remaining, part, victim, keep_last, units_done)
+                    best = (remaining, part, victim, keep_last)
             if best is None:
                 return
-            _, part, victim, keep_last, best_done = best
+            _, part, victim, keep_last = best
             kept = scheduler.cut(part, victim, keep_last, now)
             if kept is None:
                 return
-            self.cuts[(victim, part.first)] = (kept, int(best_done))
+            self.cuts[(victim, part.first)] = kept
             self.timings["cuts"] += 1
         try:
             self.node_jobs[victim].interrupt(self.plan.span(part.first, part.last))
@@ -557,7 +561,7 @@ class Farm:
             cut = self.cuts.pop((node, part.first), None)
         if cut is None or not isinstance(error, PartInterrupted):
             return None  # not cut, finished whole before the cut took, or failed: reported as such
-        kept, _ = cut
+        kept = cut
         pixels_per_unit = self.settings.width * self.plan.span(0, 0).size
         restored = self.restored.pop((node, part), 0) + error.pixels  # in its state file now
         self.restored[(node, kept)] = restored

@@ -192,18 +192,22 @@ class Scheduler:
         return first, last
 
     # -- cutting a running part ------------------------------------------
-    def cut_point(self, run: Running, units_done: float, now: float, start_cost: float) -> int | None:
+    def cut_point(
+        self, run: Running, units_done: float, now: float, start_cost: float, units_before: float = 0.0
+    ) -> int | None:
         """The last unit a running part should keep if cutting it pays, else None.
 
         `units_done` is its progress in units (POV-Ray renders a band's blocks
-        in order); `start_cost` the seconds a POV-Ray start costs. The part
-        keeps the unit in progress and half of the rest; the other half goes
-        to an idle core. It pays when the time saved beats a start on each side.
+        in order), `units_before` how many of them were done before this run
+        started (a continued part); `start_cost` the seconds a POV-Ray start
+        costs. The part keeps the unit in progress and half of the rest; the
+        other half goes to an idle core. It pays when the time saved beats a
+        start on each side.
         """
-        if run.presumed_hung or units_done <= 0 or run.part.count < 2:
+        if run.presumed_hung or units_done <= units_before or run.part.count < 2:
             return None
         elapsed = now - run.started
-        seconds_per_unit = elapsed / units_done
+        seconds_per_unit = elapsed / (units_done - units_before)
         in_progress = min(int(units_done), run.part.count - 1)
         rest = run.part.count - in_progress - 1
         if rest < 1:

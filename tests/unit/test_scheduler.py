@@ -185,3 +185,16 @@ def test_a_cut_part_that_fails_returns_what_it_kept():
     assert [r.part for r in s.running] == [given]
     retry = s.next_part("c", 6.0)
     assert (retry.first, retry.last) == (kept.first, kept.last)
+
+
+def test_a_continued_part_is_paced_by_what_it_rendered_itself():
+    s = Scheduler(unit_count=12, slots=1, even_start=True)
+    part = s.next_part("a", 0.0)
+    kept = s.cut(part, "a", 9, now=10.0)  # continued at t=10 with units 0-3 already in its state file
+    run = s.running[0]
+    assert run.part == kept and run.started == 10.0
+    # 2 s later it is at 4.5 units: 0.5 unit in 2 s is its pace (21 s left), not 4.5 units in 2 s
+    # (2.4 s left, too little to cut). It keeps unit 4 (in progress) and 5-6, and gives 7-9.
+    assert s.cut_point(run, units_done=4.5, now=12.0, start_cost=0.6, units_before=4.0) == 6
+    # Restored units alone are no progress: no pace yet, no cut.
+    assert s.cut_point(run, units_done=4.0, now=12.0, start_cost=0.6, units_before=4.0) is None
