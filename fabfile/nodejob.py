@@ -149,12 +149,12 @@ class NodeJob:
     def part_command(self, span: Span, job_args: Sequence[str], resume_from: Span | None = None) -> str:
         part_dir = posixpath.join(self.up, "parts", span.name)
         args = [posixpath.join(self.up, "povfarm.ini"), *job_args]
-        # +V: POV-Ray logs each finished block, the progress a cut is decided on.
-        args += [f"+O{part_dir}/{PART_OUTPUT}.png", "+V"]
+        args.append(f"+O{part_dir}/{PART_OUTPUT}.png")
         if span.kind == FRAMES:
             args += [f"+SF{span.start}", f"+EF{span.end}"]
         else:
-            args += [f"+SR{span.start}", f"+ER{span.end}"]
+            # +V: POV-Ray logs each finished block, the progress shown and cuts decided on.
+            args += ["+V", f"+SR{span.start}", f"+ER{span.end}"]
         prepare = f"mkdir -p {shell_join([part_dir])}"
         if resume_from is not None:
             # A cut part continues from its state file (+C) under its new, shorter name.

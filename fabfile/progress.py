@@ -40,6 +40,7 @@ class Reporter(Protocol):
     def warn(self, text: str) -> None: ...
     def start(self, total: int, done: int, unit: str, nodes: list[str]) -> None: ...
     def advance(self, node: str, units: int, parts: int) -> None: ...
+    def running(self, units: int) -> None: ...
     def stop(self) -> None: ...
 
 
@@ -62,6 +63,9 @@ class QuietReporter:
     def advance(self, node: str, units: int, parts: int) -> None:
         pass
 
+    def running(self, units: int) -> None:
+        pass
+
     def stop(self) -> None:
         pass
 
@@ -76,6 +80,7 @@ class RichReporter:
         self._nodes: dict[str, TaskID] = {}
         self._counts: dict[str, list[int]] = {}
         self._unit = "rows"
+        self._total = self._done = self._running = 0
 
     def info(self, text: str) -> None:
         self.console.print(text, highlight=False, markup=False, soft_wrap=True)
@@ -85,6 +90,7 @@ class RichReporter:
 
     def start(self, total: int, done: int, unit: str, nodes: list[str]) -> None:
         self._unit = unit
+        self._total, self._done, self._running = total, done, 0
         self._progress = Progress(
             TextColumn("{task.description}"),
             JobOnly(BarColumn()),
@@ -105,7 +111,8 @@ class RichReporter:
     def advance(self, node: str, units: int, parts: int) -> None:
         if self._progress is None or self._job is None:
             return
-        self._progress.advance(self._job, units)
+        self._done += units
+        self._show()
         counts = self._counts.setdefault(node, [0, 0])
         counts[0] += parts
         counts[1] += units
@@ -113,6 +120,15 @@ class RichReporter:
             self._progress.update(
                 self._nodes[node], description=f"  {node}: {counts[0]} parts, {counts[1]} {self._unit}"
             )
+
+    def running(self, units: int) -> None:
+        """Units finished inside parts still running (from POV-Ray's progress)."""
+        self._running = units
+        self._show()
+
+    def _show(self) -> None:
+        if self._progress is not None and self._job is not None:
+            self._progress.update(self._job, completed=min(self._total, self._done + self._running))
 
     def stop(self) -> None:
         if self._progress is not None:

@@ -68,6 +68,7 @@ class Tuning:
     cuts: bool = True  # stills: start with one equal part per slot, cut running parts to balance
     cut_interval: float = 0.25  # seconds between looks at running parts' progress
     cut_min_start: float = 0.5  # seconds a POV-Ray start is assumed to cost until one is measured
+    progress_interval: float = 2.0  # seconds between looks at a still's running parts, for the progress bar
 
 
 @dataclass
@@ -294,6 +295,7 @@ class Farm:
         self.next_cut_check = 0.0
         self.progress_seen: dict[tuple[str, Part], int] = {}  # pixels each running part had last look
         self.restored: dict[tuple[str, Part], int] = {}  # pixels a continued part found in its state file
+        self.running_rows: dict[tuple[str, int], int] = {}  # (node, first unit): rows finished in a running part
         # A still's bands can be cut and continued (+C); frames and a whole-image part cannot.
         self.cutting = tuning.cuts and job.plan_kind != FRAMES and len(job.plan.units) > 1
         self.latency: float | None = None  # the least idle time of a POV-Ray run seen
@@ -443,6 +445,8 @@ class Farm:
                     thread = threading.Thread(target=self.work, args=(name,), daemon=True)
                     thread.start()
                     self.threads.append(thread)
+            if self.plan.kind != FRAMES:
+                threading.Thread(target=self.watch_progress, daemon=True).start()
             self.watch()
         except PovfarmError:
             self.abort("failed")
@@ -574,6 +578,34 @@ class Farm:
             self.continued[(node, kept.first)] = range(rendered.stop, kept.last + 1)
         return kept
 
+    def watch_progress(self) -> None:
+        """Every few seconds, how far a still's running parts are: the progress bar
+        moves while a long band renders, and a cut can tell a moving part from a stuck one."""
+        while not self.stopping.wait(self.tuning.progress_interval):
+            with self.lock:
+                running = [(r.part, r.node) for r in self.scheduler.running
+                           if not r.presumed_hung and self.scheduler.usable(r.node)]
+            for part, node in running:
+                span = self.plan.span(part.first, part.last)
+                try:
+                    pixels = self.node_jobs[node].progress(span, timeout=2.0)
+                except PovfarmError:
+                    continue
+                if pixels is None:
+                    continue
+                with self.lock:
+                    self.progress_seen[(node, part)] = pixels
+                    restored = self.restored.get((node, part), 0)
+                    if any(r.part == part and r.node == node for r in self.scheduler.running):
+                        rows = min(span.size, (restored + pixels) // self.settings.width)
+                        self.running_rows[(node, part.first)] = rows
+            self.report_running()
+
+    def report_running(self) -> None:
+        with self.lock:
+            rows = sum(self.running_rows.values())
+        self.reporter.running(rows)
+
     def watch(self) -> None:
         while True:
             with self.lock:
@@ -608,6 +640,9 @@ class Farm:
     def handle(self, event: tuple) -> None:
         kind, node, part, payload = event
         span = self.plan.span(part.first, part.last)
+        with self.lock:
+            # Its rows were counted as in progress; done, they count as finished; failed, as to do.
+            self.running_rows.pop((node, part.first), None)
         if kind == "fatal":
             if isinstance(payload, OptionsError) and self.job.options.get("args"):
                 raise OptionsError(f"{payload} {self.job.options['args']!r}")
@@ -616,6 +651,7 @@ class Farm:
             with self.lock:
                 left_out = self.scheduler.fail(part, node, str(payload))
             self.reporter.warn(f"{payload}; {span.label()} goes back to the queue")
+            self.report_running()
             if left_out:
                 self.reporter.warn(f"leaving out node {node} for the rest of the job: it failed repeatedly")
                 self.left_out[node] = str(payload)
@@ -647,6 +683,7 @@ class Farm:
         stats.units += span.size
         stats.seconds += payload.seconds
         self.reporter.advance(node, span.size, 1)
+        self.report_running()
 
     def worth_a_part(self, times: dict[str, float]) -> float:
         """The least work (CPU seconds) a part should carry.
