@@ -299,6 +299,7 @@ class Farm:
         # A still's bands can be cut and continued (+C); frames and a whole-image part cannot.
         self.cutting = tuning.cuts and job.plan_kind != FRAMES and len(job.plan.units) > 1
         self.latency: float | None = None  # the least idle time of a POV-Ray run seen
+        self.setup: float = 0.0  # the most a part spent before tracing: parsing, photons...
 
     def run(self) -> RenderSummary:
         started = time.monotonic()
@@ -532,7 +533,8 @@ class Farm:
                 # A continued part's POV-Ray counts only the pixels it renders itself.
                 restored = self.restored.get((victim, part), 0)
                 progress.append((part, victim, (restored + pixels) / pixels_per_unit, restored / pixels_per_unit))
-        start_cost = max(self.latency or 0.0, self.tuning.cut_min_start)
+        # A cut starts POV-Ray twice more: its idle start-up, and parsing (photons...) again.
+        start_cost = max(self.latency or 0.0, self.tuning.cut_min_start) + self.setup
         with self.lock:
             best: tuple[float, Part, str, int] | None = None
             now = time.monotonic()
@@ -661,6 +663,8 @@ class Farm:
         with self.lock:
             accepted = self.scheduler.complete(part, node, payload.seconds, times.get("cpu"), measured)
             self.scheduler.min_part_cost = max(self.scheduler.min_part_cost, self.worth_a_part(times))
+            setup = sum(times.get(phase, 0.0) for phase in ("parse", "bounding", "photon", "radiosity"))
+            self.setup = max(self.setup, setup)
         if not accepted:
             return
         started = self.started_at.get(part)
