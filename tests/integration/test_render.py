@@ -15,16 +15,22 @@ def job_record(folder: Path) -> dict:
     return json.loads(record.read_text())
 
 
-def test_still_with_antialiasing_and_alpha_matches_povray_alone(ssh_cluster, tmp_path):
-    scene = copy_scene(SCENES / "still" / "scene.pov", tmp_path / "scene")
-    write_inventory(tmp_path, ssh_cluster.inventory())
+def render_still_as_povray_would(cluster, tmp_path: Path, source: Path, width: int, height: int, args: str):
+    """Render a copy of a still on the cluster into out.png, check it against POV-Ray alone."""
+    scene = copy_scene(source, tmp_path / "scene")
+    write_inventory(tmp_path, cluster.inventory())
     result = run_inv(
-        "render", f"--scene={scene}", "--width=160", "--height=240", "--args=+A0.3 +UA", "--output=out.png",
-        cwd=tmp_path,
+        "render", f"--scene={scene}", f"--width={width}", f"--height={height}", f"--args={args}",
+        "--output=out.png", cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    expected = reference(scene, "+W160", "+H240", "+A0.3", "+UA", out=tmp_path / "ref.png")
+    expected = reference(scene, f"+W{width}", f"+H{height}", *args.split(), out=tmp_path / "ref.png")
     assert_same_pixels(tmp_path / "out.png", expected)
+    return result
+
+
+def test_still_with_antialiasing_and_alpha_matches_povray_alone(ssh_cluster, tmp_path):
+    result = render_still_as_povray_would(ssh_cluster, tmp_path, SCENES / "still" / "scene.pov", 160, 240, "+A0.3 +UA")
     record = job_record(tmp_path)
     assert record["status"] == "done"
     assert len({part["node"] for part in record["parts"].values()}) >= 2, "the work was not shared"
@@ -32,16 +38,7 @@ def test_still_with_antialiasing_and_alpha_matches_povray_alone(ssh_cluster, tmp
 
 
 def test_sixteen_bit_png_keeps_its_low_byte(ssh_cluster, tmp_path):
-    scene = copy_scene(SCENES / "still" / "scene.pov", tmp_path / "scene")
-    write_inventory(tmp_path, ssh_cluster.inventory())
-    args = "+A0.2 +AM2 +FN16"
-    result = run_inv(
-        "render", f"--scene={scene}", "--width=128", "--height=100", f"--args={args}", "--output=out.png",
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
-    expected = reference(scene, "+W128", "+H100", *args.split(), out=tmp_path / "ref.png")
-    assert_same_pixels(tmp_path / "out.png", expected)
+    render_still_as_povray_would(ssh_cluster, tmp_path, SCENES / "still" / "scene.pov", 128, 100, "+A0.2 +AM2 +FN16")
 
 
 def test_animation_frames_match_povray_alone(ssh_cluster, tmp_path):
@@ -136,14 +133,8 @@ def test_a_slow_band_is_cut_and_continued_and_still_matches(ssh_cluster, tmp_pat
     # The top quarter holds all the cost: the node given the top band is still busy when the
     # others finish, so its POV-Ray is interrupted, continues its first rows from its state
     # file (+C) and hands the rest to an idle node.
-    scene = copy_scene(SCENES / "uneven" / "uneven.pov", tmp_path / "scene")
-    write_inventory(tmp_path, ssh_cluster.inventory())
-    args = "+A0.3 Declare=Samples=1500"
-    result = run_inv(
-        "render", f"--scene={scene}", "--width=160", "--height=384", f"--args={args}", "--output=out.png",
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
+    scene = SCENES / "uneven" / "uneven.pov"
+    render_still_as_povray_would(ssh_cluster, tmp_path, scene, 160, 384, "+A0.3 Declare=Samples=1500")
     record = job_record(tmp_path)
     assert record["timings"].get("cuts", 0) >= 1, record["parts"]
     # The parts still tile the image: the cut band's rows are split between two parts.
@@ -151,5 +142,3 @@ def test_a_slow_band_is_cut_and_continued_and_still_matches(ssh_cluster, tmp_pat
     assert rows[0][0] == 1 and rows[-1][1] == 384
     assert all(after[0] == before[1] + 1 for before, after in zip(rows, rows[1:], strict=False))
     assert len(rows) > 3
-    expected = reference(scene, "+W160", "+H384", *args.split(), out=tmp_path / "ref.png")
-    assert_same_pixels(tmp_path / "out.png", expected)
