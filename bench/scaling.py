@@ -86,9 +86,8 @@ def time_povray(scene: Scene, threads: int, cores: str, out: Path) -> float:
     return time.monotonic() - started
 
 
-def time_farm(scene: Scene, inventory: Path, work: Path, out: Path) -> tuple[float, dict]:
+def time_farm(scene: Scene, inventory: Path, work: Path, out: Path, renders: Path) -> tuple[float, dict]:
     """`inv render` end to end, as a user runs it; returns the wall time and the job's timings."""
-    renders = work / "renders"
     out.mkdir(parents=True, exist_ok=True)
     output = out if scene.frames else out / f"{scene.path.stem}.png"
     started = time.monotonic()
@@ -159,14 +158,21 @@ def main() -> None:
                       f" {scene.args}{frames}")
                 results: dict[str, list[float]] = {}
                 timings: dict[str, list[dict]] = {}
-                for _ in range(runs):
+                for run in range(runs):
                     results.setdefault("povray +WT1", []).append(time_povray(scene, 1, "0", work / "wt1"))
                     results.setdefault(f"povray +WT{cores}", []).append(
                         time_povray(scene, cores, all_cores, work / "wtall"))
                     for count, inventory in inventories.items():
-                        seconds, timing = time_farm(scene, inventory, work, work / f"farm{count}")
+                        # A fresh renders folder: the first render of the scene, no costs known.
+                        renders = work / f"renders-{scene.name}-{count}-{run}"
+                        seconds, timing = time_farm(scene, inventory, work, work / f"farm{count}", renders)
                         results.setdefault(f"farm, {count} node(s)", []).append(seconds)
                         timings.setdefault(f"farm, {count} node(s)", []).append(timing)
+                        if count == 2 and not scene.frames:
+                            # Rendered again: the first bands are sized by the costs just measured.
+                            seconds, timing = time_farm(scene, inventory, work, work / "again", renders)
+                            results.setdefault("farm, 2 nodes, again", []).append(seconds)
+                            timings.setdefault("farm, 2 nodes, again", []).append(timing)
                 one = statistics.median(results["povray +WT1"])
                 best = statistics.median(results[f"povray +WT{cores}"])
                 print(f"{'':22} {'median (min-max)':>24} {'speedup vs +WT1':>16} {'speed vs +WT' + str(cores):>16}")
@@ -175,7 +181,8 @@ def main() -> None:
                     print(f"{label:22} {summary(samples):>24} {one / median:15.2f}x {best / median:15.2f}x")
                 print(f"pixels against +WT1: +WT{cores} {differing_pixels(work / 'wtall', work / 'wt1')}; "
                       + ", ".join(f"farm on {count} {differing_pixels(work / f'farm{count}', work / 'wt1')}"
-                                  for count in inventories))
+                                  for count in inventories)
+                      + ("" if scene.frames else f", again {differing_pixels(work / 'again', work / 'wt1')}"))
                 print("farm outside POV-Ray (medians): start = connect + upload, per part = SSH round trip"
                       " + fetch beyond POV-Ray's own wall time, stitch = while rendering + at the end")
                 for label, records in timings.items():

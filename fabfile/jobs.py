@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fabfile.errors import JobError
-from fabfile.plan import Plan, Span, parse_part_name
+from fabfile.plan import ROWS, Plan, Span, parse_part_name, rescale_costs
 
 RECORD = "job.json"
 
@@ -47,6 +47,7 @@ class Job:
     parts: dict[str, PartRecord] = field(default_factory=dict)
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    unit_costs: list[float] | None = None  # a finished still's CPU seconds per unit, for its next render
 
     @property
     def plan(self) -> Plan:
@@ -130,3 +131,25 @@ def latest_job(renders: Path, scene: Path | None = None, unfinished: bool = Fals
         of = f" of {scene}" if scene else ""
         raise JobError(f"no {what}{of} in {renders}; start one with: inv render --scene=...")
     return jobs[-1]
+
+
+def earlier_costs(job: Job) -> tuple[Job, list[float]] | None:
+    """The latest finished render of the same still that measured its cost, and
+    that cost spread over this job's row blocks; None if there is none."""
+    if job.plan_kind != ROWS:
+        return None
+    stem = job.id.split("-", 2)[2].rsplit("-", 1)[0]  # <date>-<time>-<stem>-<hex>
+    candidates = []
+    for record in job.folder.parent.glob(f"*-{stem}-*/{RECORD}"):
+        try:
+            earlier = load_job(record.parent)
+        except JobError:
+            continue  # a broken record elsewhere is no reason to fail this job
+        if (earlier.id != job.id and earlier.scene == job.scene and earlier.status == "done"
+                and earlier.plan_kind == ROWS and earlier.unit_costs
+                and len(earlier.unit_costs) == len(earlier.plan_units)):
+            candidates.append(earlier)
+    if not candidates:
+        return None
+    earlier = max(candidates, key=lambda j: (j.created, j.id))
+    return earlier, rescale_costs(earlier.plan, earlier.unit_costs, job.plan)

@@ -81,3 +81,24 @@ def parse_part_name(name: str) -> Span | None:
     if not match:
         return None
     return Span(match.group(1), int(match.group(2)), int(match.group(3)))
+
+
+def rescale_costs(old: Plan, old_costs: list[float], new: Plan) -> list[float]:
+    """Each new row block's share of a still's cost, from another render of it.
+
+    The old costs are spread evenly over their rows and read back by the
+    fraction of the image height each new block covers, so a render at another
+    size or block grid gets the same shape of cost.
+    """
+    old_height, new_height = old.total, new.total
+    edges = [(start - 1) / old_height for start, _ in old.units] + [1.0]
+    weights: list[float] = []
+    for start, end in new.units:
+        low, high = (start - 1) / new_height, end / new_height
+        weight = 0.0
+        for index, cost in enumerate(old_costs):
+            overlap = min(high, edges[index + 1]) - max(low, edges[index])
+            if overlap > 0:
+                weight += cost * overlap / (edges[index + 1] - edges[index])
+        weights.append(weight)
+    return weights

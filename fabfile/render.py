@@ -27,12 +27,14 @@ from pathlib import Path
 from fabfile import deps, merge, povopts
 from fabfile.errors import JobError, NodeError, OptionsError, PovfarmError, SceneError
 from fabfile.inventory import Cluster, Node, load_cluster
-from fabfile.jobs import Job, create_job, latest_job, load_job
+from fabfile.jobs import Job, create_job, earlier_costs, latest_job, load_job
 from fabfile.nodejob import NodeJob, PartInterrupted, povray_ini_line, scene_depth
 from fabfile.plan import FRAMES, Plan, Span, parse_part_name, plan_frames, plan_still
 from fabfile.progress import QuietReporter, Reporter
 from fabfile.scheduler import Part, Scheduler
 from fabfile.transport import Session, open_session, remote_workdir, shell_join
+
+MOVING_GAP = 0.3  # seconds between two looks at a part's progress that can show it moving
 
 
 @dataclass(frozen=True)
@@ -293,7 +295,7 @@ class Farm:
         self.cuts: dict[tuple[str, int], Part] = {}  # (node, first unit) of a part being cut: what it keeps
         self.continued: dict[tuple[str, int], range] = {}  # units a continued part renders itself
         self.next_cut_check = 0.0
-        self.progress_seen: dict[tuple[str, Part], int] = {}  # pixels each running part had last look
+        self.progress_seen: dict[tuple[str, Part], tuple[int, float]] = {}  # pixels at the last look, and when
         self.restored: dict[tuple[str, Part], int] = {}  # pixels a continued part found in its state file
         self.running_rows: dict[tuple[str, int], int] = {}  # (node, first unit): rows finished in a running part
         # A still's bands can be cut and continued (+C); frames and a whole-image part cannot.
@@ -326,6 +328,10 @@ class Farm:
             self.finish_nodes()
         self.timings["wall"] = time.monotonic() - started
         self.job.status = "done"
+        scheduler = self.scheduler
+        if self.plan.kind != FRAMES and scheduler and len(scheduler.unit_cost) == len(self.plan.units):
+            # What each row block cost, so that the next render of this still starts even.
+            self.job.unit_costs = [round(scheduler.unit_cost[unit], 4) for unit in range(len(self.plan.units))]
         self.job.timings = {key: round(value, 3) for key, value in self.timings.items()}
         self.job.save()
         return RenderSummary(
@@ -420,12 +426,19 @@ class Farm:
     # -- scheduling ----------------------------------------------------------
     def schedule(self) -> None:
         done = self.job.done_units()
+        prior = None
+        if self.cutting and not done:
+            found = earlier_costs(self.job)
+            if found is not None:
+                earlier, prior = found
+                self.reporter.info(f"first bands sized by the cost of rows measured in job {earlier.id}")
         self.scheduler = Scheduler(
             unit_count=len(self.plan.units),
             slots=sum(self.slots.values()),
             capacity=sum(self.capacity.values()),
             probes=self.tuning.probes,
             even_start=self.cutting,
+            prior=prior,
             done=done,
             guided_factor=self.tuning.guided_factor,
             max_failures=self.tuning.max_failures,
@@ -521,15 +534,22 @@ class Farm:
             ]
         pixels_per_unit = self.settings.width * self.plan.span(0, 0).size
         progress: list[tuple[Part, str, float, float]] = []
+        undecided = False
         for part, victim in candidates:
             try:
                 pixels = self.node_jobs[victim].progress(self.plan.span(part.first, part.last), timeout=2.0)
             except PovfarmError:
                 continue
             # Only a part seen moving is cut: a frozen node is the hang detector's business.
+            # POV-Ray logs progress in bursts: no change within MOVING_GAP proves nothing.
+            looked = time.monotonic()
             seen = self.progress_seen.get((victim, part))
-            self.progress_seen[(victim, part)] = pixels or 0
-            if pixels and seen is not None and pixels > seen:
+            moving = seen is not None and (pixels or 0) > seen[0]
+            if not moving and (seen is None or looked - seen[1] < MOVING_GAP):
+                undecided = True
+            if seen is None or moving or looked - seen[1] >= MOVING_GAP:
+                self.progress_seen[(victim, part)] = (pixels or 0, looked)
+            if moving:
                 # A continued part's POV-Ray counts only the pixels it renders itself.
                 restored = self.restored.get((victim, part), 0)
                 progress.append((part, victim, (restored + pixels) / pixels_per_unit, restored / pixels_per_unit))
@@ -549,6 +569,8 @@ class Farm:
                 if best is None or remaining > best[0]:
                     best = (remaining, part, victim, keep_last)
             if best is None:
+                if not undecided:  # nothing pays now; it pays less as the parts near their end
+                    self.next_cut_check = now + 4 * self.tuning.cut_interval
                 return
             _, part, victim, keep_last = best
             kept = scheduler.cut(part, victim, keep_last, now)
@@ -596,7 +618,7 @@ class Farm:
                 if pixels is None:
                     continue
                 with self.lock:
-                    self.progress_seen[(node, part)] = pixels
+                    self.progress_seen[(node, part)] = (pixels, time.monotonic())
                     restored = self.restored.get((node, part), 0)
                     if any(r.part == part and r.node == node for r in self.scheduler.running):
                         rows = min(span.size, (restored + pixels) // self.settings.width)

@@ -75,6 +75,7 @@ class Scheduler:
     min_part_cost: float = 0.0  # seconds of work below which a part is not worth its own start
     probes: int = 0  # single-unit parts spread over the image first (each pays a POV-Ray start-up)
     even_start: bool = False  # before anything is measured, one equal part per slot (cuts balance later)
+    prior: list[float] | None = None  # each unit's cost in an earlier render, to make the even start even in cost
 
     def __post_init__(self) -> None:
         self.done = set(self.done)
@@ -88,8 +89,7 @@ class Scheduler:
         self._attempts: Counter[int] = Counter()
         self._probes = self._probe_order()
         self._retry: set[int] = set()
-        # Even start: the first wave is the image in equal runs, one per slot, in order.
-        self._even_share = math.ceil(len(self.pending) / max(1, self.slots)) if self.even_start else 0
+        self._first_wave = self._even_runs() if self.even_start else []
 
     # -- state -----------------------------------------------------------
     @property
@@ -141,6 +141,29 @@ class Scheduler:
         """Measured, or next to a measured unit: its estimate can be trusted."""
         return any(u in self.unit_cost for u in (unit - 1, unit, unit + 1))
 
+    def _even_runs(self) -> list[tuple[int, int]]:
+        """The first wave of an even start: the pending units, in order, in one run
+        per slot of about equal cost (as an earlier render measured it, else equal
+        in units); a run also ends where pending units do."""
+        weights = {u: self.prior[u] if self.prior and u < len(self.prior) else 1.0 for u in self.pending}
+        if self.prior and not sum(weights.values()) > 0:
+            weights = dict.fromkeys(self.pending, 1.0)
+        share = sum(weights.values()) / max(1, self.slots)
+        runs: list[tuple[int, int]] = []
+        first = last = None
+        total = 0.0
+        for unit in self.pending:
+            if first is not None and (unit != last + 1 or total + weights[unit] / 2 > share * (len(runs) + 1)):
+                runs.append((first, last))
+                first = None
+            if first is None:
+                first = unit
+            last = unit
+            total += weights[unit]
+        if first is not None:
+            runs.append((first, last))
+        return runs
+
     def _probe_order(self) -> list[int]:
         # Optional single units spread over the image: a first wave that maps where the
         # cost is. Off by default: measured here, their start-ups cost more than they save.
@@ -163,11 +186,10 @@ class Scheduler:
         # Estimates far from any measurement can be wrong: a part takes no more than
         # a share of such units. Units next to measured ones are trusted.
         limit = math.ceil(len(pending) / (self.guided_factor * max(1, self.slots)))
-        if self._even_share and not self.unit_cost:
-            first = last = min(pending)
-            while last + 1 in pending and last - first + 1 < self._even_share:
-                last += 1
-            return first, last
+        while self._first_wave and not self.unit_cost:
+            first, last = self._first_wave.pop(0)
+            if all(unit in pending for unit in range(first, last + 1)):
+                return first, last
         seed = max(sorted(pending), key=lambda unit: costs[unit])  # the dearest first: no late giant
         first = last = seed
         total = costs[seed]

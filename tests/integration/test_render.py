@@ -142,3 +142,13 @@ def test_a_slow_band_is_cut_and_continued_and_still_matches(ssh_cluster, tmp_pat
     assert rows[0][0] == 1 and rows[-1][1] == 384
     assert all(after[0] == before[1] + 1 for before, after in zip(rows, rows[1:], strict=False))
     assert len(rows) > 3
+    assert len(record["unit_costs"]) == 12  # what each row block cost, kept for the next render
+
+    # Rendered again: the first bands are sized by those costs, and the image is the same.
+    again = run_inv(
+        "render", f"--scene={tmp_path / 'scene' / 'uneven.pov'}", "--width=160", "--height=384",
+        "--args=+A0.3 Declare=Samples=1500", "--output=again.png", cwd=tmp_path,
+    )
+    assert again.returncode == 0, again.stderr
+    assert f"first bands sized by the cost of rows measured in job {record['id']}" in again.stderr
+    assert_same_pixels(tmp_path / "again.png", tmp_path / "ref.png")

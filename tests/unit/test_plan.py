@@ -1,4 +1,6 @@
-from fabfile.plan import FRAMES, ROWS, Span, parse_part_name, plan_frames, plan_still
+import pytest
+
+from fabfile.plan import FRAMES, ROWS, Span, parse_part_name, plan_frames, plan_still, rescale_costs
 
 
 def test_still_units_follow_the_32_row_block_grid():
@@ -22,3 +24,13 @@ def test_frames_are_units_and_part_names_round_trip():
     assert parse_part_name(span.name) == span
     assert parse_part_name("something-else") is None
     assert Span(FRAMES, 4, 4).label() == "frame 4"
+
+
+def test_an_earlier_renders_costs_rescale_to_another_size():
+    old = plan_still(64, 32)  # two blocks: the top one cost 3 s, the bottom one 1 s
+    assert rescale_costs(old, [3.0, 1.0], old) == [3.0, 1.0]
+    # Twice the height: four blocks, each half of an old one.
+    assert rescale_costs(old, [3.0, 1.0], plan_still(128, 32)) == [1.5, 1.5, 0.5, 0.5]
+    # 48 rows: a full block (two thirds of the height) and a short one.
+    weights = rescale_costs(old, [3.0, 1.0], plan_still(48, 32))
+    assert weights == pytest.approx([3.0 + 1.0 / 3, 2.0 / 3])

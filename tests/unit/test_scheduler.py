@@ -198,3 +198,20 @@ def test_a_continued_part_is_paced_by_what_it_rendered_itself():
     assert s.cut_point(run, units_done=4.5, now=12.0, start_cost=0.6, units_before=4.0) == 6
     # Restored units alone are no progress: no pace yet, no cut.
     assert s.cut_point(run, units_done=4.0, now=12.0, start_cost=0.6, units_before=4.0) is None
+
+
+def test_an_earlier_renders_costs_make_the_even_start_even_in_cost():
+    # Units 2-4 held most of the cost last time: the first band stops before them.
+    prior = [1.0, 1.0, 10.0, 10.0, 10.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    s = Scheduler(unit_count=10, slots=2, even_start=True, prior=prior)
+    first_wave = drain(s, "ab")
+    assert [(p.first, p.last) for _, p in first_wave] == [(0, 3), (4, 9)]  # costs 22 and 15
+    # Without it, the same units in equal counts.
+    s = Scheduler(unit_count=10, slots=2, even_start=True)
+    assert [(p.first, p.last) for _, p in drain(s, "ab")] == [(0, 4), (5, 9)]
+
+
+def test_the_even_start_of_a_resumed_job_covers_only_what_is_missing():
+    s = Scheduler(unit_count=10, slots=2, even_start=True, done={3, 4, 5})
+    taken = [(p.first, p.last) for _, p in drain(s, "abc")]
+    assert taken == [(0, 2), (6, 9)]  # a run ends where the missing units do
