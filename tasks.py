@@ -3,7 +3,6 @@
 from invoke import Collection
 
 from fabfile.tasks import cluster, jobs
-from fabfile.tasks.common import DEFAULTS
 
 ns = Collection()
 ns.add_task(jobs.render)
@@ -11,4 +10,3 @@ ns.add_task(jobs.collect)
 ns.add_task(jobs.merge)
 ns.add_task(cluster.health)
 ns.add_collection(cluster.provision_tasks)
-ns.configure({"povfarm": DEFAULTS})

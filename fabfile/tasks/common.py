@@ -37,14 +37,41 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def _lookup(tree: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        tree = tree.get(key) if hasattr(tree, "get") else None
+    return tree
+
+
 def option(c: Context, given: Any, *path: str) -> Any:
-    """The command line's value if given, else invoke.yaml's, else the default."""
+    """The command line's value if given, else invoke.yaml's, else the default.
+
+    The defaults stay out of Invoke's own config: a user's file that leaves a
+    section empty (`render:`) would not merge with them.
+    """
     if given is not None:
         return given
-    value: Any = c.config.get("povfarm", {})
-    for key in path:
-        value = value.get(key) if hasattr(value, "get") else None
-    return value
+    value = _lookup(c.config.get("povfarm"), path)
+    return _lookup(DEFAULTS, path) if value is None else value
+
+
+def setting(c: Context, kind: type, *path: str) -> Any:
+    """A number or yes/no from invoke.yaml (or its default), checked."""
+    value = option(c, None, *path)
+    fix = f"fix it or remove it (default {_lookup(DEFAULTS, path)})"
+    name = "povfarm." + ".".join(path)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise OptionsError(f"invoke.yaml {name}: {value!r} is not true or false; {fix}")
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        number = None
+    if isinstance(value, bool) or number is None or number < 0:
+        what = "a whole number" if kind is int else "a number"
+        raise OptionsError(f"invoke.yaml {name}: {value!r} is not {what} >= 0; {fix}")
+    return number
 
 
 def whole_number(value: Any, name: str) -> int | None:

@@ -11,7 +11,7 @@ from fabfile.collect import collect_job
 from fabfile.progress import RichReporter
 from fabfile.render import RenderRequest, RenderSummary, Tuning, find_job, merge_job
 from fabfile.render import render as render_scene
-from fabfile.tasks.common import clean_errors, console, option, whole_number
+from fabfile.tasks.common import clean_errors, console, option, setting, whole_number
 
 
 @task(
@@ -60,18 +60,18 @@ def render(
         output=Path(output) if output else None,
         resume=resume,
         threads=whole_number(option(c, threads, "render", "threads"), "--threads"),
-        allow_outside=bool(option(c, allow_outside or None, "render", "allow_outside")),
-        keep_remote=bool(option(c, keep_remote or None, "render", "keep_remote")),
+        allow_outside=bool(allow_outside) or setting(c, bool, "render", "allow_outside"),
+        keep_remote=bool(keep_remote) or setting(c, bool, "render", "keep_remote"),
     )
     tuning = Tuning(
-        overlap=int(option(c, None, "render", "overlap")),
-        guided_factor=float(option(c, None, "render", "guided_factor")),
-        max_failures=int(option(c, None, "render", "max_failures")),
-        hang_grace=float(option(c, None, "render", "hang_grace")),
-        hang_factor=float(option(c, None, "render", "hang_factor")),
-        latency_factor=float(option(c, None, "render", "latency_factor")),
-        probes=int(option(c, None, "render", "probes")),
-        cuts=bool(option(c, None, "render", "cuts")),
+        overlap=setting(c, int, "render", "overlap"),
+        guided_factor=setting(c, float, "render", "guided_factor"),
+        max_failures=setting(c, int, "render", "max_failures"),
+        hang_grace=setting(c, float, "render", "hang_grace"),
+        hang_factor=setting(c, float, "render", "hang_factor"),
+        latency_factor=setting(c, float, "render", "latency_factor"),
+        probes=setting(c, int, "render", "probes"),
+        cuts=setting(c, bool, "render", "cuts"),
     )
     summary = render_scene(request, RichReporter(), tuning)
     print_summary(summary)

@@ -166,3 +166,27 @@ def test_nodes_sharing_a_workdir_never_collide(ssh_cluster, tmp_path, still):
     (record,) = (tmp_path / "renders").glob("*/job.json")
     nodes_used = {part["node"] for part in json.loads(record.read_text())["parts"].values()}
     assert len(nodes_used) >= 2
+
+
+def test_an_empty_settings_section_keeps_the_defaults(tmp_path, still):
+    write_inventory(tmp_path, "nodes:\n  - {name: here, transport: local}\n")
+    config = tmp_path / "empty.yaml"
+    config.write_text("povfarm:\n  render:\n")
+    result = run_inv("-f", str(config), "render", f"--scene={still}", "--width=32", "--height=32", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    "value, fragments",
+    [
+        ("overlap: two", ("invoke.yaml povfarm.render.overlap: 'two' is not a whole number", "default 1")),
+        ("hang_grace: -3", ("povfarm.render.hang_grace: -3 is not a number >= 0",)),
+        ("cuts: 'no'", ("povfarm.render.cuts: 'no' is not true or false", "default True")),
+    ],
+)
+def test_a_bad_setting_in_invoke_yaml_is_named(tmp_path, still, value, fragments):
+    write_inventory(tmp_path, "nodes:\n  - {name: here, transport: local}\n")
+    config = tmp_path / "bad.yaml"
+    config.write_text(f"povfarm:\n  render:\n    {value}\n")
+    result = run_inv("-f", str(config), "render", f"--scene={still}", "--width=32", "--height=32", cwd=tmp_path)
+    assert_clean_failure(result, *fragments)
