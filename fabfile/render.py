@@ -586,20 +586,19 @@ class Farm:
     def take_cut(self, node: str, part: Part, error: Exception | None) -> Part | None:
         """What a cut part keeps, when it was cut and its POV-Ray stopped for it."""
         with self.lock:
-            cut = self.cuts.pop((node, part.first), None)
-        if cut is None or not isinstance(error, PartInterrupted):
-            return None  # not cut, finished whole before the cut took, or failed: reported as such
-        kept = cut
-        pixels_per_unit = self.settings.width * self.plan.span(0, 0).size
-        restored = self.restored.pop((node, part), 0) + error.pixels  # in its state file now
-        self.restored[(node, kept)] = restored
-        units_done = restored // pixels_per_unit
-        rendered = range(part.first, min(part.first + units_done, kept.last + 1))
-        cpu = error.povray_times.get("cpu")
-        with self.lock:
+            kept = self.cuts.pop((node, part.first), None)
+            if kept is None or not isinstance(error, PartInterrupted):
+                return None  # not cut, finished whole before the cut took, or failed: reported as such
+            pixels_per_unit = self.settings.width * self.plan.span(0, 0).size
+            before = self.restored.pop((node, part), 0)  # from an earlier cut of the same band
+            self.restored[(node, kept)] = before + error.pixels  # in its state file now
+            # The units this run of POV-Ray finished, and those its continuation renders itself.
+            first_new = part.first + before // pixels_per_unit
+            rendered = range(first_new, min(part.first + (before + error.pixels) // pixels_per_unit, kept.last + 1))
+            cpu = error.povray_times.get("cpu")
             if cpu and rendered:
                 self.scheduler.record_cost(rendered, cpu)
-            self.continued[(node, kept.first)] = range(rendered.stop, kept.last + 1)
+            self.continued[(node, kept.first)] = range(max(rendered.stop, first_new), kept.last + 1)
         return kept
 
     def watch_progress(self) -> None:
