@@ -83,6 +83,12 @@ def povray_times(log: str) -> dict[str, float]:
     return times
 
 
+def rendered_pixels(log: str) -> int | None:
+    """The last count of finished pixels POV-Ray logged (+V), or None."""
+    counts = RENDERED.findall(log)
+    return int(counts[-1]) if counts else None
+
+
 def povray_ini_line(key: str, value: str) -> str:
     """An INI line POV-Ray reads back as exactly `value`."""
     if "'" not in value:
@@ -176,11 +182,11 @@ class NodeJob:
             # progress line (or its trace time) within moments; POV-Ray then idles ~0.35 s
             # winding down its threads: not waited for. Anything else: wait for its exit.
             finish = (
+                f"whole() {{ tail -c 12 {png} 2>/dev/null | grep -q IEND; }}; "
                 "grep -q -m1 -E 'Rendered ([0-9]+) of \\1 pixels|Trace Time:' "
                 f"<(exec tail -n +1 -s 0.1 --pid=$pid -f {log} </dev/null 2>/dev/null); n=0; "
-                f"until tail -c 12 {png} 2>/dev/null | grep -q IEND || ! kill -0 $pid 2>/dev/null || [ $n -ge 50 ]; "
-                "do sleep 0.02; n=$((n+1)); done; "
-                f"if tail -c 12 {png} 2>/dev/null | grep -q IEND; then status=0; else wait $pid; status=$?; fi"
+                "until whole || ! kill -0 $pid 2>/dev/null || [ $n -ge 50 ]; do sleep 0.02; n=$((n+1)); done; "
+                "if whole; then status=0; else wait $pid; status=$?; fi"
             )
         script = (
             f"{prepare} && rm -f {rc} {png} && "
@@ -215,34 +221,35 @@ class NodeJob:
         seconds = time.monotonic() - started
         if not result.ok:
             if result.exit_code == POVRAY_CANCELLED and "Render cancelled by user" in result.stderr:
-                counts = RENDERED.findall(result.stderr)
                 raise PartInterrupted(
                     f"node {self.name}: {span.label()} was interrupted",
                     povray_times(result.stderr),
-                    int(counts[-1]) if counts else 0,
+                    rendered_pixels(result.stderr) or 0,
                 )
             raise classify_failure(self.name, self.povray, result.exit_code, result.stderr)
         fetch_started = time.monotonic()
         files = self.fetch(span, local_parts, final_frame)
         with self._fetched_lock:
-            self._fetched.append(posixpath.join(self.root, "parts", span.name))
+            self._fetched.append(self.part_folder(span))
         return PartOutcome(seconds, files, time.monotonic() - fetch_started, povray_times(result.stderr))
+
+    def part_folder(self, span: Span) -> str:
+        return posixpath.join(self.root, "parts", span.name)
 
     def progress(self, span: Span, timeout: float = 10.0) -> int | None:
         """Pixels a running part has finished, from POV-Ray's log, or None."""
-        log = posixpath.join(self.root, "parts", span.name, "log")
+        log = posixpath.join(self.part_folder(span), "log")
         result = self.session.run(f"tail -c 300 {shell_join([log])} 2>/dev/null; true", timeout=timeout)
-        counts = RENDERED.findall(result.stdout)
-        return int(counts[-1]) if counts else None
+        return rendered_pixels(result.stdout)
 
     def interrupt(self, span: Span) -> None:
         """Ask a running part's POV-Ray to stop; it keeps its state file for +C."""
-        part_dir = posixpath.join(self.root, "parts", span.name)
+        part_dir = self.part_folder(span)
         pid, rc = (shell_join([f"{part_dir}/{n}"]) for n in ("pid", "rc"))
         self.session.run(f'[ -f {rc} ] || kill -INT "$(cat {pid} 2>/dev/null)" 2>/dev/null; true', timeout=10.0)
 
     def fetch(self, span: Span, local_parts: Path, final_frame: int) -> tuple[FetchedFile, ...]:
-        part_dir = posixpath.join(self.root, "parts", span.name)
+        part_dir = self.part_folder(span)
         fetched: list[FetchedFile] = []
         for piece, remote_name in output_names(span, final_frame):
             target = local_parts / f"{piece.name}.png"

@@ -293,10 +293,10 @@ class Farm:
         self.render_started = time.monotonic()
         self.scheduler: Scheduler | None = None  # made once the nodes are ready
         self.cuts: dict[tuple[str, int], Part] = {}  # (node, first unit) of a part being cut: what it keeps
-        self.continued: dict[tuple[str, int], range] = {}  # units a continued part renders itself
         self.next_cut_check = 0.0
         self.progress_seen: dict[tuple[str, Part], tuple[int, float]] = {}  # pixels at the last look, and when
         self.restored: dict[tuple[str, Part], int] = {}  # pixels a continued part found in its state file
+        self.pixels_per_unit = self.settings.width * self.plan.span(0, 0).size  # a still's row block
         self.running_rows: dict[tuple[str, int], int] = {}  # (node, first unit): rows finished in a running part
         # A still's bands can be cut and continued (+C); frames and a whole-image part cannot.
         self.cutting = tuning.cuts and job.plan_kind != FRAMES and len(job.plan.units) > 1
@@ -509,9 +509,7 @@ class Farm:
                     self.events.put(("failed", node, part, NodeError(f"node {node}: {type(exc).__name__}: {exc}")))
                 else:
                     self.take_cut(node, part, None)  # finished before the cut took: all of it is here
-                    with self.lock:
-                        measured = self.continued.pop((node, part.first), None)
-                    self.events.put(("done", node, part, (outcome, measured)))
+                    self.events.put(("done", node, part, (outcome, self.rendered_itself(node, part))))
                 part = None
 
     # -- cutting ----------------------------------------------------------------
@@ -532,7 +530,6 @@ class Farm:
                 if r.part.count >= 2 and not r.presumed_hung and scheduler.usable(r.node)
                 and (r.node, r.part.first) not in self.cuts
             ]
-        pixels_per_unit = self.settings.width * self.plan.span(0, 0).size
         progress: list[tuple[Part, str, float, float]] = []
         undecided = False
         for part, victim in candidates:
@@ -552,7 +549,8 @@ class Farm:
             if moving:
                 # A continued part's POV-Ray counts only the pixels it renders itself.
                 restored = self.restored.get((victim, part), 0)
-                progress.append((part, victim, (restored + pixels) / pixels_per_unit, restored / pixels_per_unit))
+                per_unit = self.pixels_per_unit
+                progress.append((part, victim, (restored + pixels) / per_unit, restored / per_unit))
         # A cut starts POV-Ray twice more: its idle start-up, and parsing (photons...) again.
         start_cost = max(self.latency or 0.0, self.tuning.cut_min_start) + self.setup
         with self.lock:
@@ -565,7 +563,7 @@ class Farm:
                 keep_last = scheduler.cut_point(run, units_done, now, start_cost, units_before)
                 if keep_last is None:
                     continue
-                remaining = (now - run.started) * (part.count - units_done) / (units_done - units_before)
+                remaining = (part.count - units_done) * (scheduler.pace(run, units_done, now, units_before) or 0.0)
                 if best is None or remaining > best[0]:
                     best = (remaining, part, victim, keep_last)
             if best is None:
@@ -589,17 +587,25 @@ class Farm:
             kept = self.cuts.pop((node, part.first), None)
             if kept is None or not isinstance(error, PartInterrupted):
                 return None  # not cut, finished whole before the cut took, or failed: reported as such
-            pixels_per_unit = self.settings.width * self.plan.span(0, 0).size
             before = self.restored.pop((node, part), 0)  # from an earlier cut of the same band
             self.restored[(node, kept)] = before + error.pixels  # in its state file now
-            # The units this run of POV-Ray finished, and those its continuation renders itself.
-            first_new = part.first + before // pixels_per_unit
-            rendered = range(first_new, min(part.first + (before + error.pixels) // pixels_per_unit, kept.last + 1))
+            # The units this run of POV-Ray finished.
+            rendered = range(
+                part.first + before // self.pixels_per_unit,
+                min(part.first + (before + error.pixels) // self.pixels_per_unit, kept.last + 1),
+            )
             cpu = error.povray_times.get("cpu")
             if cpu and rendered:
                 self.scheduler.record_cost(rendered, cpu)
-            self.continued[(node, kept.first)] = range(max(rendered.stop, first_new), kept.last + 1)
         return kept
+
+    def rendered_itself(self, node: str, part: Part) -> range | None:
+        """The units a finished part rendered in its last run, if it was continued after a cut."""
+        with self.lock:
+            restored = self.restored.pop((node, part), None)
+        if restored is None:
+            return None
+        return range(min(part.first + restored // self.pixels_per_unit, part.last + 1), part.last + 1)
 
     def watch_progress(self) -> None:
         """Every few seconds, how far a still's running parts are: the progress bar

@@ -226,10 +226,9 @@ class Scheduler:
         other half goes to an idle core. It pays when the time saved beats a
         start on each side.
         """
-        if run.presumed_hung or units_done <= units_before or run.part.count < 2:
+        seconds_per_unit = self.pace(run, units_done, now, units_before)
+        if run.presumed_hung or seconds_per_unit is None or run.part.count < 2:
             return None
-        elapsed = now - run.started
-        seconds_per_unit = elapsed / (units_done - units_before)
         in_progress = min(int(units_done), run.part.count - 1)
         rest = run.part.count - in_progress - 1
         if rest < 1:
@@ -240,6 +239,14 @@ class Scheduler:
         if remaining - after < start_cost:
             return None
         return run.part.last - given
+
+    @staticmethod
+    def pace(run: Running, units_done: float, now: float, units_before: float = 0.0) -> float | None:
+        """Seconds per unit of a running part's current run of POV-Ray, or None before
+        that run has shown any (units restored from a state file are not its work)."""
+        if units_done <= units_before:
+            return None
+        return (now - run.started) / (units_done - units_before)
 
     def cut(self, part: Part, node: str, keep_last: int, now: float) -> Part | None:
         """Shrink a running part to units first..keep_last; the rest goes out next, whole."""
