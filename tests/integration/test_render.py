@@ -9,19 +9,22 @@ import pytest
 
 from tests.conftest import REPO, SCENES, assert_same_pixels, copy_scene, reference, run_inv, write_inventory
 
+EXAMPLES = Path("/usr/share/doc/povray/examples")  # Debian's povray-examples
+
 
 def job_record(folder: Path) -> dict:
     (record,) = (folder / "renders").glob("*/job.json")
     return json.loads(record.read_text())
 
 
-def render_still_as_povray_would(cluster, tmp_path: Path, source: Path, width: int, height: int, args: str):
+def render_still_as_povray_would(cluster, tmp_path: Path, source: Path, width: int, height: int, args: str = ""):
     """Render a copy of a still on the cluster into out.png, check it against POV-Ray alone."""
     scene = copy_scene(source, tmp_path / "scene")
     write_inventory(tmp_path, cluster.inventory())
+    extra = [f"--args={args}"] if args else []
     result = run_inv(
-        "render", f"--scene={scene}", f"--width={width}", f"--height={height}", f"--args={args}",
-        "--output=out.png", cwd=tmp_path,
+        "render", f"--scene={scene}", f"--width={width}", f"--height={height}", *extra, "--output=out.png",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     expected = reference(scene, f"+W{width}", f"+H{height}", *args.split(), out=tmp_path / "ref.png")
@@ -88,45 +91,26 @@ def test_default_cluster_renders_the_bundled_nebula_without_ssh(tmp_path):
     ],
 )
 def test_povray_example_scenes_match(ssh_cluster, tmp_path, example, args):
-    source = Path("/usr/share/doc/povray/examples") / example
-    scene = copy_scene(source, tmp_path / "scene")
-    write_inventory(tmp_path, ssh_cluster.inventory())
-    size = ["--width=120", "--height=96"]
-    result = run_inv("render", f"--scene={scene}", *size, f"--args={args}", "--output=out.png", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    expected = reference(scene, "+W120", "+H96", *args.split(), out=tmp_path / "ref.png")
-    assert_same_pixels(tmp_path / "out.png", expected)
+    render_still_as_povray_would(ssh_cluster, tmp_path, EXAMPLES / example, 120, 96, args)
 
 
 def test_radiosity_still_is_rendered_whole_and_matches(ssh_cluster, tmp_path):
     # Radiosity's pretrace samples the region rendered: bands would differ from POV-Ray alone.
-    scene = copy_scene(Path("/usr/share/doc/povray/examples/radiosity/cornell.pov"), tmp_path / "scene")
-    write_inventory(tmp_path, ssh_cluster.inventory())
-    result = run_inv("render", f"--scene={scene}", "--width=64", "--height=64", "--output=out.png", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    result = render_still_as_povray_would(ssh_cluster, tmp_path, EXAMPLES / "radiosity" / "cornell.pov", 64, 64)
     assert "uses radiosity" in result.stderr
     assert list(job_record(tmp_path)["parts"]) == ["rows-0001-0064"]
-    assert_same_pixels(tmp_path / "out.png", reference(scene, "+W64", "+H64", out=tmp_path / "ref.png"))
 
 
 def test_photon_scene_bands_match_with_one_thread_count(ssh_cluster, tmp_path):
-    scene = copy_scene(Path("/usr/share/doc/povray/examples/lights/phot_met_glass.pov"), tmp_path / "scene")
-    write_inventory(tmp_path, ssh_cluster.inventory())
-    result = run_inv("render", f"--scene={scene}", "--width=96", "--height=128", "--output=out.png", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    render_still_as_povray_would(ssh_cluster, tmp_path, EXAMPLES / "lights" / "phot_met_glass.pov", 96, 128)
     assert len(job_record(tmp_path)["parts"]) >= 2
-    assert_same_pixels(tmp_path / "out.png", reference(scene, "+W96", "+H128", out=tmp_path / "ref.png"))
 
 
 def test_jittered_area_lights_render_whole_and_match(ssh_cluster, tmp_path):
     # Area-light jitter draws from one random stream: measured, bands differ from POV-Ray alone.
-    scene = copy_scene(Path("/usr/share/doc/povray/examples/lights/arealit3.pov"), tmp_path / "scene")
-    write_inventory(tmp_path, ssh_cluster.inventory())
-    result = run_inv("render", f"--scene={scene}", "--width=64", "--height=96", "--output=out.png", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    result = render_still_as_povray_would(ssh_cluster, tmp_path, EXAMPLES / "lights" / "arealit3.pov", 64, 96)
     assert "uses jitter" in result.stderr
     assert list(job_record(tmp_path)["parts"]) == ["rows-0001-0096"]
-    assert_same_pixels(tmp_path / "out.png", reference(scene, "+W64", "+H96", out=tmp_path / "ref.png"))
 
 
 def test_a_slow_band_is_cut_and_continued_and_still_matches(ssh_cluster, tmp_path):
