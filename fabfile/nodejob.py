@@ -270,21 +270,26 @@ class NodeJob:
         spans = [parse_part_name(line.strip()) for line in result.stdout.splitlines()]
         return [span for span in spans if span is not None]
 
-    def stop_all(self, timeout: float = 10.0) -> None:
-        """Stop every POV-Ray this job started on the node."""
+    def stop_all(self, timeout: float = 10.0, remove: bool = False) -> None:
+        """Stop every POV-Ray this job started on the node, and with `remove`
+        remove its job folder too (one command: the end of a job waits for it)."""
         parts = posixpath.join(self.root, "parts")
         script = (
-            f"cd {shell_join([parts])} 2>/dev/null || exit 0; "
+            f"( cd {shell_join([parts])} 2>/dev/null || exit 0; "
             'for d in */; do [ -f "$d/pid" ] && [ ! -f "$d/rc" ] && kill -TERM "$(cat "$d/pid")" 2>/dev/null; '
-            "done; exit 0"
+            "done ); "
         )
-        self.session.run(script, timeout=timeout)
+        if remove:
+            script += f"{self._remove_script()}; "
+        self.session.run(script + "exit 0", timeout=timeout)
 
     def remove(self, timeout: float = 30.0) -> None:
         """Remove this node's job folder."""
-        self.session.run(shell_join(["rm", "-rf", "--", self.root]), timeout=timeout)
+        self.session.run(f"{self._remove_script()}; true", timeout=timeout)
+
+    def _remove_script(self) -> str:
         parent = posixpath.dirname(self.root)
-        self.session.run(shell_join(["rmdir", "--", parent]) + " 2>/dev/null; true", timeout=timeout)
+        return f"rm -rf -- {shell_join([self.root])}; rmdir -- {shell_join([parent])} 2>/dev/null"
 
 
 def output_names(span: Span, final_frame: int) -> list[tuple[Span, str]]:

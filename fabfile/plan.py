@@ -1,9 +1,13 @@
 """The plan: what a job's units of work are, and how parts are named.
 
-A still is cut into row blocks aligned to POV-Ray's render-block grid
-(+BS, 32 rows by default): antialiasing method 1 looks across that grid, so
-a band that starts off the grid would not match a whole-image render. An
-animation's unit is one frame. A part is a run of consecutive units.
+A still is cut into row blocks. With antialiasing they are POV-Ray's
+render blocks (+BS, 32 rows by default): antialiasing looks across that
+grid, so a band that starts off it would not match a whole-image render.
+Without antialiasing every pixel is traced on its own and a band may start
+or end on any row, also when it is cut and continued from POV-Ray's state
+file (tested against POV-Ray alone with media, photons and focal blur):
+units of a few rows let bands split evenly. An animation's unit is one
+frame. A part is a run of consecutive units.
 """
 
 from __future__ import annotations
@@ -58,6 +62,14 @@ class Plan:
             i for i, (start, end) in enumerate(self.units) if start >= span.start and end <= span.end
         ]
         return range(indices[0], indices[-1] + 1) if indices else range(0)
+
+
+FINE_ROWS = 4  # rows in a unit of a still without antialiasing
+
+
+def still_unit_rows(antialias: bool, block_size: int = 32) -> int:
+    """Rows in a still's unit: POV-Ray's render block with antialiasing, else a few."""
+    return block_size if antialias else FINE_ROWS
 
 
 def plan_still(height: int, block: int = 32) -> Plan:

@@ -29,7 +29,7 @@ from fabfile.errors import JobError, NodeError, OptionsError, PovfarmError, Scen
 from fabfile.inventory import Cluster, Node, load_cluster
 from fabfile.jobs import Job, create_job, earlier_costs, latest_job, load_job
 from fabfile.nodejob import NodeJob, PartInterrupted, povray_ini_line, scene_depth
-from fabfile.plan import FRAMES, Plan, Span, parse_part_name, plan_frames, plan_still
+from fabfile.plan import FRAMES, Plan, Span, parse_part_name, plan_frames, plan_still, still_unit_rows
 from fabfile.progress import QuietReporter, Reporter
 from fabfile.scheduler import Part, Scheduler
 from fabfile.transport import Session, open_session, remote_workdir, shell_join
@@ -71,6 +71,16 @@ class Tuning:
     cut_interval: float = 0.25  # seconds between looks at running parts' progress
     cut_min_start: float = 0.5  # seconds a POV-Ray start is assumed to cost until one is measured
     progress_interval: float = 2.0  # seconds between looks at a still's running parts, for the progress bar
+
+
+@dataclass
+class Seen:
+    """What the looks at a running part's log showed."""
+
+    pixels: int  # at the last look
+    looked: float  # when
+    first: float  # when it was first looked at
+    grew: float | None = None  # the last look that found more pixels than the one before
 
 
 @dataclass
@@ -126,7 +136,7 @@ def prepare_job(request: RenderRequest, cluster: Cluster, reporter: Reporter) ->
         )
         plan = plan_still(settings.height, block=settings.height)
     else:
-        plan = plan_still(settings.height, settings.block_size)
+        plan = plan_still(settings.height, still_unit_rows(settings.antialias, settings.block_size))
     job = create_job(
         request.renders,
         scene,
@@ -281,6 +291,7 @@ class Farm:
         self.settings = povopts.Settings(**job.settings)
         self.events: queue.Queue = queue.Queue()
         self.lock = threading.Lock()
+        self.handled = threading.Condition(self.lock)  # the main thread has handled a part's outcome
         self.stopping = threading.Event()
         self.node_jobs: dict[str, NodeJob] = {}
         self.stats: dict[str, NodeStats] = {}
@@ -294,9 +305,10 @@ class Farm:
         self.scheduler: Scheduler | None = None  # made once the nodes are ready
         self.cuts: dict[tuple[str, int], Part] = {}  # (node, first unit) of a part being cut: what it keeps
         self.next_cut_check = 0.0
-        self.progress_seen: dict[tuple[str, Part], tuple[int, float]] = {}  # pixels at the last look, and when
+        self.progress_seen: dict[tuple[str, Part], Seen] = {}  # the looks at a running part's log
         self.restored: dict[tuple[str, Part], int] = {}  # pixels a continued part found in its state file
-        self.pixels_per_unit = self.settings.width * self.plan.span(0, 0).size  # a still's row block
+        self.unit_rows = self.plan.span(0, 0).size  # rows in a still's unit (a row block)
+        self.pixels_per_unit = self.settings.width * self.unit_rows
         self.running_rows: dict[tuple[str, int], int] = {}  # (node, first unit): rows finished in a running part
         # A still's bands can be cut and continued (+C); frames and a whole-image part cannot.
         self.cutting = tuning.cuts and job.plan_kind != FRAMES and len(job.plan.units) > 1
@@ -322,10 +334,15 @@ class Farm:
                 f"interrupted: {len(self.job.parts)} finished part(s) kept in {self.job.folder}; "
                 f"continue with: inv render --scene={_quoted(self.job.scene)} --resume"
             ) from None
-        with self.timed("merge"):
-            output = self.merge()
-        with self.timed("cleanup"):
-            self.finish_nodes()
+        # The nodes are cleaned up while the output is encoded: neither waits for the other.
+        cleanup = threading.Thread(target=self.finish_nodes, daemon=True)
+        cleanup.start()
+        try:
+            with self.timed("merge"):
+                output = self.merge()
+        finally:
+            with self.timed("cleanup"):
+                cleanup.join()
         self.timings["wall"] = time.monotonic() - started
         self.job.status = "done"
         scheduler = self.scheduler
@@ -404,9 +421,8 @@ class Farm:
         def finish(node_job: NodeJob) -> None:
             try:
                 if node_job.name not in unhealthy:
-                    node_job.stop_all(timeout=self.tuning.stop_timeout)  # duplicates of hung parts
-                    if not keep:
-                        node_job.remove()
+                    # Duplicates of hung parts may still run.
+                    node_job.stop_all(timeout=self.tuning.stop_timeout * 3, remove=not keep)
             except PovfarmError as exc:
                 self.reporter.warn(f"could not clean up: {exc}")
             finally:
@@ -481,10 +497,13 @@ class Farm:
                 part = self.scheduler.next_part(node, time.monotonic())
             if part is None:
                 try:
-                    self.maybe_cut(node)
+                    cut = self.maybe_cut(node)
                 except Exception as exc:  # noqa: BLE001 - a cut is an optimisation: never lose a worker to one
                     self.reporter.warn(f"node {node}: could not balance by cutting a part: {exc}")
-                time.sleep(0.05)
+                    cut = False
+                if not cut:  # after a cut, its rest is there to take at once
+                    with self.handled:  # a part just finished here is running until handled
+                        self.handled.wait(0.05)
                 continue
             resume_from: Span | None = None
             while part is not None:
@@ -513,44 +532,70 @@ class Farm:
                 part = None
 
     # -- cutting ----------------------------------------------------------------
-    def maybe_cut(self, node: str) -> None:
+    def look(self, node: str, part: Part) -> float | None:
+        """Look at a running part's log: its progress in units, or None if unknown."""
+        pixels = self.node_jobs[node].progress(self.plan.span(part.first, part.last), timeout=2.0)
+        looked = time.monotonic()
+        if pixels is None:
+            return None
+        with self.lock:
+            seen = self.progress_seen.setdefault((node, part), Seen(pixels, looked, looked))
+            if pixels > seen.pixels:
+                seen.grew = looked
+            seen.pixels, seen.looked = pixels, looked
+            # A continued part's POV-Ray counts only the pixels it renders itself.
+            restored = self.restored.get((node, part), 0)
+        return (restored + pixels) / self.pixels_per_unit
+
+    def moving(self, node: str, part: Part) -> bool | None:
+        """Whether a part was seen moving lately (its log grew between two looks);
+        None when that cannot be told yet (no two looks far enough apart)."""
+        with self.lock:
+            seen = self.progress_seen.get((node, part))
+        if seen is None:
+            return None
+        if seen.grew is not None and seen.looked - seen.grew <= self.tuning.progress_interval + 1.0:
+            return True
+        # POV-Ray logs progress in bursts: no change within MOVING_GAP proves nothing.
+        return False if seen.looked - max(seen.first, seen.grew or 0.0) >= MOVING_GAP else None
+
+    def maybe_cut(self, node: str) -> bool:
         """With nothing left to hand out and a core idle here, cut the running part
-        that will finish last, if that pays (see Scheduler.cut_point)."""
+        that will finish last, if that pays (see Scheduler.cut_point); True if cut."""
         if not self.cutting or self.stopping.is_set():
-            return
+            return False
         now = time.monotonic()
         with self.lock:
             scheduler = self.scheduler
             busy_here = sum(1 for r in scheduler.running if r.node == node and not r.presumed_hung)
             if scheduler.pending or busy_here >= self.capacity[node] or now < self.next_cut_check:
-                return
+                return False
             self.next_cut_check = now + self.tuning.cut_interval
             candidates = [
-                (r.part, r.node) for r in scheduler.running
-                if r.part.count >= 2 and not r.presumed_hung and scheduler.usable(r.node)
+                (r.part, r.node)
+                for r in scheduler.running
+                if r.part.count >= 2
+                and not r.presumed_hung
+                and scheduler.usable(r.node)
                 and (r.node, r.part.first) not in self.cuts
             ]
         progress: list[tuple[Part, str, float, float]] = []
         undecided = False
         for part, victim in candidates:
             try:
-                pixels = self.node_jobs[victim].progress(self.plan.span(part.first, part.last), timeout=2.0)
+                units_done = self.look(victim, part)
             except PovfarmError:
                 continue
             # Only a part seen moving is cut: a frozen node is the hang detector's business.
-            # POV-Ray logs progress in bursts: no change within MOVING_GAP proves nothing.
-            looked = time.monotonic()
-            seen = self.progress_seen.get((victim, part))
-            moving = seen is not None and (pixels or 0) > seen[0]
-            if not moving and (seen is None or looked - seen[1] < MOVING_GAP):
+            # The progress watcher's looks usually tell already; else two looks MOVING_GAP apart.
+            moving = self.moving(victim, part)
+            if moving is None:
                 undecided = True
-            if seen is None or moving or looked - seen[1] >= MOVING_GAP:
-                self.progress_seen[(victim, part)] = (pixels or 0, looked)
-            if moving:
-                # A continued part's POV-Ray counts only the pixels it renders itself.
+            if units_done is None or not moving:
+                continue
+            with self.lock:
                 restored = self.restored.get((victim, part), 0)
-                per_unit = self.pixels_per_unit
-                progress.append((part, victim, (restored + pixels) / per_unit, restored / per_unit))
+            progress.append((part, victim, units_done, restored / self.pixels_per_unit))
         # A cut starts POV-Ray twice more: its idle start-up, and parsing (photons...) again.
         start_cost = max(self.latency or 0.0, self.tuning.cut_min_start) + self.setup
         with self.lock:
@@ -569,15 +614,20 @@ class Farm:
             if best is None:
                 if not undecided:  # nothing pays now; it pays less as the parts near their end
                     self.next_cut_check = now + 4 * self.tuning.cut_interval
-                return
+                return False
             _, part, victim, keep_last = best
             kept = scheduler.cut(part, victim, keep_last, now)
             if kept is None:
-                return
+                return False
             self.cuts[(victim, part.first)] = kept
             self.timings["cuts"] += 1
+        # Its own thread: the rest of the part can start here meanwhile.
+        threading.Thread(target=self.interrupt, args=(victim, part), daemon=True).start()
+        return True
+
+    def interrupt(self, node: str, part: Part) -> None:
         try:
-            self.node_jobs[victim].interrupt(self.plan.span(part.first, part.last))
+            self.node_jobs[node].interrupt(self.plan.span(part.first, part.last))
         except PovfarmError:
             pass  # the part finishes whole, or its node's failure is seen by its worker
 
@@ -615,18 +665,15 @@ class Farm:
                 running = [(r.part, r.node) for r in self.scheduler.running
                            if not r.presumed_hung and self.scheduler.usable(r.node)]
             for part, node in running:
-                span = self.plan.span(part.first, part.last)
                 try:
-                    pixels = self.node_jobs[node].progress(span, timeout=2.0)
+                    units_done = self.look(node, part)
                 except PovfarmError:
                     continue
-                if pixels is None:
+                if units_done is None:
                     continue
                 with self.lock:
-                    self.progress_seen[(node, part)] = (pixels, time.monotonic())
-                    restored = self.restored.get((node, part), 0)
                     if any(r.part == part and r.node == node for r in self.scheduler.running):
-                        rows = min(span.size, (restored + pixels) // self.settings.width)
+                        rows = min(self.plan.span(part.first, part.last).size, int(units_done * self.unit_rows))
                         self.running_rows[(node, part.first)] = rows
             self.report_running()
 
@@ -664,7 +711,11 @@ class Farm:
                 event = self.events.get(timeout=0.2)
             except queue.Empty:
                 continue
-            self.handle(event)
+            try:
+                self.handle(event)
+            finally:
+                with self.handled:
+                    self.handled.notify_all()
 
     def handle(self, event: tuple) -> None:
         kind, node, part, payload = event

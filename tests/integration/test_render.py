@@ -136,3 +136,20 @@ def test_a_slow_band_is_cut_and_continued_and_still_matches(ssh_cluster, tmp_pat
     assert again.returncode == 0, again.stderr
     assert f"first bands sized by the cost of rows measured in job {record['id']}" in again.stderr
     assert_same_pixels(tmp_path / "again.png", tmp_path / "ref.png")
+
+
+def test_bands_without_antialiasing_start_and_are_cut_off_the_block_grid(ssh_cluster, tmp_path):
+    # No antialiasing: bands of 4-row units, three of 120 rows (121 and 241 are off POV-Ray's
+    # 32-row grid); the dear top band is cut at a row of its own and continued (+C).
+    scene = SCENES / "uneven" / "uneven.pov"
+    render_still_as_povray_would(ssh_cluster, tmp_path, scene, 160, 360, "Declare=Samples=4000")
+    record = job_record(tmp_path)
+    assert record["timings"].get("cuts", 0) >= 1, record["parts"]
+    starts = sorted(int(name[5:9]) for name in record["parts"])
+    assert 121 in starts and 241 in starts
+    assert any(start % 32 != 1 for start in starts if start not in (121, 241)), starts
+
+
+def test_focal_blur_bands_off_the_block_grid_match(ssh_cluster, tmp_path):
+    render_still_as_povray_would(ssh_cluster, tmp_path, EXAMPLES / "camera" / "focalblur.pov", 96, 100)
+    assert len(job_record(tmp_path)["parts"]) >= 2

@@ -1,6 +1,16 @@
 import pytest
 
-from fabfile.plan import FRAMES, ROWS, Span, parse_part_name, plan_frames, plan_still, rescale_costs
+from fabfile.plan import (
+    FINE_ROWS,
+    FRAMES,
+    ROWS,
+    Span,
+    parse_part_name,
+    plan_frames,
+    plan_still,
+    rescale_costs,
+    still_unit_rows,
+)
 
 
 def test_still_units_follow_the_32_row_block_grid():
@@ -34,3 +44,13 @@ def test_an_earlier_renders_costs_rescale_to_another_size():
     # 48 rows: a full block (two thirds of the height) and a short one.
     weights = rescale_costs(old, [3.0, 1.0], plan_still(48, 32))
     assert weights == pytest.approx([3.0 + 1.0 / 3, 2.0 / 3])
+
+
+def test_a_still_without_antialiasing_splits_on_a_few_rows():
+    # Antialiasing looks across POV-Ray's render blocks; without it any row may start a band.
+    assert still_unit_rows(antialias=True) == 32
+    assert still_unit_rows(antialias=True, block_size=16) == 16
+    assert still_unit_rows(antialias=False) == FINE_ROWS
+    plan = plan_still(360, still_unit_rows(antialias=False))
+    assert len(plan.units) == 90
+    assert plan.span(0, 44) == Span(ROWS, 1, 180)  # two even bands of a 360-row image
