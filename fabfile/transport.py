@@ -17,10 +17,12 @@ import shlex
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import fabric.runners
 import invoke
 import paramiko
 from fabric import Config, Connection
@@ -45,10 +47,25 @@ def shell_join(argv: Iterable[str]) -> str:
     return shlex.join(list(argv))
 
 
+class PromptRemote(fabric.runners.Remote):
+    """Fabric's remote runner, noticing a command's end sooner.
+
+    Invoke checks for the end of a command every 10 ms (`input_sleep`): most
+    of the ~12 ms a short command costs on a LAN. Checking often at first and
+    less as it runs brings that to ~3 ms and keeps long parts cheap to wait on.
+    """
+
+    def wait(self) -> None:
+        pause = 0.0005
+        while not (self.process_is_finished or self.has_dead_threads):
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.02)
+
+
 def _run_config() -> dict:
     # No stdin forwarding (parts run in worker threads), no echo, and a
     # failing command is a result to inspect, not an exception.
-    return {"run": {"hide": True, "warn": True, "in_stream": False}}
+    return {"run": {"hide": True, "warn": True, "in_stream": False}, "runners": {"remote": PromptRemote}}
 
 
 class LocalSession:
