@@ -26,7 +26,9 @@ from fabfile.plan import FRAMES, Span, parse_part_name
 from fabfile.transport import Session, shell_join
 
 PART_OUTPUT = "p"
+PART_STATE = f"{PART_OUTPUT}.pov-state"  # POV-Ray's state file beside its output (+C reads it)
 POVRAY_CANCELLED = 2  # POV-Ray's exit status after SIGINT
+CUT_SIGNAL = "received signal SIGINT"  # what POV-Ray logs at once when a cut stops it
 RENDERED = re.compile(r"Rendered (\d+) of \d+ pixels")
 TIME_LINES = "(Parse|Bounding|Photon|Radiosity|Trace) Time:|CPU-seconds total"
 
@@ -76,6 +78,11 @@ def povray_times(log: str) -> dict[str, float]:
     for line in lines:
         if line.startswith("povfarm-povray-ns="):
             times["wall"] = int(line.partition("=")[2]) / 1e9
+        if line.startswith("povfarm-cpu="):  # a cut part's, read while its POV-Ray winds down
+            try:
+                times["cpu"] = max(times.get("cpu", 0.0), float(line.partition("=")[2]))
+            except ValueError:
+                pass
         match = POVRAY_TIME.match(line)
         if match:
             key = match.group("what").lower()
@@ -163,13 +170,18 @@ class NodeJob:
             args += ["+V", f"+SR{span.start}", f"+ER{span.end}"]
         prepare = f"mkdir -p {shell_join([part_dir])}"
         if resume_from is not None:
-            # A cut part continues from its state file (+C) under its new, shorter name.
+            # A cut part continues from its state file (+C) under its new, shorter name. The
+            # stopped POV-Ray may still be winding down in the old folder: its state file is
+            # copied, so that nothing it writes last can reach the continued part.
             args.append("+C")
             old_dir = posixpath.join(self.up, "parts", resume_from.name)
             if old_dir != part_dir:
-                prepare = shell_join(["mv", "-T", "--", old_dir, part_dir])
+                old_state, new_dir, old = (shell_join([f]) for f in (f"{old_dir}/{PART_STATE}", part_dir, old_dir))
+                prepare += f" && {{ cp -- {old_state} {new_dir}/ 2>/dev/null; rm -rf -- {old}; }}"
         povray = shell_join([self.povray, *args])
-        log, pid, rc, png = (shell_join([f"{part_dir}/{n}"]) for n in ("log", "pid", "rc", f"{PART_OUTPUT}.png"))
+        log, pid, rc, png, state = (
+            shell_join([f"{part_dir}/{n}"]) for n in ("log", "pid", "rc", f"{PART_OUTPUT}.png", PART_STATE)
+        )
         # POV-Ray runs in the background so its pid can be recorded for a kill;
         # rc marks a finished part for `inv collect` (a retry's stale rc goes first);
         # the log's tail comes back.
@@ -180,13 +192,20 @@ class NodeJob:
         else:
             # A still is done when its PNG ends with IEND, which follows POV-Ray's last
             # progress line (or its trace time) within moments; POV-Ray then idles ~0.35 s
-            # winding down its threads: not waited for. Anything else: wait for its exit.
+            # winding down its threads: not waited for. Cut (SIGINT), it stops tracing at
+            # once and keeps its blocks in its state file: done when that stops growing
+            # (it winds down ~0.45 s more; its CPU is read before). Else: wait for its exit.
             finish = (
                 f"whole() {{ tail -c 12 {png} 2>/dev/null | grep -q IEND; }}; "
-                "grep -q -m1 -E 'Rendered ([0-9]+) of \\1 pixels|Trace Time:' "
+                f"grep -q -m1 -E 'Rendered ([0-9]+) of \\1 pixels|Trace Time:|{CUT_SIGNAL}' "
                 f"<(exec tail -n +1 -s 0.1 --pid=$pid -f {log} </dev/null 2>/dev/null); n=0; "
+                f"if grep -q '{CUT_SIGNAL}' {log} && ! whole; then "
+                f"a=; b=; until c=$(stat -c %s {state} 2>/dev/null); [ \"$c\" = \"$a\" ] && [ \"$a\" = \"$b\" ] "
+                "|| [ $n -ge 50 ]; do b=$a; a=$c; n=$((n+1)); sleep 0.02; done; "
+                "echo povfarm-cpu=$(awk -v hz=\"$(getconf CLK_TCK)\" '{print ($14+$15)/hz}' /proc/$pid/stat) >&2; "
+                f"status={POVRAY_CANCELLED}; else "
                 "until whole || ! kill -0 $pid 2>/dev/null || [ $n -ge 50 ]; do sleep 0.02; n=$((n+1)); done; "
-                "if whole; then status=0; else wait $pid; status=$?; fi"
+                "if whole; then status=0; else wait $pid; status=$?; fi; fi"
             )
         script = (
             f"{prepare} && rm -f {rc} {png} && "
@@ -220,7 +239,7 @@ class NodeJob:
         result = self.session.run(self.part_command(span, job_args, resume_from))
         seconds = time.monotonic() - started
         if not result.ok:
-            if result.exit_code == POVRAY_CANCELLED and "Render cancelled by user" in result.stderr:
+            if result.exit_code == POVRAY_CANCELLED and CUT_SIGNAL in result.stderr:
                 raise PartInterrupted(
                     f"node {self.name}: {span.label()} was interrupted",
                     povray_times(result.stderr),

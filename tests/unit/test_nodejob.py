@@ -62,3 +62,13 @@ def test_ini_quoting_and_depth():
     assert povray_ini_line("Input_File_Name", "a b$(x).pov") == "Input_File_Name='a b$(x).pov'"
     assert povray_ini_line("Input_File_Name", "it's.pov") == 'Input_File_Name="it\'s.pov"'
     assert scene_depth(["scene.pov", "../tex/a.png", "../../x/b.inc"]) == 2
+
+
+def test_a_cut_part_counts_the_cpu_read_while_its_povray_winds_down():
+    # Cut, a part returns before POV-Ray has printed its statistics: its CPU is read from /proc.
+    log = (
+        "povfarm-cpu=2.24\npovfarm-povray-ns=2563042628\npovfarm-times\n0m0.001s 0m0.002s\n0m0.000s 0m0.000s\n"
+        "povray: received signal SIGINT: Interrupt; requested render cancel\n"
+    )
+    assert povray_times(log) == {"cpu": 2.24, "wall": 2.563042628}
+    assert povray_times("povfarm-cpu=\n") == {}  # /proc unreadable: no figure rather than a wrong one
