@@ -239,7 +239,8 @@ class NodeJob:
         result = self.session.run(self.part_command(span, job_args, resume_from))
         seconds = time.monotonic() - started
         if not result.ok:
-            if result.exit_code == POVRAY_CANCELLED and CUT_SIGNAL in result.stderr:
+            stopped = CUT_SIGNAL in result.stderr or "Render cancelled by user" in result.stderr
+            if result.exit_code == POVRAY_CANCELLED and stopped:
                 raise PartInterrupted(
                     f"node {self.name}: {span.label()} was interrupted",
                     povray_times(result.stderr),
