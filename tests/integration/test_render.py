@@ -142,7 +142,7 @@ def test_bands_without_antialiasing_start_and_are_cut_off_the_block_grid(ssh_clu
     # No antialiasing: bands of 4-row units, three of 120 rows (121 and 241 are off POV-Ray's
     # 32-row grid); the dear top band is cut at a row of its own and continued (+C).
     scene = SCENES / "uneven" / "uneven.pov"
-    render_still_as_povray_would(ssh_cluster, tmp_path, scene, 160, 360, "Declare=Samples=4000")
+    render_still_as_povray_would(ssh_cluster, tmp_path, scene, 160, 360, "Declare=Samples=2000")
     record = job_record(tmp_path)
     assert record["timings"].get("cuts", 0) >= 1, record["parts"]
     starts = sorted(int(name[5:9]) for name in record["parts"])
