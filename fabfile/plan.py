@@ -105,12 +105,17 @@ def rescale_costs(old: Plan, old_costs: list[float], new: Plan) -> list[float]:
     old_height, new_height = old.total, new.total
     edges = [(start - 1) / old_height for start, _ in old.units] + [1.0]
     weights: list[float] = []
+    first = 0  # both lists run top to bottom: one sweep, not every pair
     for start, end in new.units:
         low, high = (start - 1) / new_height, end / new_height
+        while first < len(old_costs) and edges[first + 1] <= low:
+            first += 1
         weight = 0.0
-        for index, cost in enumerate(old_costs):
+        index = first
+        while index < len(old_costs) and edges[index] < high:
             overlap = min(high, edges[index + 1]) - max(low, edges[index])
             if overlap > 0:
-                weight += cost * overlap / (edges[index + 1] - edges[index])
+                weight += old_costs[index] * overlap / (edges[index + 1] - edges[index])
+            index += 1
         weights.append(weight)
     return weights
