@@ -34,8 +34,6 @@ from fabfile.progress import QuietReporter, Reporter
 from fabfile.scheduler import Part, Scheduler
 from fabfile.transport import Session, open_session, remote_workdir, shell_join
 
-MOVING_GAP = 0.3  # seconds between two looks at a part's progress that can show it moving
-
 
 @dataclass(frozen=True)
 class RenderRequest:
@@ -79,7 +77,6 @@ class Seen:
 
     pixels: int  # at the last look
     looked: float  # when
-    first: float  # when it was first looked at
     grew: float | None = None  # the last look that found more pixels than the one before
 
 
@@ -539,7 +536,7 @@ class Farm:
         if pixels is None:
             return None
         with self.lock:
-            seen = self.progress_seen.setdefault((node, part), Seen(pixels, looked, looked))
+            seen = self.progress_seen.setdefault((node, part), Seen(pixels, looked))
             if pixels > seen.pixels:
                 seen.grew = looked
             seen.pixels, seen.looked = pixels, looked
@@ -547,17 +544,13 @@ class Farm:
             restored = self.restored.get((node, part), 0)
         return (restored + pixels) / self.pixels_per_unit
 
-    def moving(self, node: str, part: Part) -> bool | None:
-        """Whether a part was seen moving lately (its log grew between two looks);
-        None when that cannot be told yet (no two looks far enough apart)."""
+    def moving(self, node: str, part: Part) -> bool:
+        """Whether a part's log was seen growing lately, between two looks."""
         with self.lock:
             seen = self.progress_seen.get((node, part))
-        if seen is None:
-            return None
-        if seen.grew is not None and seen.looked - seen.grew <= self.tuning.progress_interval + 1.0:
-            return True
-        # POV-Ray logs progress in bursts: no change within MOVING_GAP proves nothing.
-        return False if seen.looked - max(seen.first, seen.grew or 0.0) >= MOVING_GAP else None
+        if seen is None or seen.grew is None:
+            return False
+        return seen.looked - seen.grew <= self.tuning.progress_interval + 1.0
 
     def maybe_cut(self, node: str) -> bool:
         """With nothing left to hand out and a core idle here, cut the running part
@@ -580,18 +573,14 @@ class Farm:
                 and (r.node, r.part.first) not in self.cuts
             ]
         progress: list[tuple[Part, str, float, float]] = []
-        undecided = False
         for part, victim in candidates:
             try:
                 units_done = self.look(victim, part)
             except PovfarmError:
                 continue
             # Only a part seen moving is cut: a frozen node is the hang detector's business.
-            # The progress watcher's looks usually tell already; else two looks MOVING_GAP apart.
-            moving = self.moving(victim, part)
-            if moving is None:
-                undecided = True
-            if units_done is None or not moving:
+            # The progress watcher's looks usually tell already; else the next look here will.
+            if units_done is None or not self.moving(victim, part):
                 continue
             with self.lock:
                 restored = self.restored.get((victim, part), 0)
@@ -611,9 +600,7 @@ class Farm:
                 remaining = (part.count - units_done) * (scheduler.pace(run, units_done, now, units_before) or 0.0)
                 if best is None or remaining > best[0]:
                     best = (remaining, part, victim, keep_last)
-            if best is None:
-                if not undecided:  # nothing pays now; it pays less as the parts near their end
-                    self.next_cut_check = now + 4 * self.tuning.cut_interval
+            if best is None:  # nothing pays now; it may once a band reaches dearer rows
                 return False
             _, part, victim, keep_last = best
             kept = scheduler.cut(part, victim, keep_last, now)
