@@ -48,7 +48,7 @@ class RenderRequest:
     args: str = ""
     output: Path | None = None
     resume: bool = False
-    threads: int = 1
+    threads: int | None = None  # POV-Ray threads per part; None: a node's cores for a still, 1 for frames
     allow_outside: bool = False
     keep_remote: bool = False
 
@@ -161,7 +161,7 @@ def resolve_settings(scene: Path, request: RenderRequest) -> tuple[povopts.Setti
     for name, value in (("--width", request.width), ("--height", request.height), ("--frames", request.frames)):
         if value is not None and value < 1:
             raise OptionsError(f"{name} {value}: must be 1 or more")
-    if request.threads < 1:
+    if request.threads is not None and request.threads < 1:
         raise OptionsError(f"--threads {request.threads}: must be 1 or more")
     user_args = povopts.split_args(request.args)
     settings = povopts.Settings(input_file=scene.name)
@@ -180,7 +180,7 @@ def resolve_settings(scene: Path, request: RenderRequest) -> tuple[povopts.Setti
         settings = replace(settings, initial_frame=1, final_frame=request.frames)
         job_args += ["+KFI1", f"+KFF{request.frames}"]
     povopts.validate(settings)
-    job_args += ["-D", "-P", f"+FN{settings.bits}", f"+WT{request.threads}"]
+    job_args += ["-D", "-P", f"+FN{settings.bits}"]  # +WT follows once the nodes' cores are known
     return settings, job_args
 
 
@@ -393,9 +393,18 @@ class Farm:
                     item.session.close()
         if not self.node_jobs:
             raise NodeError("no node is usable: " + "; ".join(self.left_out.values()))
+        per_part = self.job.options.get("threads")
+        if per_part is None:
+            # A still's part uses every core of the smallest node: POV-Ray's own threads share
+            # a band's blocks as they go, with no start-up of their own. Frames spread one per
+            # core. Every part of a job gets the same +WT (photons depend on it), a resumed one too.
+            cores = [item.node.threads or item.cores for item in ready if item.node.name in self.node_jobs]
+            per_part = 1 if self.plan.kind == FRAMES else max(1, min(cores))
+            self.job.options["threads"] = per_part
+            self.job.save()
+        self.part_args = [*self.job.options["job_args"], f"+WT{per_part}"]
         # A node renders `threads // +WT` parts at once on its cores, plus `overlap`
         # more whose POV-Ray start-up (mostly idle waiting) hides behind them.
-        per_part = max(1, self.job.options.get("threads", 1))
         self.capacity = {
             item.node.name: max(1, (item.node.threads or item.cores) // per_part)
             for item in ready
@@ -507,9 +516,8 @@ class Farm:
                 span = self.plan.span(part.first, part.last)
                 if resume_from is None:
                     self.started_at[part] = time.monotonic() - self.render_started
-                job_args = self.job.options["job_args"]
                 try:
-                    outcome = node_job.render(span, job_args, self.job.parts_folder, final, resume_from)
+                    outcome = node_job.render(span, self.part_args, self.job.parts_folder, final, resume_from)
                 except (SceneError, OptionsError) as exc:
                     self.events.put(("fatal", node, part, exc))
                     return

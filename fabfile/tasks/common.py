@@ -22,7 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "cluster": "cluster.yaml",
     "renders": "renders",
     "render": {
-        "threads": 1,
+        "threads": None,  # a still: the fewest cores of a node; frames: 1
         "overlap": 1,
         "guided_factor": 1.5,
         "max_failures": 2,

@@ -24,7 +24,8 @@ from fabfile.tasks.common import clean_errors, console, option, setting, whole_n
         "args": 'extra POV-Ray options for every part, e.g. "+A0.3 +AM2 +UA"',
         "output": "PNG for a still, folder for an animation's frames",
         "resume": "continue the latest unfinished job of this scene",
-        "threads": "POV-Ray threads per part (+WT), the same for every part",
+        "threads": "POV-Ray threads per part (+WT), the same for every part "
+        "(default: a still uses every core of the smallest node, an animation one per frame)",
         "allow-outside": "also upload files the scene reads from outside its folder",
         "keep-remote": "keep the job folder on the nodes after fetching",
         "renders": "where job folders go (default: renders)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,26 @@ def test_default_cluster_renders_the_bundled_nebula_without_ssh(tmp_path):
     expected = reference(REPO / "scenes" / "nebula.pov", "+W96", "+H72", out=tmp_path / "ref.png")
     assert_same_pixels(tmp_path / "nebula.png", expected)
     assert "local" in result.stdout
+    # A still uses every core of the node through POV-Ray's own threads: one band.
+    (record,) = (tmp_path / "renders").glob("*/job.json")
+    job = json.loads(record.read_text())
+    assert job["options"]["threads"] == len(os.sched_getaffinity(0))
+    assert len(job["parts"]) == 1
+
+
+def test_an_animation_on_the_default_cluster_renders_a_frame_per_core(tmp_path):
+    scene = copy_scene(SCENES / "anim" / "anim.pov", tmp_path / "scene")
+    result = run_inv(
+        "render", f"--scene={scene}", f"--cluster={REPO / 'cluster.yaml'}", "--width=32", "--height=24",
+        "--frames=4", "--output=frames", cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    (record,) = (tmp_path / "renders").glob("*/job.json")
+    assert json.loads(record.read_text())["options"]["threads"] == 1
+    reference(scene, "+W32", "+H24", "+KFI1", "+KFF4", out=tmp_path / "ref" / "anim.png")
+    for frame in sorted((tmp_path / "frames").glob("*.png")):
+        assert_same_pixels(frame, tmp_path / "ref" / frame.name)
+    assert len(list((tmp_path / "frames").glob("*.png"))) == 4
 
 
 @pytest.mark.parametrize(
