@@ -4,7 +4,10 @@ Starts its own sshd nodes on loopback (127.0.0.10 and up, node i pinned to
 core i mod cores), then times, several runs each:
 
   povray +WT1 alone (pinned to one core), povray +WT<cores> alone (all cores),
-  and `inv render` on 1, 2 and 4 nodes (4 is oversubscribed on 2 cores),
+  `inv render` on 1, 2 and 4 nodes (4 is oversubscribed on 2 cores), and on
+  this machine as one local node with all its cores (the default cluster),
+  once as povfarm chooses (a still: one part with POV-Ray's own threads) and
+  once with --threads=1 (a part per core),
 
 for an even scene, an uneven one (a media nebula off-centre) and an
 animation, and prints medians, min-max and the ratios, plus what the farm
@@ -86,14 +89,16 @@ def time_povray(scene: Scene, threads: int, cores: str, out: Path) -> float:
     return time.monotonic() - started
 
 
-def time_farm(scene: Scene, inventory: Path, work: Path, out: Path, renders: Path) -> tuple[float, dict]:
+def time_farm(
+    scene: Scene, inventory: Path, work: Path, out: Path, renders: Path, extra: tuple[str, ...] = ()
+) -> tuple[float, dict]:
     """`inv render` end to end, as a user runs it; returns the wall time and the job's timings."""
     out.mkdir(parents=True, exist_ok=True)
     output = out if scene.frames else out / f"{scene.path.stem}.png"
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "invoke", "--search-root", str(REPO), "render", *scene.farm_args(),
-         f"--cluster={inventory}", f"--renders={renders}", f"--output={output}"],
+         f"--cluster={inventory}", f"--renders={renders}", f"--output={output}", *extra],
         cwd=work, capture_output=True, text=True,
     )
     seconds = time.monotonic() - started
@@ -148,6 +153,9 @@ def main() -> None:
                 path = work / f"nodes{count}.yaml"
                 path.write_text(cluster.inventory(cluster.nodes[:count]))
                 inventories[count] = path
+            local = work / "local.yaml"  # the default cluster's node: this machine, every core
+            local.write_text(f"nodes:\n  - {{name: local, transport: local, workdir: '{work / 'local-work'}'}}\n")
+            local_runs = {"farm, local node": (), "farm, local, 1 thread": ("--threads=1",)}
             print(f"machine: {platform.machine()}, {cores} cores, {platform.system()} {platform.release()}, "
                   f"Python {platform.python_version()}; {runs} run(s) each; nodes pinned to core i mod {cores}")
             for scene in chosen:
@@ -173,6 +181,11 @@ def main() -> None:
                             seconds, timing = time_farm(scene, inventory, work, work / "again", renders)
                             results.setdefault("farm, 2 nodes, again", []).append(seconds)
                             timings.setdefault("farm, 2 nodes, again", []).append(timing)
+                    for index, (label, extra) in enumerate(local_runs.items()):
+                        renders = work / f"renders-{scene.name}-local{index}-{run}"
+                        seconds, timing = time_farm(scene, local, work, work / f"local{index}", renders, extra)
+                        results.setdefault(label, []).append(seconds)
+                        timings.setdefault(label, []).append(timing)
                 one = statistics.median(results["povray +WT1"])
                 best = statistics.median(results[f"povray +WT{cores}"])
                 print(f"{'':22} {'median (min-max)':>24} {'speedup vs +WT1':>16} {'speed vs +WT' + str(cores):>16}")
@@ -182,7 +195,9 @@ def main() -> None:
                 print(f"pixels against +WT1: +WT{cores} {differing_pixels(work / 'wtall', work / 'wt1')}; "
                       + ", ".join(f"farm on {count} {differing_pixels(work / f'farm{count}', work / 'wt1')}"
                                   for count in inventories)
-                      + ("" if scene.frames else f", again {differing_pixels(work / 'again', work / 'wt1')}"))
+                      + ("" if scene.frames else f", again {differing_pixels(work / 'again', work / 'wt1')}")
+                      + f", local {differing_pixels(work / 'local0', work / 'wt1')}"
+                      + f", local 1 thread {differing_pixels(work / 'local1', work / 'wt1')}")
                 print("farm outside POV-Ray (medians): start = connect + upload, per part = SSH round trip"
                       " + fetch beyond POV-Ray's own wall time, stitch = while rendering + at the end")
                 for label, records in timings.items():
