@@ -393,23 +393,19 @@ class Farm:
                     item.session.close()
         if not self.node_jobs:
             raise NodeError("no node is usable: " + "; ".join(self.left_out.values()))
+        cores = {item.node.name: item.node.threads or item.cores for item in ready if item.node.name in self.node_jobs}
         per_part = self.job.options.get("threads")
         if per_part is None:
             # A still's part uses every core of the smallest node: POV-Ray's own threads share
             # a band's blocks as they go, with no start-up of their own. Frames spread one per
             # core. Every part of a job gets the same +WT (photons depend on it), a resumed one too.
-            cores = [item.node.threads or item.cores for item in ready if item.node.name in self.node_jobs]
-            per_part = 1 if self.plan.kind == FRAMES else max(1, min(cores))
+            per_part = 1 if self.plan.kind == FRAMES else max(1, min(cores.values()))
             self.job.options["threads"] = per_part
             self.job.save()
         self.part_args = [*self.job.options["job_args"], f"+WT{per_part}"]
         # A node renders `threads // +WT` parts at once on its cores, plus `overlap`
         # more whose POV-Ray start-up (mostly idle waiting) hides behind them.
-        self.capacity = {
-            item.node.name: max(1, (item.node.threads or item.cores) // per_part)
-            for item in ready
-            if item.node.name in self.node_jobs
-        }
+        self.capacity = {name: max(1, count // per_part) for name, count in cores.items()}
         # Stills that are cut to balance run one part per core: a cut part continues where
         # it stopped, and a second part sharing its core would only blur its pace.
         spare = 0 if self.cutting else self.tuning.overlap
@@ -537,8 +533,9 @@ class Farm:
                 part = None
 
     # -- cutting ----------------------------------------------------------------
-    def look(self, node: str, part: Part) -> float | None:
-        """Look at a running part's log: its progress in units, or None if unknown."""
+    def look(self, node: str, part: Part) -> tuple[float, float] | None:
+        """Look at a running part's log: its progress in units, and how many of them
+        it found in its state file (a continued part); None if unknown."""
         pixels = self.node_jobs[node].progress(self.plan.span(part.first, part.last), timeout=2.0)
         looked = time.monotonic()
         if pixels is None:
@@ -550,7 +547,7 @@ class Farm:
             seen.pixels, seen.looked = pixels, looked
             # A continued part's POV-Ray counts only the pixels it renders itself.
             restored = self.restored.get((node, part), 0)
-        return (restored + pixels) / self.pixels_per_unit
+        return (restored + pixels) / self.pixels_per_unit, restored / self.pixels_per_unit
 
     def moving(self, node: str, part: Part) -> bool:
         """Whether a part's log was seen growing lately, between two looks."""
@@ -583,16 +580,14 @@ class Farm:
         progress: list[tuple[Part, str, float, float]] = []
         for part, victim in candidates:
             try:
-                units_done = self.look(victim, part)
+                looked = self.look(victim, part)
             except PovfarmError:
                 continue
             # Only a part seen moving is cut: a frozen node is the hang detector's business.
             # The progress watcher's looks usually tell already; else the next look here will.
-            if units_done is None or not self.moving(victim, part):
+            if looked is None or not self.moving(victim, part):
                 continue
-            with self.lock:
-                restored = self.restored.get((victim, part), 0)
-            progress.append((part, victim, units_done, restored / self.pixels_per_unit))
+            progress.append((part, victim, *looked))
         # A cut starts POV-Ray twice more: its idle start-up, and parsing (photons...) again.
         start_cost = max(self.latency or 0.0, self.tuning.cut_min_start) + self.setup
         with self.lock:
@@ -661,11 +656,12 @@ class Farm:
                            if not r.presumed_hung and self.scheduler.usable(r.node)]
             for part, node in running:
                 try:
-                    units_done = self.look(node, part)
+                    looked = self.look(node, part)
                 except PovfarmError:
                     continue
-                if units_done is None:
+                if looked is None:
                     continue
+                units_done = looked[0]
                 with self.lock:
                     if any(r.part == part and r.node == node for r in self.scheduler.running):
                         rows = min(self.plan.span(part.first, part.last).size, int(units_done * self.unit_rows))

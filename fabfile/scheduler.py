@@ -279,13 +279,11 @@ class Scheduler:
         self._retry -= self.done
         spent_on = measured if measured else part.units
         self.seconds_per_unit.append(seconds / len(spent_on))
-        work = seconds if cost is None else cost
-        for unit in spent_on:
-            self.unit_cost[unit] = max(work / len(spent_on), 1e-6)
+        self.record_cost(spent_on, seconds if cost is None else cost)
         return True
 
     def record_cost(self, units: range, cost: float) -> None:
-        """Work measured on units whose part was cut before it finished."""
+        """Work measured on units, spread evenly (also for a part cut before it finished)."""
         for unit in units:
             self.unit_cost[unit] = max(cost / len(units), 1e-6)
 
