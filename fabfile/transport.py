@@ -47,13 +47,16 @@ def shell_join(argv: Iterable[str]) -> str:
     return shlex.join(list(argv))
 
 
-class PromptRemote(fabric.runners.Remote):
-    """Fabric's remote runner, noticing a command's end sooner.
+class PromptWait:
+    """A runner that notices a command's end sooner.
 
     Invoke checks for the end of a command every 10 ms (`input_sleep`): most
     of the ~12 ms a short command costs on a LAN. Checking often at first and
     less as it runs brings that to ~3 ms and keeps long parts cheap to wait on.
     """
+
+    process_is_finished: bool
+    has_dead_threads: bool
 
     def wait(self) -> None:
         pause = 0.0005
@@ -62,10 +65,21 @@ class PromptRemote(fabric.runners.Remote):
             pause = min(pause * 1.5, 0.02)
 
 
+class PromptRemote(PromptWait, fabric.runners.Remote):
+    """Fabric's runner for a node over SSH."""
+
+
+class PromptLocal(PromptWait, invoke.runners.Local):
+    """Invoke's runner for a `transport: local` node."""
+
+
 def _run_config() -> dict:
     # No stdin forwarding (parts run in worker threads), no echo, and a
     # failing command is a result to inspect, not an exception.
-    return {"run": {"hide": True, "warn": True, "in_stream": False}, "runners": {"remote": PromptRemote}}
+    return {
+        "run": {"hide": True, "warn": True, "in_stream": False},
+        "runners": {"remote": PromptRemote, "local": PromptLocal},
+    }
 
 
 class LocalSession:
