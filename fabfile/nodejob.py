@@ -159,36 +159,50 @@ class NodeJob:
             self.session.put(local_root / name, remote)
 
     # -- parts -----------------------------------------------------------
-    def part_command(self, span: Span, job_args: Sequence[str], resume_from: Span | None = None) -> str:
+    def part_command(
+        self, span: Span, job_args: Sequence[str], resume_from: Span | None = None, gated: bool = False
+    ) -> str:
+        """The command that renders a part (or continues a cut one) and returns its log's tail.
+
+        `gated`: the continuation's POV-Ray was started beforehand by `launch_gated`
+        and waits at its gate; this command hands it the state file, opens the
+        gate and follows it to its end.
+        """
         part_dir = posixpath.join(self.up, "parts", span.name)
-        args = [posixpath.join(self.up, "povfarm.ini"), *job_args]
-        args.append(f"+O{part_dir}/{PART_OUTPUT}.png")
-        if span.kind == FRAMES:
-            args += [f"+SF{span.start}", f"+EF{span.end}"]
-        else:
-            # +V: POV-Ray logs each finished block, the progress shown and cuts decided on.
-            args += ["+V", f"+SR{span.start}", f"+ER{span.end}"]
+        povray = shell_join([self.povray, *self._povray_args(span, job_args, resume_from, part_dir)])
+        names = ("log", "pid", "rc", f"{PART_OUTPUT}.png", PART_STATE, "gate", "exit")
+        log, pid, rc, png, state, gate, exited = (shell_join([f"{part_dir}/{n}"]) for n in names)
         prepare = f"mkdir -p {shell_join([part_dir])}"
         if resume_from is not None:
             # A cut part continues from its state file (+C) under its new, shorter name. The
             # stopped POV-Ray may still be winding down in the old folder: its state file is
             # copied, so that nothing it writes last can reach the continued part.
-            args.append("+C")
             old_dir = posixpath.join(self.up, "parts", resume_from.name)
             if old_dir != part_dir:
                 old_state, new_dir, old = (shell_join([f]) for f in (f"{old_dir}/{PART_STATE}", part_dir, old_dir))
                 prepare += f" && {{ cp -- {old_state} {new_dir}/ 2>/dev/null; rm -rf -- {old}; }}"
-        povray = shell_join([self.povray, *args])
-        log, pid, rc, png, state = (
-            shell_join([f"{part_dir}/{n}"]) for n in ("log", "pid", "rc", f"{PART_OUTPUT}.png", PART_STATE)
-        )
-        # POV-Ray runs in the background so its pid can be recorded for a kill;
-        # rc marks a finished part for `inv collect` (a retry's stale rc goes first);
-        # the log's tail comes back.
-        # POV-Ray's own wall time is measured on the node, so the farm's cost
-        # per part (the SSH round trip, the fetch) can be told apart from it.
+        if gated:
+            # Opening the gate (a FIFO POV-Ray reads as its include header) for writing
+            # lets it parse; this shell holds it open until the part ends.
+            start = f"{prepare} && exec 3<>{gate} && {{ t0=$(date +%s%N); pid=$(cat {pid}); "
+            # POV-Ray is not this shell's child: its exit status is in the file its launcher wrote.
+            reap = (
+                "while kill -0 $pid 2>/dev/null; do sleep 0.02; done; n=0; "
+                f"until [ -s {exited} ] || [ $n -ge 100 ]; do sleep 0.01; n=$((n+1)); done; "
+                f"status=$(cat {exited} 2>/dev/null); status=${{status:-1}}"
+            )
+        else:
+            # POV-Ray runs in the background so its pid can be recorded for a kill;
+            # rc marks a finished part for `inv collect` (a retry's stale rc goes first).
+            start = (
+                f"{prepare} && rm -f {rc} {png} && "
+                f"{{ t0=$(date +%s%N); {povray} </dev/null >/dev/null 2>{log} & pid=$!; echo $pid >{pid}; "
+            )
+            reap = "wait $pid; status=$?"
+        # The log's tail comes back. POV-Ray's own wall time is measured on the node, so
+        # the farm's cost per part (the SSH round trip, the fetch) can be told apart from it.
         if span.kind == FRAMES:
-            finish = "wait $pid; status=$?"
+            finish = reap
         else:
             # A still is done when its PNG ends with IEND, which follows POV-Ray's last
             # progress line (or its trace time) within moments; POV-Ray then idles ~0.35 s
@@ -205,16 +219,67 @@ class NodeJob:
                 "echo povfarm-cpu=$(awk -v hz=\"$(getconf CLK_TCK)\" '{print ($14+$15)/hz}' /proc/$pid/stat) >&2; "
                 f"status={POVRAY_CANCELLED}; else "
                 "until whole || ! kill -0 $pid 2>/dev/null || [ $n -ge 50 ]; do sleep 0.02; n=$((n+1)); done; "
-                "if whole; then status=0; else wait $pid; status=$?; fi; fi"
+                f"if whole; then status=0; else {reap}; fi; fi"
             )
         script = (
-            f"{prepare} && rm -f {rc} {png} && "
-            f"{{ t0=$(date +%s%N); {povray} </dev/null >/dev/null 2>{log} & pid=$!; echo $pid >{pid}; {finish}; "
+            f"{start}{finish}; "
             f"echo $status >{rc}; echo povfarm-povray-ns=$(($(date +%s%N) - t0)) >&2; "
             "echo povfarm-times >&2; times >&2; "
             f"if [ $status = 0 ]; then grep -E '{TIME_LINES}' {log} >&2; "
             f"else tail -c 4000 {log} >&2; fi; exit $status; }}"
         )
+        return self._command(script)
+
+    def launch_gated(self, span: Span, job_args: Sequence[str], resume_from: Span) -> bool:
+        """Start the continuation of a part being cut before the part stops, held at a gate.
+
+        POV-Ray spends its first ~0.3 s idle, starting up; started here, it does
+        so while the part it continues still renders. It waits before parsing, at
+        its include header: a FIFO (POV-Ray reads the header's size, 0, so the
+        scene is unchanged). `part_command(..., gated=True)` brings the state file
+        and opens the gate. True once it waits there.
+        """
+        part_dir = posixpath.join(self.up, "parts", span.name)
+        args = self._povray_args(span, job_args, resume_from, part_dir)
+        povray = shell_join([self.povray, *args, f"+HI{part_dir}/gate"])
+        log, pid, rc, png, gate, exited = (
+            shell_join([f"{part_dir}/{n}"]) for n in ("log", "pid", "rc", f"{PART_OUTPUT}.png", "gate", "exit")
+        )
+        # A launcher subshell outlives this command: it records POV-Ray's pid and,
+        # at the end, its exit status. POV-Ray logs "[Parsing...]" as it reaches the gate.
+        script = (
+            f"mkdir -p {shell_join([part_dir])} && rm -f {rc} {png} {exited} {gate} && mkfifo {gate} && "
+            f"{{ ( {povray} </dev/null >/dev/null 2>{log} & echo $! >{pid}; wait $!; echo $? >{exited} ) "
+            "</dev/null >/dev/null 2>&1 & n=0; "
+            f"until grep -q -F '[Parsing' {log} 2>/dev/null || [ -s {exited} ] || [ $n -ge 500 ]; "
+            f"do sleep 0.01; n=$((n+1)); done; grep -q -F '[Parsing' {log} && [ ! -s {exited} ] && exit 0; "
+            # Not there in time (a loaded node): stop it; the continuation starts after the stop.
+            f'kill -KILL "$(cat {pid} 2>/dev/null)" 2>/dev/null; exit 1; }}'
+        )
+        return self.session.run(self._command(script), timeout=30.0).ok
+
+    def cancel_gated(self, span: Span) -> None:
+        """Stop a continuation started by `launch_gated` that is not needed after all."""
+        part_dir = self.part_folder(span)
+        pid = shell_join([f"{part_dir}/pid"])
+        # Its POV-Ray waits in open(), where only SIGKILL reaches it; it has written nothing yet.
+        self.session.run(f'kill -KILL "$(cat {pid} 2>/dev/null)" 2>/dev/null; true', timeout=10.0)
+        with self._fetched_lock:
+            self._fetched.append(part_dir)
+
+    def _povray_args(self, span: Span, job_args: Sequence[str], resume_from: Span | None, part_dir: str) -> list[str]:
+        args = [posixpath.join(self.up, "povfarm.ini"), *job_args]
+        args.append(f"+O{part_dir}/{PART_OUTPUT}.png")
+        if span.kind == FRAMES:
+            args += [f"+SF{span.start}", f"+EF{span.end}"]
+        else:
+            # +V: POV-Ray logs each finished block, the progress shown and cuts decided on.
+            args += ["+V", f"+SR{span.start}", f"+ER{span.end}"]
+        if resume_from is not None:
+            args.append("+C")
+        return args
+
+    def _command(self, script: str) -> str:
         with self._fetched_lock:
             done, self._fetched = self._fetched, []
         # Folders of parts already fetched go with this command: no round trip of their own.
@@ -229,6 +294,7 @@ class NodeJob:
         local_parts: Path,
         final_frame: int,
         resume_from: Span | None = None,
+        gated: bool = False,
     ) -> PartOutcome:
         """Render one part (or continue a cut one) and fetch what it wrote.
 
@@ -236,7 +302,7 @@ class NodeJob:
         POV-Ray times it spent. Its folder goes with the next command.
         """
         started = time.monotonic()
-        result = self.session.run(self.part_command(span, job_args, resume_from))
+        result = self.session.run(self.part_command(span, job_args, resume_from, gated))
         seconds = time.monotonic() - started
         if not result.ok:
             stopped = CUT_SIGNAL in result.stderr or "Render cancelled by user" in result.stderr
@@ -296,7 +362,9 @@ class NodeJob:
         parts = posixpath.join(self.root, "parts")
         script = (
             f"( cd {shell_join([parts])} 2>/dev/null || exit 0; "
-            'for d in */; do [ -f "$d/pid" ] && [ ! -f "$d/rc" ] && kill -TERM "$(cat "$d/pid")" 2>/dev/null; '
+            # A continuation started early (it has a gate) may wait in open(), where only SIGKILL reaches it.
+            'for d in */; do [ -f "$d/pid" ] && [ ! -f "$d/rc" ] && '
+            'kill "-$([ -p "$d/gate" ] && echo KILL || echo TERM)" "$(cat "$d/pid")" 2>/dev/null; '
             "done ); "
         )
         if remove:

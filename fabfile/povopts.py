@@ -57,6 +57,7 @@ class Settings:
     bits: int = 8
     alpha: bool = False
     file_type: str = "N"
+    include_header: bool = False  # the user names an include header (+HI): a cut's gate needs that option
 
     @property
     def animated(self) -> bool:
@@ -102,7 +103,9 @@ def apply_switch(settings: Settings, token: str, where: str) -> Settings:
         return settings
     if upper.startswith("W"):
         return replace(settings, width=_positive_int(body[1:], token, where))
-    if upper.startswith("HI") or upper.startswith("HT"):
+    if upper.startswith("HI"):
+        return replace(settings, include_header=on and len(body) > 2)
+    if upper.startswith("HT"):
         return settings
     if upper.startswith("H"):
         return replace(settings, height=_positive_int(body[1:], token, where))
@@ -162,6 +165,8 @@ def apply_key(settings: Settings, key: str, value: str, where: str) -> Settings:
         return replace(settings, alpha=_bool(value, label, where))
     if name == "bits_per_color":
         return replace(settings, bits=_bits(value, label, where))
+    if name == "include_header":
+        return replace(settings, include_header=bool(value))
     if name == "output_file_type":
         return _apply_file_type(settings, value, label, where)
     return settings

@@ -68,6 +68,8 @@ class Tuning:
     cuts: bool = True  # stills: start with one equal part per slot, cut running parts to balance
     cut_interval: float = 0.25  # seconds between looks at running parts' progress
     cut_min_start: float = 0.5  # seconds a POV-Ray start is assumed to cost until one is measured
+    gated_cuts: bool = True  # start a cut part's continuation before the part stops (NodeJob.launch_gated)
+    gated_start: float = 0.1  # seconds such a continuation still costs its core: the state file, settling
     progress_interval: float = 2.0  # seconds between looks at a still's running parts, for the progress bar
 
 
@@ -78,6 +80,16 @@ class Seen:
     pixels: int  # at the last look
     looked: float  # when
     grew: float | None = None  # the last look that found more pixels than the one before
+
+
+@dataclass
+class Continuation:
+    """A cut part's continuation, started early where it can be (NodeJob.launch_gated).
+    Farm.lock guards it: the cut's thread and the part's worker both look."""
+
+    launched: bool = False  # the launch is over, either way
+    gated: bool = False  # its POV-Ray waits at its gate for the state file
+    needed: bool = True  # False once the part ended without being stopped for the cut
 
 
 @dataclass
@@ -301,6 +313,9 @@ class Farm:
         self.render_started = time.monotonic()
         self.scheduler: Scheduler | None = None  # made once the nodes are ready
         self.cuts: dict[tuple[str, int], Part] = {}  # (node, first unit) of a part being cut: what it keeps
+        self.continuations: dict[tuple[str, int], Continuation] = {}  # the same key: its continuation
+        # A cut's continuation waits at an include-header FIFO: not when the user set a header.
+        self.gated_cuts = tuning.gated_cuts and not self.settings.include_header
         self.next_cut_check = 0.0
         self.progress_seen: dict[tuple[str, Part], Seen] = {}  # the looks at a running part's log
         self.restored: dict[tuple[str, Part], int] = {}  # pixels a continued part found in its state file
@@ -508,18 +523,20 @@ class Farm:
                         self.handled.wait(0.05)
                 continue
             resume_from: Span | None = None
+            gated = False
             while part is not None:
                 span = self.plan.span(part.first, part.last)
                 if resume_from is None:
                     self.started_at[part] = time.monotonic() - self.render_started
                 try:
-                    outcome = node_job.render(span, self.part_args, self.job.parts_folder, final, resume_from)
+                    outcome = node_job.render(span, self.part_args, self.job.parts_folder, final, resume_from, gated)
                 except (SceneError, OptionsError) as exc:
                     self.events.put(("fatal", node, part, exc))
                     return
                 except PovfarmError as exc:
-                    kept = self.take_cut(node, part, exc)
-                    if kept is not None:  # cut on purpose: continue with what it kept
+                    cut = self.take_cut(node, part, exc)
+                    if cut is not None:  # cut on purpose: continue with what it kept
+                        kept, gated = cut
                         self.started_at[kept] = self.started_at.pop(part, 0.0)
                         part, resume_from = kept, span
                         continue
@@ -589,7 +606,9 @@ class Farm:
                 continue
             progress.append((part, victim, *looked))
         # A cut starts POV-Ray twice more: its idle start-up, and parsing (photons...) again.
+        # The part's own continuation starts up while the part still renders, where it can.
         start_cost = max(self.latency or 0.0, self.tuning.cut_min_start) + self.setup
+        kept_cost = self.tuning.gated_start + self.setup if self.gated_cuts else start_cost
         with self.lock:
             best: tuple[float, Part, str, int] | None = None
             now = time.monotonic()
@@ -597,7 +616,7 @@ class Farm:
                 run = next((r for r in scheduler.running if r.part == part and r.node == victim), None)
                 if run is None or (victim, part.first) in self.cuts:
                     continue
-                keep_last = scheduler.cut_point(run, units_done, now, start_cost, units_before)
+                keep_last = scheduler.cut_point(run, units_done, now, start_cost, units_before, kept_cost)
                 if keep_last is None:
                     continue
                 remaining = (part.count - units_done) * (scheduler.pace(run, units_done, now, units_before) or 0.0)
@@ -610,23 +629,54 @@ class Farm:
             if kept is None:
                 return False
             self.cuts[(victim, part.first)] = kept
+            continuation = self.continuations[(victim, part.first)] = Continuation()
             self.timings["cuts"] += 1
         # Its own thread: the rest of the part can start here meanwhile.
-        threading.Thread(target=self.interrupt, args=(victim, part), daemon=True).start()
+        threading.Thread(target=self.interrupt, args=(victim, part, kept, continuation), daemon=True).start()
         return True
 
-    def interrupt(self, node: str, part: Part) -> None:
+    def interrupt(self, node: str, part: Part, kept: Part, continuation: Continuation) -> None:
+        """Stop a part being cut. Its continuation's POV-Ray is started first, where it
+        can be, and stopping waits until that has started up: the cut part renders on
+        meanwhile, and its core does not sit idle while a POV-Ray starts."""
+        node_job = self.node_jobs[node]
+        span = self.plan.span(part.first, part.last)
+        gated = False
+        if self.gated_cuts:
+            try:
+                gated = node_job.launch_gated(self.plan.span(kept.first, kept.last), self.part_args, span)
+            except Exception:  # noqa: BLE001 - an early start is an optimisation: it then starts after the stop
+                gated = False
+        with self.lock:
+            continuation.launched, continuation.gated = True, gated
+            needed = continuation.needed
         try:
-            self.node_jobs[node].interrupt(self.plan.span(part.first, part.last))
+            if needed:
+                node_job.interrupt(span)
+            elif gated:  # the part ended meanwhile: its worker left the continuation to this thread
+                node_job.cancel_gated(self.plan.span(kept.first, kept.last))
         except PovfarmError:
             pass  # the part finishes whole, or its node's failure is seen by its worker
 
-    def take_cut(self, node: str, part: Part, error: Exception | None) -> Part | None:
-        """What a cut part keeps, when it was cut and its POV-Ray stopped for it."""
+    def take_cut(self, node: str, part: Part, error: Exception | None) -> tuple[Part, bool] | None:
+        """What a cut part keeps, when it was cut and its POV-Ray stopped for it, and
+        whether its continuation waits at its gate already."""
         with self.lock:
             kept = self.cuts.pop((node, part.first), None)
-            if kept is None or not isinstance(error, PartInterrupted):
-                return None  # not cut, finished whole before the cut took, or failed: reported as such
+            continuation = self.continuations.pop((node, part.first), None)
+            stopped = kept is not None and isinstance(error, PartInterrupted)
+            gated = continuation is not None and continuation.launched and continuation.gated
+            if continuation is not None and not stopped:
+                continuation.needed = False  # a launch still under way cancels it itself
+        if kept is not None and gated and not stopped:  # finished whole before the cut took, or failed
+            try:
+                self.node_jobs[node].cancel_gated(self.plan.span(kept.first, kept.last))
+            except PovfarmError:
+                pass  # the node's failure is its worker's to report; stop_all ends it anyway
+        if not stopped:
+            return None  # not cut, finished whole before the cut took, or failed: reported as such
+        with self.lock:
+            self.timings["gated_cuts"] += int(gated)
             before = self.restored.pop((node, part), 0)  # from an earlier cut of the same band
             self.restored[(node, kept)] = before + error.pixels  # in its state file now
             # The units this run of POV-Ray finished.
@@ -637,7 +687,7 @@ class Farm:
             cpu = error.povray_times.get("cpu")
             if cpu and rendered:
                 self.scheduler.record_cost(rendered, cpu)
-        return kept
+        return kept, gated
 
     def rendered_itself(self, node: str, part: Part) -> range | None:
         """The units a finished part rendered in its last run, if it was continued after a cut."""

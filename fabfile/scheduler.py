@@ -215,28 +215,39 @@ class Scheduler:
 
     # -- cutting a running part ------------------------------------------
     def cut_point(
-        self, run: Running, units_done: float, now: float, start_cost: float, units_before: float = 0.0
+        self,
+        run: Running,
+        units_done: float,
+        now: float,
+        start_cost: float,
+        units_before: float = 0.0,
+        kept_cost: float | None = None,
     ) -> int | None:
         """The last unit a running part should keep if cutting it pays, else None.
 
         `units_done` is its progress in units (POV-Ray renders a band's blocks
         in order), `units_before` how many of them were done before this run
-        started (a continued part); `start_cost` the seconds a POV-Ray start
-        costs. The part keeps the unit in progress and half of the rest; the
-        other half goes to an idle core. It pays when the time saved beats a
-        start on each side.
+        started (a continued part). The rest goes to an idle core, where a new
+        POV-Ray first costs `start_cost` seconds; the part's own continuation
+        costs `kept_cost` (a start too, unless it was started early: see
+        NodeJob.launch_gated). The part keeps the unit in progress and half the
+        rest. It pays when both sides end sooner than the part alone would, by
+        what the cut costs the part's own core.
         """
         seconds_per_unit = self.pace(run, units_done, now, units_before)
         if run.presumed_hung or seconds_per_unit is None or run.part.count < 2:
             return None
+        kept_cost = start_cost if kept_cost is None else kept_cost
         in_progress = min(int(units_done), run.part.count - 1)
         rest = run.part.count - in_progress - 1
         if rest < 1:
             return None
-        given = rest - rest // 2
         remaining = (run.part.count - units_done) * seconds_per_unit
-        after = max(remaining - given * seconds_per_unit, given * seconds_per_unit) + start_cost
-        if remaining - after < start_cost:
+        # Half the rows after the unit in progress: the pace so far says little about
+        # the cost of rows not rendered yet (a nebula's rows differ tenfold).
+        given = rest - rest // 2
+        after = max(remaining - given * seconds_per_unit + kept_cost, given * seconds_per_unit + start_cost)
+        if remaining - after < kept_cost:
             return None
         return run.part.last - given
 

@@ -142,6 +142,8 @@ def test_a_slow_band_is_cut_and_continued_and_still_matches(ssh_cluster, tmp_pat
     render_still_as_povray_would(ssh_cluster, tmp_path, scene, 160, 384, "+A0.3 Declare=Samples=1500")
     record = job_record(tmp_path)
     assert record["timings"].get("cuts", 0) >= 1, record["parts"]
+    # Each continuation's POV-Ray started up while the band it continues still rendered.
+    assert record["timings"].get("gated_cuts", 0) == record["timings"]["cuts"], record["timings"]
     # The parts still tile the image: the cut band's rows are split between two parts.
     rows = sorted((int(name[5:9]), int(name[10:14])) for name in record["parts"])
     assert rows[0][0] == 1 and rows[-1][1] == 384
@@ -157,6 +159,16 @@ def test_a_slow_band_is_cut_and_continued_and_still_matches(ssh_cluster, tmp_pat
     assert again.returncode == 0, again.stderr
     assert f"first bands sized by the cost of rows measured in job {record['id']}" in again.stderr
     assert_same_pixels(tmp_path / "again.png", tmp_path / "ref.png")
+
+
+def test_with_a_users_include_header_a_cut_continues_after_the_stop(ssh_cluster, tmp_path):
+    # povfarm's early-started continuation waits at an include header of its own: with the
+    # user's header (+HI) it starts once the cut band has stopped, and the image still matches.
+    scene = SCENES / "uneven" / "uneven.pov"
+    render_still_as_povray_would(ssh_cluster, tmp_path, scene, 160, 384, "+A0.3 Declare=Samples=1500 +HIcolors.inc")
+    record = job_record(tmp_path)
+    assert record["timings"].get("cuts", 0) >= 1, record["parts"]
+    assert record["timings"].get("gated_cuts", 0) == 0, record["timings"]
 
 
 def test_bands_without_antialiasing_start_and_are_cut_off_the_block_grid(ssh_cluster, tmp_path):

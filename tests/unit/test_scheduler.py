@@ -163,6 +163,17 @@ def test_no_cut_when_the_time_saved_is_less_than_a_start():
     assert s.cut(part, "a", 3, now=3.0) is None  # keeping all of it is no cut
 
 
+def test_a_cut_whose_continuation_starts_early_pays_sooner():
+    s = Scheduler(unit_count=4, slots=1, even_start=True)
+    s.next_part("a", 0.0)
+    run = s.running[0]
+    # 2 of 4 units in 2 s: 2 s left. Two more starts of 0.6 s would save only 0.4 s: no cut.
+    assert s.cut_point(run, units_done=2.0, now=2.0, start_cost=0.6) is None
+    # Its continuation started while it renders costs its core 0.1 s: cut, keeping unit 2
+    # (1.1 s) and giving unit 3 to a core that starts a POV-Ray first (1.6 s).
+    assert s.cut_point(run, units_done=2.0, now=2.0, start_cost=0.6, kept_cost=0.1) == 2
+
+
 def test_a_cut_part_that_finished_whole_anyway_completes_all_its_units():
     s = Scheduler(unit_count=10, slots=2, even_start=True)
     first, second = s.next_part("a", 0.0), s.next_part("b", 0.0)
