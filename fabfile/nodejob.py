@@ -5,7 +5,9 @@ that share a machine and a workdir never touch each other's files:
 
     povfarm.ini        names the scene for POV-Ray (quoted, so any name works)
     files/.../scene/   the scene's files, at their paths relative to the scene
-    parts/<part>/      one part: pid, rc, log and the PNG(s) POV-Ray wrote
+    parts/<part>/      one part: pid, rc, log and the PNG(s) POV-Ray wrote; a
+                       continuation started early also has its gate (a FIFO)
+                       and exit (POV-Ray's status, written by its launcher)
 
 Every command is one shell line whose words are quoted by shell_join.
 """
@@ -78,6 +80,8 @@ def povray_times(log: str) -> dict[str, float]:
     for line in lines:
         if line.startswith("povfarm-povray-ns="):
             times["wall"] = int(line.partition("=")[2]) / 1e9
+        if line.startswith("povfarm-gate-ns="):  # a continuation started early: how long it waited
+            times["gate"] = max(0, int(line.partition("=")[2])) / 1e9
         if line.startswith("povfarm-cpu="):  # a cut part's, read while its POV-Ray winds down
             try:
                 times["cpu"] = max(times.get("cpu", 0.0), float(line.partition("=")[2]))
@@ -87,6 +91,8 @@ def povray_times(log: str) -> dict[str, float]:
         if match:
             key = match.group("what").lower()
             times[key] = times.get(key, 0.0) + float(match.group("seconds"))
+    if "gate" in times and "parse" in times:
+        times["parse"] = max(0.0, times["parse"] - times["gate"])
     return times
 
 
@@ -184,7 +190,11 @@ class NodeJob:
         if gated:
             # Opening the gate (a FIFO POV-Ray reads as its include header) for writing
             # lets it parse; this shell holds it open until the part ends.
-            start = f"{prepare} && exec 3<>{gate} && {{ t0=$(date +%s%N); pid=$(cat {pid}); "
+            # POV-Ray counts its wait at the gate as parsing; it logged nothing while it waited.
+            start = (
+                f"{prepare} && exec 3<>{gate} && {{ t0=$(date +%s%N); pid=$(cat {pid}); "
+                f"echo povfarm-gate-ns=$((t0 - $(date -r {log} +%s%N))) >&2; "
+            )
             # POV-Ray is not this shell's child: its exit status is in the file its launcher wrote.
             reap = (
                 "while kill -0 $pid 2>/dev/null; do sleep 0.02; done; n=0; "

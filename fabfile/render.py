@@ -4,8 +4,10 @@ Each node runs as many parts at once as it has slots; a worker thread per
 slot asks the scheduler for the next part, renders it, fetches it and
 reports back. A still starts as one band per core; a worker with nothing
 left to do looks at the running bands' progress and may cut the one that
-will finish last (`maybe_cut`): that band's POV-Ray is interrupted and its
-worker continues it from POV-Ray's state file, while the rest goes out.
+will finish last (`maybe_cut`): the continuation's POV-Ray starts up beside
+it and waits at a gate, then that band's POV-Ray is interrupted and its
+worker opens the gate to continue it from POV-Ray's state file, while the
+rest goes out.
 The main thread alone changes the job record and watches for hung parts,
 lost nodes and Ctrl-C, so finished parts are always on disk.
 """
@@ -781,9 +783,10 @@ class Farm:
         times = payload.povray_times or {}
         with self.lock:
             accepted = self.scheduler.complete(part, node, payload.seconds, times.get("cpu"), measured)
-            self.scheduler.min_part_cost = max(self.scheduler.min_part_cost, self.worth_a_part(times))
-            setup = sum(times.get(phase, 0.0) for phase in ("parse", "bounding", "photon", "radiosity"))
-            self.setup = max(self.setup, setup)
+            if measured is None:  # a continued part's POV-Ray may have started up before the cut
+                self.scheduler.min_part_cost = max(self.scheduler.min_part_cost, self.worth_a_part(times))
+                setup = sum(times.get(phase, 0.0) for phase in ("parse", "bounding", "photon", "radiosity"))
+                self.setup = max(self.setup, setup)
         if not accepted:
             return
         started = self.started_at.get(part)

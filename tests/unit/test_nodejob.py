@@ -72,3 +72,15 @@ def test_a_cut_part_counts_the_cpu_read_while_its_povray_winds_down():
     )
     assert povray_times(log) == {"cpu": 2.24, "wall": 2.563042628}
     assert povray_times("povfarm-cpu=\n") == {}  # /proc unreadable: no figure rather than a wrong one
+
+
+def test_a_continuation_started_early_does_not_count_its_wait_at_the_gate_as_parsing():
+    # POV-Ray's parse clock runs while it waits at its gate (a FIFO include header).
+    log = (
+        "povfarm-gate-ns=250000000\npovfarm-povray-ns=1000000000\npovfarm-times\n0m0.001s 0m0.002s\n0m0.000s 0m0.000s\n"
+        "  Parse Time:       0 hours  0 minutes  0 seconds (0.262 seconds)\n"
+        "  Trace Time:       0 hours  0 minutes  0 seconds (0.700 seconds)\n"
+        "              using 1 thread(s) with 0.710 CPU-seconds total\n"
+    )
+    times = povray_times(log)
+    assert times["gate"] == 0.25 and round(times["parse"], 3) == 0.012 and times["wall"] == 1.0
