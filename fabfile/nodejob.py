@@ -31,6 +31,9 @@ PART_OUTPUT = "p"
 PART_STATE = f"{PART_OUTPUT}.pov-state"  # POV-Ray's state file beside its output (+C reads it)
 POVRAY_CANCELLED = 2  # POV-Ray's exit status after SIGINT
 CUT_SIGNAL = "received signal SIGINT"  # what POV-Ray logs at once when a cut stops it
+# The POV-Ray whose reading of an include header was checked for a gate: it opens the header
+# twice and reads its size (0 for a FIFO), so the gate adds nothing to the scene.
+GATED_VERSION = "Ray Tracer Version 3.7."
 RENDERED = re.compile(r"Rendered (\d+) of \d+ pixels")
 TIME_LINES = "(Parse|Bounding|Photon|Radiosity|Trace) Time:|CPU-seconds total"
 
@@ -262,8 +265,10 @@ class NodeJob:
             f"{{ ( {povray} </dev/null >/dev/null 2>{log} & echo $! >{pid}; wait $!; echo $? >{exited} ) "
             "</dev/null >/dev/null 2>&1 & n=0; "
             f"until grep -q -F '[Parsing' {log} 2>/dev/null || [ -s {exited} ] || [ $n -ge 500 ]; "
-            f"do sleep 0.01; n=$((n+1)); done; grep -q -F '[Parsing' {log} && [ ! -s {exited} ] && exit 0; "
-            # Not there in time (a loaded node): stop it; the continuation starts after the stop.
+            f"do sleep 0.01; n=$((n+1)); done; grep -q -F '[Parsing' {log} && [ ! -s {exited} ] && "
+            f"grep -q -F '{GATED_VERSION}' {log} && exit 0; "
+            # Not there in time (a loaded node), or a POV-Ray whose header reading was not
+            # checked: stop it; the continuation starts after the stop.
             f'kill -KILL "$(cat {pid} 2>/dev/null)" 2>/dev/null; exit 1; }}'
         )
         return self.session.run(self._command(script), timeout=30.0).ok
