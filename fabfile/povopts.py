@@ -57,7 +57,7 @@ class Settings:
     bits: int = 8
     alpha: bool = False
     file_type: str = "N"
-    include_header: bool = False  # the user names an include header (+HI): a cut's gate needs that option
+    include_header: str | None = None  # the user's include header (+HI), if any
 
     @property
     def animated(self) -> bool:
@@ -104,7 +104,7 @@ def apply_switch(settings: Settings, token: str, where: str) -> Settings:
     if upper.startswith("W"):
         return replace(settings, width=_positive_int(body[1:], token, where))
     if upper.startswith("HI"):
-        return replace(settings, include_header=on and len(body) > 2)
+        return replace(settings, include_header=_unquote(body[2:]) if on and len(body) > 2 else None)
     if upper.startswith("HT"):
         return settings
     if upper.startswith("H"):
@@ -166,7 +166,7 @@ def apply_key(settings: Settings, key: str, value: str, where: str) -> Settings:
     if name == "bits_per_color":
         return replace(settings, bits=_bits(value, label, where))
     if name == "include_header":
-        return replace(settings, include_header=bool(value))
+        return replace(settings, include_header=value or None)
     if name == "output_file_type":
         return _apply_file_type(settings, value, label, where)
     return settings

@@ -124,7 +124,10 @@ def prepare_job(request: RenderRequest, cluster: Cluster, reporter: Reporter) ->
         raise SceneError(f"{request.scene}: scene not found; check the path given to --scene")
     if request.resume:
         job = latest_job(request.renders, scene=scene, unfinished=True)
-        files = scan_files(scene, job.settings.get("input_file"), job.options.get("allow_outside", False), reporter)
+        files = scan_files(
+            scene, job.settings.get("input_file"), job.settings.get("include_header"),
+            job.options.get("allow_outside", False), reporter,
+        )
         reporter.info(f"resuming job {job.id}: {len(job.parts)} parts already here")
         given = {"--width": request.width, "--height": request.height, "--frames": request.frames,
                  "--args": request.args or None}
@@ -134,7 +137,7 @@ def prepare_job(request: RenderRequest, cluster: Cluster, reporter: Reporter) ->
                           f"ignoring {', '.join(ignored)}")
         return job, files
     settings, job_args = resolve_settings(scene, request)
-    files = scan_files(scene, settings.input_file, request.allow_outside, reporter)
+    files = scan_files(scene, settings.input_file, settings.include_header, request.allow_outside, reporter)
     if settings.animated:
         plan = plan_frames(settings.frames)
     elif files.whole_image:
@@ -198,13 +201,17 @@ def resolve_settings(scene: Path, request: RenderRequest) -> tuple[povopts.Setti
     return settings, job_args
 
 
-def scan_files(scene: Path, input_file: str | None, allow_outside: bool, reporter: Reporter) -> deps.SceneFiles:
+def scan_files(
+    scene: Path, input_file: str | None, header: str | None, allow_outside: bool, reporter: Reporter
+) -> deps.SceneFiles:
     extra = []
     if scene.suffix.lower() == ".ini" and input_file:
         extra_path = scene.parent / input_file
         if not extra_path.is_file():
             raise SceneError(f"{extra_path}: the scene named by {scene.name} is not found")
         extra.append(extra_path)
+    if header and (scene.parent / header).is_file():
+        extra.append(scene.parent / header)  # else POV-Ray's library path has it, or POV-Ray says so
     files = deps.scan_scene(scene, extra)
     if files.outside:
         names = ", ".join(str(p) for p in files.outside[:5])

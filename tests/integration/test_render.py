@@ -161,11 +161,14 @@ def test_a_slow_band_is_cut_and_continued_and_still_matches(ssh_cluster, tmp_pat
     assert_same_pixels(tmp_path / "again.png", tmp_path / "ref.png")
 
 
-def test_with_a_users_include_header_a_cut_continues_after_the_stop(ssh_cluster, tmp_path):
-    # povfarm's early-started continuation waits at an include header of its own: with the
-    # user's header (+HI) it starts once the cut band has stopped, and the image still matches.
+def test_a_users_include_header_travels_and_a_cut_continues_after_the_stop(ssh_cluster, tmp_path):
+    # The scene's own header (+HI) makes the media dear; it travels with the scene. povfarm's
+    # early-started continuation waits at a header of its own, so with the user's it starts
+    # once the cut band has stopped, and the image still matches.
+    (tmp_path / "scene").mkdir()
+    (tmp_path / "scene" / "dear_media.inc").write_text("#declare Samples = 1500;\n")
     scene = SCENES / "uneven" / "uneven.pov"
-    render_still_as_povray_would(ssh_cluster, tmp_path, scene, 160, 384, "+A0.3 Declare=Samples=1500 +HIcolors.inc")
+    render_still_as_povray_would(ssh_cluster, tmp_path, scene, 160, 384, "+A0.3 +HIdear_media.inc")
     record = job_record(tmp_path)
     assert record["timings"].get("cuts", 0) >= 1, record["parts"]
     assert record["timings"].get("gated_cuts", 0) == 0, record["timings"]

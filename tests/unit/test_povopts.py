@@ -36,11 +36,12 @@ def test_things_that_are_not_switches_are_refused(args):
 
 def test_a_users_include_header_is_noticed(tmp_path):
     # A cut's continuation waits at an include header of povfarm's own, unless the user has one.
-    assert Settings().include_header is False
-    assert apply_all("+HT").include_header is False
-    assert apply_all("+HIheader.inc").include_header is True
-    (tmp_path / "scene.ini").write_text("Include_Header=header.inc\n")
-    assert read_ini(tmp_path / "scene.ini").include_header is True
+    # Its file travels with the scene.
+    assert Settings().include_header is None
+    assert apply_all("+HT").include_header is None
+    assert apply_all("+HIheader.inc").include_header == "header.inc"
+    (tmp_path / "scene.ini").write_text("Include_Header='my header.inc'\n")
+    assert read_ini(tmp_path / "scene.ini").include_header == "my header.inc"
 
 
 def test_quoted_args_stay_one_token():
