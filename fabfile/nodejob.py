@@ -178,7 +178,6 @@ class NodeJob:
         gate and follows it to its end.
         """
         part_dir = posixpath.join(self.up, "parts", span.name)
-        povray = shell_join([self.povray, *self._povray_args(span, job_args, resume_from, part_dir)])
         names = ("log", "pid", "rc", f"{PART_OUTPUT}.png", PART_STATE, "gate", "exit")
         log, pid, rc, png, state, gate, exited = (shell_join([f"{part_dir}/{n}"]) for n in names)
         prepare = f"mkdir -p {shell_join([part_dir])}"
@@ -207,6 +206,7 @@ class NodeJob:
         else:
             # POV-Ray runs in the background so its pid can be recorded for a kill;
             # rc marks a finished part for `inv collect` (a retry's stale rc goes first).
+            povray = shell_join([self.povray, *self._povray_args(span, job_args, resume_from, part_dir)])
             start = (
                 f"{prepare} && rm -f {rc} {png} && "
                 f"{{ t0=$(date +%s%N); {povray} </dev/null >/dev/null 2>{log} & pid=$!; echo $pid >{pid}; "
