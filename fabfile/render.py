@@ -873,19 +873,10 @@ def merge_job(job: Job) -> Path:
     if job.plan_kind == FRAMES:
         merge.gather_frames([(s.start, p) for s, p in present], output, Path(job.scene).stem, settings.final_frame)
     else:
-        merge.stitch_bands(_covering(present), settings.width, settings.height, output)
+        paths = dict(present)
+        chosen = [(span, paths[span]) for span in merge.covering(paths)]
+        merge.stitch_bands(chosen, settings.width, settings.height, output)
     return output
-
-
-def _covering(parts: list[tuple[Span, Path]]) -> list[tuple[Span, Path]]:
-    # A part rendered twice (a hung node that came back) must not overlap in the stitch.
-    chosen: list[tuple[Span, Path]] = []
-    next_row = 1
-    for span, path in sorted(parts, key=lambda item: (item[0].start, -item[0].end)):
-        if span.start == next_row:
-            chosen.append((span, path))
-            next_row = span.end + 1
-    return chosen
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

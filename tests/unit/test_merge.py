@@ -1,3 +1,4 @@
+import zlib
 from pathlib import Path
 
 import png
@@ -5,7 +6,7 @@ import pytest
 from PIL import Image
 
 from fabfile.errors import JobError
-from fabfile.merge import gather_frames, png_header, stitch_bands
+from fabfile.merge import BandCanvas, adler32_combine, covering, gather_frames, png_header, stitch_bands
 from fabfile.plan import ROWS, Span
 
 
@@ -64,3 +65,58 @@ def test_frames_are_named_as_povray_names_them(tmp_path):
     frames = [(n, band_part(tmp_path / f"f{n}.png", 2, 2, 1, 2, (n, n, n))) for n in (9, 10, 11)]
     written = gather_frames(frames, tmp_path / "out", "anim", final_frame=120)
     assert [p.name for p in written] == ["anim009.png", "anim010.png", "anim011.png"]
+
+
+def noise_image(mode: str, width: int, height: int, seed: int = 7) -> Image.Image:
+    """An image whose every byte differs from its neighbours: nothing to hide a filter slip."""
+    state = seed
+    data = bytearray()
+    for _ in range(width * height * len(mode)):
+        state = (state * 1103515245 + 12345) & 0x7FFFFFFF
+        data.append(state >> 16 & 0xFF)
+    return Image.frombytes(mode, (width, height), bytes(data))
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
+def test_bands_arriving_in_any_order_encode_the_image_exactly(tmp_path, mode):
+    width, height = 37, 300  # the long band is deflated in several pieces
+    source = noise_image(mode, width, height)
+    bands = [(201, 300), (1, 40), (41, 200)]
+    canvas = BandCanvas(width, height)
+    for start, end in bands:
+        part = Image.new(mode, (width, height))  # as POV-Ray writes it: black outside the band
+        part.paste(source.crop((0, start - 1, width, end)), (0, start - 1))
+        path = tmp_path / f"{start}.png"
+        part.save(path)
+        assert canvas.add(Span(ROWS, start, end), path)
+    assert len(canvas.pieces[Span(ROWS, 41, 200)]) > 1
+    out = canvas.save(tmp_path / "out.png")
+    with Image.open(out) as image:
+        assert image.mode == mode
+        assert image.tobytes() == source.tobytes()
+    with out.open("rb") as handle:  # pypng checks every chunk's CRC and the zlib stream's Adler-32
+        read_width, read_height, rows, _ = png.Reader(file=handle).read()
+        assert (read_width, read_height, len(list(rows))) == (width, height, height)
+
+
+def test_an_incomplete_canvas_says_so(tmp_path):
+    canvas = BandCanvas(4, 6)
+    canvas.add(Span(ROWS, 1, 2), band_part(tmp_path / "a.png", 4, 6, 1, 2, (1, 2, 3)))
+    assert not canvas.complete
+    with pytest.raises(JobError, match="some rows have no part"):
+        canvas.save(tmp_path / "out.png")
+
+
+def test_overlapping_parts_are_stitched_from_one_covering(tmp_path):
+    # A hung part that came back after others rendered its rows: the stitch takes one of each row.
+    spans = [Span(ROWS, 1, 8), Span(ROWS, 1, 4), Span(ROWS, 5, 8), Span(ROWS, 9, 10)]
+    assert covering(spans) == [Span(ROWS, 1, 8), Span(ROWS, 9, 10)]
+    assert covering([Span(ROWS, 1, 4), Span(ROWS, 6, 8)]) == [Span(ROWS, 1, 4)]
+
+
+@pytest.mark.parametrize("split", [0, 1, 65520, 65521, 65522, 200000])
+def test_adler32_combines_as_zlib_computes_it_whole(split):
+    data = bytes(noise_image("L", 500, 400).tobytes())
+    first, second = data[:split], data[split:]
+    combined = adler32_combine(zlib.adler32(first), zlib.adler32(second), len(second))
+    assert combined == zlib.adler32(data)
