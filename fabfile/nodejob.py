@@ -243,14 +243,16 @@ class NodeJob:
         )
         return self._command(script)
 
-    def launch_gated(self, span: Span, job_args: Sequence[str], resume_from: Span) -> bool:
-        """Start the continuation of a part being cut before the part stops, held at a gate.
+    def launch_gated(self, span: Span, job_args: Sequence[str], resume_from: Span | None = None) -> bool:
+        """Start a part's POV-Ray before it is due, held at a gate: the continuation
+        of a part being cut (`resume_from`), before that part stops, or a spare for
+        the rows a cut will give this node, before its own part ends.
 
         POV-Ray spends its first ~0.3 s idle, starting up; started here, it does
-        so while the part it continues still renders. It waits before parsing, at
+        so while the node's core still renders. It waits before parsing, at
         its include header: a FIFO (POV-Ray reads the header's size, 0, so the
         scene is unchanged). `part_command(..., gated=True)` brings the state file
-        and opens the gate. True once it waits there.
+        (a continuation) and opens the gate. True once it waits there.
         """
         part_dir = posixpath.join(self.up, "parts", span.name)
         args = self._povray_args(span, job_args, resume_from, part_dir)
@@ -273,14 +275,20 @@ class NodeJob:
         )
         return self.session.run(self._command(script), timeout=30.0).ok
 
-    def cancel_gated(self, span: Span) -> None:
-        """Stop a continuation started by `launch_gated` that is not needed after all."""
+    def cancel_gated(self, span: Span, remove: bool = False) -> None:
+        """Stop a POV-Ray started by `launch_gated` that is not needed after all. Its
+        folder goes with the next command, or with this one (`remove`: a spare, whose
+        rows this node may render itself later, under the same name)."""
         part_dir = self.part_folder(span)
         pid = shell_join([f"{part_dir}/pid"])
         # Its POV-Ray waits in open(), where only SIGKILL reaches it; it has written nothing yet.
-        self.session.run(f'kill -KILL "$(cat {pid} 2>/dev/null)" 2>/dev/null; true', timeout=10.0)
-        with self._fetched_lock:
-            self._fetched.append(part_dir)
+        script = f'kill -KILL "$(cat {pid} 2>/dev/null)" 2>/dev/null; '
+        if remove:
+            script += f"rm -rf -- {shell_join([part_dir])}; "
+        else:
+            with self._fetched_lock:
+                self._fetched.append(part_dir)
+        self.session.run(script + "true", timeout=10.0)
 
     def _povray_args(self, span: Span, job_args: Sequence[str], resume_from: Span | None, part_dir: str) -> list[str]:
         args = [posixpath.join(self.up, "povfarm.ini"), *job_args]

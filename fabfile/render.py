@@ -33,7 +33,7 @@ from fabfile.jobs import Job, create_job, earlier_costs, latest_job, load_job
 from fabfile.nodejob import NodeJob, PartInterrupted, povray_ini_line, scene_depth
 from fabfile.plan import FRAMES, Plan, Span, parse_part_name, plan_frames, plan_still, still_unit_rows
 from fabfile.progress import QuietReporter, Reporter
-from fabfile.scheduler import Part, Scheduler
+from fabfile.scheduler import Part, Running, Scheduler
 from fabfile.transport import Session, open_session, remote_workdir, shell_join
 
 
@@ -72,6 +72,8 @@ class Tuning:
     cut_min_start: float = 0.5  # seconds a POV-Ray start is assumed to cost until one is measured
     gated_cuts: bool = True  # start a cut part's continuation before the part stops (NodeJob.launch_gated)
     gated_start: float = 0.1  # seconds such a continuation still costs its core: the state file, settling
+    spares: bool = True  # start a node's next POV-Ray before its part ends, for the rest of a cut (Spare)
+    spare_lead: float = 0.5  # ... this long before the end foreseen, beyond a POV-Ray's start-up
     progress_interval: float = 2.0  # seconds between looks at a still's running parts, for the progress bar
 
 
@@ -92,6 +94,21 @@ class Continuation:
     launched: bool = False  # the launch is over, either way
     gated: bool = False  # its POV-Ray waits at its gate for the state file
     needed: bool = True  # False once the part ended without being stopped for the cut
+
+
+@dataclass
+class Spare:
+    """A POV-Ray started on a node shortly before its part ends, waiting at its gate
+    (NodeJob.launch_gated) for the rows a cut will give that node: the tail of
+    another running part, planned when the start was. So the node's core does
+    not sit idle while a POV-Ray starts up (~0.3 s) when the cut comes."""
+
+    victim: str  # the node whose part will be cut
+    part: Part  # that part, as it was when planned
+    keep_last: int  # the last unit it keeps
+    span: Span  # the rows the spare renders: the rest of that part
+    ready: threading.Event = field(default_factory=threading.Event)  # its launch is over
+    gated: bool = False  # ... and it waits at its gate
 
 
 @dataclass
@@ -325,6 +342,7 @@ class Farm:
         self.continuations: dict[tuple[str, int], Continuation] = {}  # the same key: its continuation
         # A cut's continuation waits at an include-header FIFO: not when the user set a header.
         self.gated_cuts = tuning.gated_cuts and not self.settings.include_header
+        self.spares: dict[str, Spare] = {}  # node: its next POV-Ray, started early (Farm.lock)
         self.next_cut_check = 0.0
         self.progress_seen: dict[tuple[str, Part], Seen] = {}  # the looks at a running part's log
         self.restored: dict[tuple[str, Part], int] = {}  # pixels a continued part found in its state file
@@ -503,6 +521,8 @@ class Farm:
                     self.threads.append(thread)
             if self.plan.kind != FRAMES:
                 threading.Thread(target=self.watch_progress, daemon=True).start()
+            if self.cutting and self.gated_cuts and self.tuning.spares:
+                threading.Thread(target=self.watch_ends, daemon=True).start()
             self.watch()
         except PovfarmError:
             self.abort("failed")
@@ -532,7 +552,7 @@ class Farm:
                         self.handled.wait(0.05)
                 continue
             resume_from: Span | None = None
-            gated = False
+            gated = self.take_spare(node, part)
             while part is not None:
                 span = self.plan.span(part.first, part.last)
                 if resume_from is None:
@@ -592,8 +612,14 @@ class Farm:
         with self.lock:
             scheduler = self.scheduler
             busy_here = sum(1 for r in scheduler.running if r.node == node and not r.presumed_hung)
-            if scheduler.pending or busy_here >= self.capacity[node] or now < self.next_cut_check:
+            if scheduler.pending or busy_here >= self.capacity[node]:
                 return False
+            spare = self.spares.get(node)
+            if spare is None and now < self.next_cut_check:
+                return False
+        if spare is not None:
+            return self.cut_for_spare(node, spare)
+        with self.lock:
             self.next_cut_check = now + self.tuning.cut_interval
             candidates = [
                 (r.part, r.node)
@@ -631,18 +657,149 @@ class Farm:
                 remaining = (part.count - units_done) * (scheduler.pace(run, units_done, now, units_before) or 0.0)
                 if best is None or remaining > best[0]:
                     best = (remaining, part, victim, keep_last)
-            if best is None:  # nothing pays now; it may once a band reaches dearer rows
-                return False
-            _, part, victim, keep_last = best
-            kept = scheduler.cut(part, victim, keep_last, now)
+        if best is None:  # nothing pays now; it may once a band reaches dearer rows
+            return False
+        _, part, victim, keep_last = best
+        return self.cut(part, victim, keep_last, now)
+
+    def cut(self, part: Part, victim: str, keep_last: int, now: float, spared: bool = False) -> bool:
+        """Cut a running part after unit keep_last: its rest goes out next; True if cut."""
+        with self.lock:
+            kept = self.scheduler.cut(part, victim, keep_last, now)
             if kept is None:
                 return False
             self.cuts[(victim, part.first)] = kept
             continuation = self.continuations[(victim, part.first)] = Continuation()
             self.timings["cuts"] += 1
+            self.timings["spared_cuts"] += int(spared)
         # Its own thread: the rest of the part can start here meanwhile.
         threading.Thread(target=self.interrupt, args=(victim, part, kept, continuation), daemon=True).start()
         return True
+
+    # -- spares: a node's next POV-Ray started before its part ends ------------------------
+    def watch_ends(self) -> None:
+        """Look for a part about to end while nothing is left to hand out (see Spare)."""
+        while not self.stopping.wait(self.tuning.cut_interval):
+            try:
+                self.plan_spare()
+            except Exception:  # noqa: BLE001 - an early start is an optimisation: the cut then starts one
+                pass
+
+    def plan_spare(self) -> None:
+        """Start a spare on a node whose part ends within a POV-Ray start-up, for the
+        rest of the running part that a cut would then take, if that cut would pay."""
+        with self.lock:
+            scheduler = self.scheduler
+            if scheduler.pending or scheduler.finished:
+                return
+            # (run, its part now): a cut meanwhile changes the run's part.
+            running = [
+                (r, r.part) for r in scheduler.running
+                if not r.presumed_hung and scheduler.usable(r.node) and (r.node, r.part.first) not in self.cuts
+            ]
+            if not any(r.node not in self.spares for r, _ in running) or len(running) < 2:
+                return
+        looks = {}
+        for run, part in running:
+            try:
+                looked = self.look(run.node, part)
+            except PovfarmError:
+                continue
+            if looked is not None:
+                looks[(run.node, part)] = looked
+        moving = {key for key in looks if self.moving(*key)}
+        now = time.monotonic()
+        lead = max(self.latency or 0.0, self.tuning.cut_min_start) + self.tuning.spare_lead
+        cost = self.tuning.gated_start + self.setup  # what a cut then costs either side
+        with self.lock:
+            # Seconds left of each part still as it was looked at, by the pace of its current POV-Ray.
+            left: dict[tuple[str, Part], tuple[Running, float, float, float]] = {}
+            for run, part in running:
+                key = (run.node, part)
+                cut = (run.node, part.first) in self.cuts
+                if key not in looks or run.part != part or run not in scheduler.running or cut:
+                    continue
+                units_done, units_before = looks[key]
+                pace = scheduler.pace(run, units_done, now, units_before)
+                if pace is not None:
+                    left[key] = (run, (part.count - units_done) * pace, units_done, units_before)
+            ending = [key for key, (_, seconds, _, _) in left.items() if key[0] not in self.spares and seconds <= lead]
+            if not ending:
+                return
+            node = ending[0][0]
+            until = left[ending[0]][1]  # the cut comes when that part ends: plan it as of then
+            best: tuple[float, Running, int] | None = None
+            for key, (run, seconds, units_done, units_before) in left.items():
+                if key == ending[0] or key not in moving or seconds <= until + lead:
+                    continue  # a part ending about as soon is not worth a cut
+                pace = (seconds / (run.part.count - units_done)) if run.part.count > units_done else 0.0
+                then = units_done + (until / pace if pace else 0.0)
+                keep_last = scheduler.cut_point(run, then, now + until, cost, units_before, cost)
+                if keep_last is not None and (best is None or seconds > best[0]):
+                    best = (seconds, run, keep_last)
+            if best is None:
+                return
+            _, victim, keep_last = best
+            spare = Spare(victim.node, victim.part, keep_last, self.plan.span(keep_last + 1, victim.part.last))
+            self.spares[node] = spare
+        threading.Thread(target=self.launch_spare, args=(node, spare), daemon=True).start()
+
+    def launch_spare(self, node: str, spare: Spare) -> None:
+        try:
+            spare.gated = self.node_jobs[node].launch_gated(spare.span, self.part_args)
+        except Exception:  # noqa: BLE001 - an early start is an optimisation: the cut then starts one
+            spare.gated = False
+        spare.ready.set()
+
+    def cut_for_spare(self, node: str, spare: Spare) -> bool:
+        """A node whose spare waits: make the cut it was started for, if that part
+        has not rendered into the spare's rows meanwhile; else drop the spare."""
+        spare.ready.wait(30.0)
+        looked = None
+        if spare.gated:
+            try:
+                looked = self.look(spare.victim, spare.part)
+            except PovfarmError:
+                looked = None
+        with self.lock:
+            run = next(
+                (r for r in self.scheduler.running if r.part == spare.part and r.node == spare.victim), None
+            )
+            valid = (
+                run is not None and looked is not None and not run.presumed_hung
+                and (spare.victim, spare.part.first) not in self.cuts
+                and spare.part.first + int(looked[0]) <= spare.keep_last  # it keeps the unit in progress
+            )
+        if valid and self.cut(spare.part, spare.victim, spare.keep_last, time.monotonic(), spared=True):
+            return True  # the rest goes out next: this node's worker takes it, and its spare
+        self.drop_spare(node, spare)
+        return False
+
+    def take_spare(self, node: str, part: Part) -> bool:
+        """Whether the part just handed to a node is what its spare waits for; spares
+        that will not be used are dropped."""
+        span = self.plan.span(part.first, part.last)
+        with self.lock:
+            mine = self.spares.get(node)
+            unused = [(n, s) for n, s in self.spares.items() if s.span == span and n != node]
+        if mine is not None and mine.span == span and mine.ready.wait(30.0) and mine.gated:
+            with self.lock:
+                self.spares.pop(node, None)
+            return True
+        for other, spare in unused:  # its rows went elsewhere
+            self.drop_spare(other, spare)
+        return False
+
+    def drop_spare(self, node: str, spare: Spare) -> None:
+        with self.lock:
+            if self.spares.get(node) is spare:
+                del self.spares[node]
+        spare.ready.wait(30.0)
+        if spare.gated:
+            try:
+                self.node_jobs[node].cancel_gated(spare.span, remove=True)
+            except PovfarmError:
+                pass  # the node's failure is its worker's to report; stop_all ends it anyway
 
     def interrupt(self, node: str, part: Part, kept: Part, continuation: Continuation) -> None:
         """Stop a part being cut. Its continuation's POV-Ray is started first, where it
@@ -790,7 +947,7 @@ class Farm:
         times = payload.povray_times or {}
         with self.lock:
             accepted = self.scheduler.complete(part, node, payload.seconds, times.get("cpu"), measured)
-            if measured is None:  # a continued part's POV-Ray may have started up before the cut
+            if measured is None and "gate" not in times:  # a POV-Ray started early hid its start-up
                 self.scheduler.min_part_cost = max(self.scheduler.min_part_cost, self.worth_a_part(times))
                 setup = sum(times.get(phase, 0.0) for phase in ("parse", "bounding", "photon", "radiosity"))
                 self.setup = max(self.setup, setup)

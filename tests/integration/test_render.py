@@ -18,10 +18,13 @@ def job_record(folder: Path) -> dict:
     return json.loads(record.read_text())
 
 
-def render_still_as_povray_would(cluster, tmp_path: Path, source: Path, width: int, height: int, args: str = ""):
-    """Render a copy of a still on the cluster into out.png, check it against POV-Ray alone."""
+def render_still_as_povray_would(
+    cluster, tmp_path: Path, source: Path, width: int, height: int, args: str = "", nodes: int | None = None
+):
+    """Render a copy of a still on the cluster (or its first `nodes`) into out.png, check it
+    against POV-Ray alone."""
     scene = copy_scene(source, tmp_path / "scene")
-    write_inventory(tmp_path, cluster.inventory())
+    write_inventory(tmp_path, cluster.inventory(cluster.nodes[:nodes]))
     extra = [f"--args={args}"] if args else []
     result = run_inv(
         "render", f"--scene={scene}", f"--width={width}", f"--height={height}", *extra, "--output=out.png",
@@ -159,6 +162,19 @@ def test_a_slow_band_is_cut_and_continued_and_still_matches(ssh_cluster, tmp_pat
     assert again.returncode == 0, again.stderr
     assert f"first bands sized by the cost of rows measured in job {record['id']}" in again.stderr
     assert_same_pixels(tmp_path / "again.png", tmp_path / "ref.png")
+
+
+def test_a_cut_takes_the_spare_started_before_a_band_ended(ssh_cluster, tmp_path):
+    # Two tiers of cost on two nodes: the top band outlasts the bottom one by seconds. The node
+    # whose band is about to end starts its next POV-Ray beforehand, waiting at a gate, for the
+    # rows the cut will give it; the cut takes it, and the image still matches.
+    scene = SCENES / "tiers" / "tiers.pov"
+    render_still_as_povray_would(
+        ssh_cluster, tmp_path, scene, 160, 384, "+A0.3 Declare=Samples=100 Declare=TopSamples=1000", nodes=2
+    )
+    record = job_record(tmp_path)
+    assert record["timings"].get("spared_cuts", 0) >= 1, record["timings"]
+    assert not ssh_cluster.all_povray_pids(), "a spare was left waiting on a node"
 
 
 def test_a_users_include_header_travels_and_a_cut_continues_after_the_stop(ssh_cluster, tmp_path):
