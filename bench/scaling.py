@@ -206,7 +206,8 @@ def main() -> None:
                       + f", local 1 thread {differing_pixels(work / 'local1', work / 'wt1')}")
                 print("farm outside POV-Ray (medians): start = connect + upload, per part = SSH round trip"
                       " + fetch beyond POV-Ray's own wall time, stitch = while rendering + at the end,"
-                      " gated = cuts whose continuation started up before the band stopped")
+                      " gated = cuts whose continuation started up before the band stopped,"
+                      " spared = cuts whose rest went to a POV-Ray started before its node's part ended")
                 for label, records in timings.items():
                     def med(key: str, rows: list[dict] = records) -> float:
                         return statistics.median(r.get(key, 0.0) for r in rows)
@@ -215,7 +216,8 @@ def main() -> None:
                     print(f"  {label:20} parts {parts:4.0f}  start {med('start'):5.2f}s  fetch {med('fetch'):5.2f}s"
                           f"  per part {per_part * 1000:5.1f}ms  parse {med('povray_parse'):5.2f}s"
                           f"  stitch {med('stitch_while_rendering'):4.2f}+{med('merge'):4.2f}s"
-                          f"  cleanup {med('cleanup'):5.2f}s  cuts {med('cuts'):2.0f} ({med('gated_cuts'):.0f} gated)")
+                          f"  cleanup {med('cleanup'):5.2f}s  cuts {med('cuts'):2.0f} ({med('gated_cuts'):.0f} gated,"
+                          f" {med('spared_cuts'):.0f} spared)")
         finally:
             cluster.stop()
 
