@@ -712,7 +712,8 @@ class Farm:
         lead = max(self.latency or 0.0, self.tuning.cut_min_start) + self.tuning.spare_lead
         cost = self.tuning.gated_start + self.setup  # what a cut then costs either side
         with self.lock:
-            # Seconds left of each part still as it was looked at, by the pace of its current POV-Ray.
+            # Each part still as it was looked at: its progress, and the seconds it has left
+            # at the pace of its current POV-Ray.
             left: dict[tuple[str, Part], tuple[Running, float, float, float]] = {}
             for run, part in running:
                 key = (run.node, part)
@@ -722,18 +723,17 @@ class Farm:
                 units_done, units_before = looks[key]
                 pace = scheduler.pace(run, units_done, now, units_before)
                 if pace is not None:
-                    left[key] = (run, (part.count - units_done) * pace, units_done, units_before)
-            ending = [key for key, (_, seconds, _, _) in left.items() if key[0] not in self.spares and seconds <= lead]
+                    left[key] = (run, units_done, units_before, (part.count - units_done) * pace)
+            ending = [key for key, (*_, seconds) in left.items() if key[0] not in self.spares and seconds <= lead]
             if not ending:
                 return
             node = ending[0][0]
-            until = left[ending[0]][1]  # the cut comes when that part ends: plan it as of then
+            until = left[ending[0]][3]  # the cut comes when that part ends: plan it as of then
             best: tuple[float, Running, int] | None = None
-            for key, (run, seconds, units_done, units_before) in left.items():
+            for key, (run, units_done, units_before, seconds) in left.items():
                 if key == ending[0] or key not in moving or seconds <= until + lead:
                     continue  # a part ending about as soon is not worth a cut
-                pace = (seconds / (run.part.count - units_done)) if run.part.count > units_done else 0.0
-                then = units_done + (until / pace if pace else 0.0)
+                then = units_done + (run.part.count - units_done) * until / seconds  # its progress by then
                 keep_last = scheduler.cut_point(run, then, now + until, cost, units_before, cost)
                 if keep_last is not None and (best is None or seconds > best[0]):
                     best = (seconds, run, keep_last)
