@@ -343,6 +343,7 @@ class Farm:
         # A cut's continuation waits at an include-header FIFO: not when the user set a header.
         self.gated_cuts = tuning.gated_cuts and not self.settings.include_header
         self.spares: dict[str, Spare] = {}  # node: its next POV-Ray, started early (Farm.lock)
+        self.next_look: dict[tuple[str, Part], float] = {}  # when plan_spare looks at a running part again
         self.next_cut_check = 0.0
         self.progress_seen: dict[tuple[str, Part], Seen] = {}  # the looks at a running part's log
         self.restored: dict[tuple[str, Part], int] = {}  # pixels a continued part found in its state file
@@ -687,7 +688,12 @@ class Farm:
 
     def plan_spare(self) -> None:
         """Start a spare on a node whose part ends within a POV-Ray start-up, for the
-        rest of the running part that a cut would then take, if that cut would pay."""
+        rest of the running part that a cut would then take, if that cut would pay.
+
+        A look at a part's log costs its node a few ms of CPU: a part is looked at
+        again after half the time it has left beyond that lead (0.25-2 s), and the
+        other parts only once one is about to end.
+        """
         with self.lock:
             scheduler = self.scheduler
             if scheduler.pending or scheduler.finished:
@@ -697,44 +703,42 @@ class Farm:
                 (r, r.part) for r in scheduler.running
                 if not r.presumed_hung and scheduler.usable(r.node) and (r.node, r.part.first) not in self.cuts
             ]
-            if not any(r.node not in self.spares for r, _ in running) or len(running) < 2:
+            if len(running) < 2:
                 return
-        looks = {}
-        for run, part in running:
-            try:
-                looked = self.look(run.node, part)
-            except PovfarmError:
-                continue
-            if looked is not None:
-                looks[(run.node, part)] = looked
+        now = time.monotonic()
+        due = [
+            (run, part) for run, part in running
+            if run.node not in self.spares and self.next_look.get((run.node, part), 0.0) <= now
+        ]
+        if not due:
+            return
+        lead = max(self.latency or 0.0, self.tuning.cut_min_start) + self.tuning.spare_lead
+        looks = self.look_at(due)
+        now = time.monotonic()
+        with self.lock:
+            left = self.seconds_left(due, looks, now)
+            for key, (*_, seconds) in left.items():
+                wait = (seconds - lead) / 2
+                self.next_look[key] = now + min(max(wait, self.tuning.cut_interval), self.tuning.progress_interval)
+            ending = [key for key, (*_, seconds) in left.items() if seconds <= lead]
+        if not ending:
+            return
+        looks.update(self.look_at([(run, part) for run, part in running if (run.node, part) not in looks]))
         moving = {key for key in looks if self.moving(*key)}
         now = time.monotonic()
-        lead = max(self.latency or 0.0, self.tuning.cut_min_start) + self.tuning.spare_lead
         cost = self.tuning.gated_start + self.setup  # what a cut then costs either side
         with self.lock:
-            # Each part still as it was looked at: its progress, and the seconds it has left
-            # at the pace of its current POV-Ray.
-            left: dict[tuple[str, Part], tuple[Running, float, float, float]] = {}
-            for run, part in running:
-                key = (run.node, part)
-                cut = (run.node, part.first) in self.cuts
-                if key not in looks or run.part != part or run not in scheduler.running or cut:
-                    continue
-                units_done, units_before = looks[key]
-                pace = scheduler.pace(run, units_done, now, units_before)
-                if pace is not None:
-                    left[key] = (run, units_done, units_before, (part.count - units_done) * pace)
-            ending = [key for key, (*_, seconds) in left.items() if key[0] not in self.spares and seconds <= lead]
-            if not ending:
-                return
+            left = self.seconds_left(running, looks, now)
             node = ending[0][0]
+            if ending[0] not in left or node in self.spares:
+                return
             until = left[ending[0]][3]  # the cut comes when that part ends: plan it as of then
             best: tuple[float, Running, int] | None = None
             for key, (run, units_done, units_before, seconds) in left.items():
                 if key == ending[0] or key not in moving or seconds <= until + lead:
                     continue  # a part ending about as soon is not worth a cut
                 then = units_done + (run.part.count - units_done) * until / seconds  # its progress by then
-                keep_last = scheduler.cut_point(run, then, now + until, cost, units_before, cost)
+                keep_last = self.scheduler.cut_point(run, then, now + until, cost, units_before, cost)
                 if keep_last is not None and (best is None or seconds > best[0]):
                     best = (seconds, run, keep_last)
             if best is None:
@@ -743,6 +747,35 @@ class Farm:
             spare = Spare(victim.node, victim.part, keep_last, self.plan.span(keep_last + 1, victim.part.last))
             self.spares[node] = spare
         threading.Thread(target=self.launch_spare, args=(node, spare), daemon=True).start()
+
+    def look_at(self, parts: list[tuple[Running, Part]]) -> dict[tuple[str, Part], tuple[float, float]]:
+        """Looks at running parts' logs (see look), by (node, part); the unknown left out."""
+        looks = {}
+        for run, part in parts:
+            try:
+                looked = self.look(run.node, part)
+            except PovfarmError:
+                continue
+            if looked is not None:
+                looks[(run.node, part)] = looked
+        return looks
+
+    def seconds_left(
+        self, parts: list[tuple[Running, Part]], looks: dict[tuple[str, Part], tuple[float, float]], now: float
+    ) -> dict[tuple[str, Part], tuple[Running, float, float, float]]:
+        """Each part still as it was looked at: its progress, the units before its current
+        POV-Ray, and the seconds it has left at that POV-Ray's pace. Call with the lock held."""
+        left = {}
+        for run, part in parts:
+            key = (run.node, part)
+            cut = (run.node, part.first) in self.cuts
+            if key not in looks or run.part != part or run not in self.scheduler.running or cut:
+                continue
+            units_done, units_before = looks[key]
+            pace = self.scheduler.pace(run, units_done, now, units_before)
+            if pace is not None:
+                left[key] = (run, units_done, units_before, (part.count - units_done) * pace)
+        return left
 
     def launch_spare(self, node: str, spare: Spare) -> None:
         try:
