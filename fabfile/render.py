@@ -936,7 +936,13 @@ class Farm:
                         + "; finished parts are kept, continue with: "
                         + f"inv render --scene={_quoted(self.job.scene)} --resume"
                     )
-                for hung in self.scheduler.overdue(time.monotonic()):
+                now = time.monotonic()
+                # Looked at lately and growing (stills): slow rows, not a hung node.
+                moving = {
+                    key for key, seen in self.progress_seen.items()
+                    if seen.grew is not None and now - seen.grew <= 2 * self.tuning.progress_interval + 1.0
+                }
+                for hung in self.scheduler.overdue(now, moving):
                     self.reporter.warn(
                         f"node {hung.node}: {self.plan.span(hung.part.first, hung.part.last).label()} "
                         "is taking far longer than expected; handing it to other nodes"

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 
@@ -326,11 +327,17 @@ class Scheduler:
             return None
         return part.count * max(self.seconds_per_unit)
 
-    def overdue(self, now: float) -> list[Running]:
-        """Parts newly presumed hung; their units go back to the queue."""
+    def overdue(self, now: float, moving: Collection[tuple[str, Part]] = ()) -> list[Running]:
+        """Parts newly presumed hung; their units go back to the queue.
+
+        `moving` names the (node, part) seen making progress lately: such a part is
+        dear, not hung (a band of a nebula's rows can take many times the pace of
+        the cheap band that finished first), and handing it on would only render
+        it twice and keep it from being cut.
+        """
         hung: list[Running] = []
         for run in self.running:
-            if run.presumed_hung:
+            if run.presumed_hung or (run.node, run.part) in moving:
                 continue
             expected = self.expected_seconds(run.part)
             if expected is None:

@@ -121,6 +121,16 @@ def test_hung_parts_are_handed_on_after_a_bounded_wait():
     assert "a" not in s.stalled
 
 
+def test_a_part_seen_moving_is_dear_not_hung():
+    s = Scheduler(unit_count=4, slots=4, hang_grace=5.0, hang_factor=3.0)
+    dear = s.next_part("a", 0.0)
+    quick = s.next_part("b", 0.0)
+    s.complete(quick, "b", 1.0)
+    assert s.overdue(30.0, moving={("a", dear)}) == []  # its log still grows: it renders dear rows
+    assert "a" not in s.stalled and dear.first not in s.pending
+    assert [h.part for h in s.overdue(31.0)] == [dear]  # once it stops moving, it is handed on
+
+
 def test_part_units():
     assert list(Part(2, 4).units) == [2, 3, 4] and Part(2, 4).count == 3
 
