@@ -126,10 +126,7 @@ class BandCanvas:
         bounds = [band.height * k // count for k in range(count + 1)]
         self.pieces[span] = [
             self._pool.submit(
-                deflate_rows,
-                filtered[first * stride : last * stride],
-                stride,
-                span.start + last - 1 == self.height,
+                deflate_rows, filtered[first * stride : last * stride], span.start + last - 1 == self.height
             )
             for first, last in zip(bounds, bounds[1:], strict=False)
         ]
@@ -141,9 +138,9 @@ class BandCanvas:
         return bool(chosen) and chosen[-1].end == self.height
 
     def save(self, output: Path) -> Path:
-        if self.mode is None or self.info_source is None or not self.complete:
-            raise JobError(f"{output.name}: some rows have no part; render with --resume")
         chosen = covering(self.pieces)
+        if self.mode is None or self.info_source is None or not chosen or chosen[-1].end != self.height:
+            raise JobError(f"{output.name}: some rows have no part; render with --resume")
         output.parent.mkdir(parents=True, exist_ok=True)
         temporary = output.with_name(f".{output.name}.tmp")
         header = struct.pack(">IIBBBBB", self.width, self.height, 8, PNG_COLOUR_TYPES[self.mode], 0, 0, 0)
@@ -195,7 +192,7 @@ def sub_filtered(band: Image.Image) -> bytes:
     return b"".join(b"\x01" + filtered[row : row + stride] for row in range(0, len(filtered), stride))
 
 
-def deflate_rows(rows: bytes, stride: int, last: bool) -> DeflatedRows:
+def deflate_rows(rows: bytes, last: bool) -> DeflatedRows:
     """One piece of the image's zlib stream (zlib lets other threads run meanwhile)."""
     compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -zlib.MAX_WBITS)
     data = compressor.compress(rows) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)

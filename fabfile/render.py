@@ -795,14 +795,12 @@ class Farm:
             except PovfarmError:
                 looked = None
         with self.lock:
-            run = next(
-                (r for r in self.scheduler.running if r.part == spare.part and r.node == spare.victim), None
-            )
             valid = (
-                run is not None and looked is not None and not run.presumed_hung
+                looked is not None
                 and (spare.victim, spare.part.first) not in self.cuts
                 and spare.part.first + int(looked[0]) <= spare.keep_last  # it keeps the unit in progress
             )
+        # Scheduler.cut refuses a part no longer running as planned, or presumed hung.
         if valid and self.cut(spare.part, spare.victim, spare.keep_last, time.monotonic(), spared=True):
             return True  # the rest goes out next: this node's worker takes it, and its spare
         self.drop_spare(node, spare)
