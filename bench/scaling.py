@@ -207,7 +207,8 @@ def main() -> None:
                 print("farm outside POV-Ray (medians): start = connect + upload, per part = SSH round trip"
                       " + fetch beyond POV-Ray's own wall time, stitch = while rendering + at the end,"
                       " gated = cuts whose continuation started up before the band stopped,"
-                      " spared = cuts whose rest went to a POV-Ray started before its node's part ended")
+                      " spared = cuts whose rest went to a POV-Ray started before its node's part ended,"
+                      " by columns = cuts of a band's last block row")
                 for label, records in timings.items():
                     def med(key: str, rows: list[dict] = records) -> float:
                         return statistics.median(r.get(key, 0.0) for r in rows)
@@ -217,7 +218,7 @@ def main() -> None:
                           f"  per part {per_part * 1000:5.1f}ms  parse {med('povray_parse'):5.2f}s"
                           f"  stitch {med('stitch_while_rendering'):4.2f}+{med('merge'):4.2f}s"
                           f"  cleanup {med('cleanup'):5.2f}s  cuts {med('cuts'):2.0f} ({med('gated_cuts'):.0f} gated,"
-                          f" {med('spared_cuts'):.0f} spared)")
+                          f" {med('spared_cuts'):.0f} spared, {med('column_cuts'):.0f} by columns)")
         finally:
             cluster.stop()
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fabfile.errors import JobError
-from fabfile.plan import ROWS, Plan, Span, parse_part_name, rescale_costs
+from fabfile.plan import ROWS, Plan, Span, covered_units, parse_part_name, rescale_costs
 
 RECORD = "job.json"
 
@@ -61,14 +61,13 @@ class Job:
         return self.parts_folder / f"{name}.png"
 
     def done_units(self) -> set[int]:
-        """Units covered by parts whose files are here."""
-        plan = self.plan
-        done: set[int] = set()
+        """Units covered by parts whose files are here (a split block row: by all its pieces)."""
+        spans = []
         for name in self.parts:
             span = parse_part_name(name)
             if span and self.part_path(name).is_file():
-                done.update(plan.units_of(span))
-        return done
+                spans.append(span)
+        return covered_units(self.plan, spans, int(self.settings.get("width") or 0))
 
     def record_parts(self, spans: list[Span], node: str, seconds: float, started: float | None = None) -> None:
         """Record the files one part brought back (a still's band, or frames), then save once."""

@@ -25,7 +25,7 @@ import png
 from PIL import Image, ImageChops
 
 from fabfile.errors import JobError
-from fabfile.plan import Span
+from fabfile.plan import Span, joined
 
 # Chunks worth carrying from POV-Ray's own output: how to read its colours.
 CARRIED_CHUNKS = (b"gAMA", b"sRGB", b"cHRM", b"iCCP")
@@ -44,7 +44,7 @@ def png_header(path: Path) -> tuple[int, int, int, int]:
 def stitch_bands(parts: Sequence[tuple[Span, Path]], width: int, height: int, output: Path) -> Path:
     """Write the still whose rows come from each part's band."""
     ordered = sorted(parts, key=lambda item: item[0].start)
-    _check_coverage([span for span, _ in ordered], height)
+    _check_coverage(sorted({Span(s.kind, s.start, s.end) for s, _ in ordered}, key=lambda s: s.start), height)
     depths = set()
     for _, path in ordered:
         part_width, part_height, depth, _ = png_header(path)
@@ -54,6 +54,8 @@ def stitch_bands(parts: Sequence[tuple[Span, Path]], width: int, height: int, ou
     output.parent.mkdir(parents=True, exist_ok=True)
     temporary = output.with_name(f".{output.name}.tmp")
     if depths == {16}:
+        if any(span.columns for span, _ in ordered):
+            raise JobError(f"{output.name}: 16-bit parts split by columns cannot be stitched; render it again")
         _stitch_16bit(ordered, width, height, temporary)
     elif len(depths) == 1:
         _stitch_8bit(ordered, width, height, temporary)
@@ -104,13 +106,17 @@ class BandCanvas:
         self.mode: str | None = None
         self.info_source: Path | None = None
         self.pieces: dict[Span, list[Future[DeflatedRows]]] = {}
+        # Block rows split by columns, (first row, last row): their rows so far, and the columns in.
+        self.split: dict[tuple[int, int], tuple[Image.Image, list[tuple[int, int]]]] = {}
         self.workers = os.cpu_count() or 1
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="png")
 
     def add(self, span: Span, path: Path) -> bool:
-        """Encode a part's band; False (nothing done) for a 16-bit part."""
+        """Encode a part's band; False (nothing done) for a 16-bit part. A rectangle
+        (a block row split by columns) waits until its block row's columns are all in."""
         if png_header(path)[2] != 8:
             return False
+        first, last = span.columns or (1, self.width)
         with Image.open(path) as part:
             if part.mode not in PNG_COLOUR_TYPES:
                 raise JobError(f"{path}: POV-Ray wrote a {part.mode} image, which povfarm cannot stitch")
@@ -118,7 +124,21 @@ class BandCanvas:
                 self.mode, self.info_source = part.mode, path
             elif part.mode != self.mode:
                 raise JobError(f"{path}: part is {part.mode}, expected {self.mode}; render it again")
-            band = part.crop((0, span.start - 1, self.width, span.end))
+            band = part.crop((first - 1, span.start - 1, last, span.end))
+        if span.columns:
+            if (span.start, span.end) not in self.split:
+                self.split[(span.start, span.end)] = (Image.new(self.mode, (self.width, span.size)), [])
+            rows, columns = self.split[(span.start, span.end)]
+            rows.paste(band, (first - 1, 0))
+            columns.append(span.columns)
+            if not joined(columns, self.width):
+                return True
+            del self.split[(span.start, span.end)]
+            band, span = rows, Span(span.kind, span.start, span.end)
+        self._encode(span, band)
+        return True
+
+    def _encode(self, span: Span, band: Image.Image) -> None:
         filtered = sub_filtered(band)
         stride = len(filtered) // band.height
         # A late band is deflated on every core; an early one costs the nodes little.
@@ -130,7 +150,6 @@ class BandCanvas:
             )
             for first, last in zip(bounds, bounds[1:], strict=False)
         ]
-        return True
 
     @property
     def complete(self) -> bool:
@@ -207,14 +226,22 @@ def adler32_combine(first: int, second: int, second_length: int) -> int:
     return low | high << 16
 
 
-def covering(spans: Iterable[Span]) -> list[Span]:
+def covering(spans: Iterable[Span], width: int = 0) -> list[Span]:
     """Spans that follow each other from row 1 on, without overlap: a part rendered
-    twice (a hung node that came back) must not overlap in the stitch."""
+    twice (a hung node that came back) must not overlap in the stitch. With the
+    image's width, rectangles whose columns join up stand in for their rows."""
+    spans = list(spans)
+    groups: dict[Span, list[Span]] = {}
+    for span in spans:
+        if span.columns:
+            groups.setdefault(Span(span.kind, span.start, span.end), []).append(span)
+    joined_rows = [rows for rows, pieces in groups.items() if joined([p.columns for p in pieces], width)]
     chosen: list[Span] = []
     next_row = 1
-    for span in sorted(spans, key=lambda s: (s.start, -s.end)):
+    whole = [s for s in spans if not s.columns]
+    for span in sorted(whole + joined_rows, key=lambda s: (s.start, -s.end, s not in whole)):
         if span.start == next_row:
-            chosen.append(span)
+            chosen.extend(groups[span] if span not in whole else [span])
             next_row = span.end + 1
     return chosen
 

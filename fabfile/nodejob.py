@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import shutil
 import threading
 import time
 from collections.abc import Sequence
@@ -297,7 +298,21 @@ class NodeJob:
             args += [f"+SF{span.start}", f"+EF{span.end}"]
         else:
             # +V: POV-Ray logs each finished block, the progress shown and cuts decided on.
-            args += ["+V", f"+SR{span.start}", f"+ER{span.end}"]
+            args += ["+V", f"+SR{span.start}"]
+            if span.columns and span.columns_from > span.start:
+                # A band whose last block row was cut by columns once it had rendered them
+                # (Farm.cut): continued (+C) over the rows above it, it renders nothing and
+                # writes every block of its state file, that row's too. Narrowing the band
+                # instead would not do: POV-Ray finds its finished blocks by their number in
+                # the rendered area, which columns (+EC) would renumber.
+                if resume_from is None:
+                    raise ValueError(f"{span.label()}: only a band continued from its state file is cut so")
+                args.append(f"+ER{span.columns_from - 1}")
+            elif span.columns:
+                # One block row: narrowed at its right end, its blocks keep their numbers.
+                args += [f"+ER{span.end}", f"+SC{span.columns[0]}", f"+EC{span.columns[1]}"]
+            else:
+                args.append(f"+ER{span.end}")
         if resume_from is not None:
             args.append("+C")
         return args
@@ -357,14 +372,35 @@ class NodeJob:
         pid, rc = (shell_join([f"{part_dir}/{n}"]) for n in ("pid", "rc"))
         self.session.run(f'[ -f {rc} ] || kill -INT "$(cat {pid} 2>/dev/null)" 2>/dev/null; true', timeout=10.0)
 
+    def interrupt_at(self, span: Span, pixels: int, timeout: float) -> None:
+        """Stop a running part's POV-Ray once it has rendered `pixels` (its log's count),
+        keeping its state file, as `interrupt` does; waits on the node until then."""
+        part_dir = self.part_folder(span)
+        pid, rc, log = (shell_join([f"{part_dir}/{n}"]) for n in ("pid", "rc", "log"))
+        # One reader follows the log (POV-Ray ends its progress lines with CR) and stops
+        # POV-Ray at the count; it ends with POV-Ray (tail --pid) if that comes first.
+        script = (
+            f'p="$(cat {pid} 2>/dev/null)"; [ -n "$p" ] && [ ! -f {rc} ] || exit 0; '
+            "while IFS= read -r -d $'\\r' line; do "
+            f"if [[ $line =~ Rendered\\ ([0-9]+)\\ of ]] && (( BASH_REMATCH[1] >= {int(pixels)} )); then "
+            'kill -INT "$p" 2>/dev/null; break; fi; '
+            f'done < <(exec tail -c +1 -s 0.02 --pid="$p" -f {log} 2>/dev/null); true'
+        )
+        self.session.run(self._command(script), timeout=timeout)
+
     def fetch(self, span: Span, local_parts: Path, final_frame: int) -> tuple[FetchedFile, ...]:
         part_dir = self.part_folder(span)
         fetched: list[FetchedFile] = []
+        local: dict[str, Path] = {}  # a split band's two pieces come from one file
         for piece, remote_name in output_names(span, final_frame):
             target = local_parts / f"{piece.name}.png"
             temporary = local_parts / f".{piece.name}.{self.name}.tmp"
-            self.session.get(posixpath.join(part_dir, remote_name), temporary)
+            if remote_name in local:
+                shutil.copyfile(local[remote_name], temporary)
+            else:
+                self.session.get(posixpath.join(part_dir, remote_name), temporary)
             os.replace(temporary, target)
+            local[remote_name] = target
             fetched.append(FetchedFile(piece, target))
         return tuple(fetched)
 
@@ -406,7 +442,7 @@ class NodeJob:
 def output_names(span: Span, final_frame: int) -> list[tuple[Span, str]]:
     """The files POV-Ray writes for a part, and the one-unit span of each."""
     if span.kind != FRAMES:
-        return [(span, f"{PART_OUTPUT}.png")]
+        return [(piece, f"{PART_OUTPUT}.png") for piece in span.pieces()]
     digits = len(str(abs(final_frame)))
     return [
         (Span(FRAMES, frame, frame), f"{PART_OUTPUT}{frame:0{digits}d}.png")

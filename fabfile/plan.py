@@ -8,6 +8,10 @@ or end on any row, also when it is cut and continued from POV-Ray's state
 file (tested against POV-Ray alone with media, photons and focal blur):
 units of a few rows let bands split evenly. An animation's unit is one
 frame. A part is a run of consecutive units.
+
+Near the end of a still, the last block row of a running band can be split by
+columns (POV-Ray's +SC/+EC, on the same block grid): the band keeps the left
+of it, and the rest goes to an idle core as a rectangle of its own.
 """
 
 from __future__ import annotations
@@ -17,27 +21,51 @@ from dataclasses import dataclass
 
 ROWS = "rows"
 FRAMES = "frames"
-PART_NAME = re.compile(r"^(rows|frames)-(-?\d+)-(-?\d+)$")
+PART_NAME = re.compile(r"^(rows|frames)-(-?\d+)-(-?\d+)(?:-c(\d+)-(\d+)-(\d+))?$")
 
 
 @dataclass(frozen=True)
 class Span:
-    """Rows (1-based, inclusive) or frame numbers (inclusive) of a part."""
+    """Rows (1-based, inclusive) or frame numbers (inclusive) of a part.
+
+    `columns` (1-based, inclusive) narrows rows `columns_from`..end to those
+    columns: a band whose last block row was split, or a rectangle of one.
+    """
 
     kind: str
     start: int
     end: int
+    columns: tuple[int, int] | None = None
+    columns_from: int = 0
 
     @property
     def name(self) -> str:
-        return f"{self.kind}-{self.start:04d}-{self.end:04d}"
+        name = f"{self.kind}-{self.start:04d}-{self.end:04d}"
+        if self.columns:
+            name += f"-c{self.columns_from:04d}-{self.columns[0]:04d}-{self.columns[1]:04d}"
+        return name
 
     @property
     def size(self) -> int:
         return self.end - self.start + 1
 
     def label(self) -> str:
-        return f"{self.kind} {self.start}-{self.end}" if self.size > 1 else f"{self.kind[:-1]} {self.start}"
+        label = f"{self.kind} {self.start}-{self.end}" if self.size > 1 else f"{self.kind[:-1]} {self.start}"
+        if self.columns:
+            label += f" (columns {self.columns[0]}-{self.columns[1]} of rows {self.columns_from}-{self.end})"
+        return label
+
+    def narrowed(self, first_column: int, last_column: int, from_row: int) -> Span:
+        """This span with rows from_row..end narrowed to the given columns."""
+        return Span(self.kind, self.start, self.end, (first_column, last_column), from_row)
+
+    def pieces(self) -> list[Span]:
+        """Whole-width bands and rectangles that make up this span (a band whose last
+        block row was split is the rows above it, and a rectangle)."""
+        if not self.columns or self.columns_from <= self.start:
+            return [self]
+        return [Span(self.kind, self.start, self.columns_from - 1),
+                Span(self.kind, self.columns_from, self.end, self.columns, self.columns_from)]
 
 
 @dataclass(frozen=True)
@@ -57,10 +85,9 @@ class Plan:
         return Span(self.kind, self.units[first][0], self.units[last][1])
 
     def units_of(self, span: Span) -> range:
-        """The unit indices a span covers whole."""
-        indices = [
-            i for i, (start, end) in enumerate(self.units) if start >= span.start and end <= span.end
-        ]
+        """The unit indices a span covers whole (across the full width)."""
+        last = span.columns_from - 1 if span.columns else span.end
+        indices = [i for i, (start, end) in enumerate(self.units) if start >= span.start and end <= last]
         return range(indices[0], indices[-1] + 1) if indices else range(0)
 
 
@@ -92,7 +119,41 @@ def parse_part_name(name: str) -> Span | None:
     match = PART_NAME.match(name)
     if not match:
         return None
-    return Span(match.group(1), int(match.group(2)), int(match.group(3)))
+    span = Span(match.group(1), int(match.group(2)), int(match.group(3)))
+    if match.group(4):
+        span = span.narrowed(int(match.group(5)), int(match.group(6)), int(match.group(4)))
+    return span
+
+
+def column_ranges(width: int, block: int) -> list[tuple[int, int]]:
+    """The image's block columns, as (first, last) pixel columns, 1-based."""
+    return [(start, min(start + block - 1, width)) for start in range(1, width + 1, block)]
+
+
+def covered_units(plan: Plan, spans: list[Span], width: int) -> set[int]:
+    """Units the spans cover: whole, or by rectangles whose columns join up across the width."""
+    done: set[int] = set()
+    narrowed: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for span in spans:
+        for piece in span.pieces():
+            if piece.columns:
+                narrowed.setdefault((piece.start, piece.end), []).append(piece.columns)
+            else:
+                done.update(plan.units_of(piece))
+    for (start, end), columns in narrowed.items():
+        if joined(columns, width):
+            done.update(plan.units_of(Span(plan.kind, start, end)))
+    return done
+
+
+def joined(columns: list[tuple[int, int]], width: int) -> bool:
+    """Whether column ranges cover 1..width."""
+    reach = 0
+    for first, last in sorted(columns):
+        if first > reach + 1:
+            return False
+        reach = max(reach, last)
+    return reach >= width
 
 
 def rescale_costs(old: Plan, old_costs: list[float], new: Plan) -> list[float]:

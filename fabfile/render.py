@@ -31,7 +31,16 @@ from fabfile.errors import JobError, NodeError, OptionsError, PovfarmError, Scen
 from fabfile.inventory import Cluster, Node, load_cluster
 from fabfile.jobs import Job, create_job, earlier_costs, latest_job, load_job
 from fabfile.nodejob import NodeJob, PartInterrupted, povray_ini_line, scene_depth
-from fabfile.plan import FRAMES, Plan, Span, parse_part_name, plan_frames, plan_still, still_unit_rows
+from fabfile.plan import (
+    FRAMES,
+    Plan,
+    Span,
+    column_ranges,
+    parse_part_name,
+    plan_frames,
+    plan_still,
+    still_unit_rows,
+)
 from fabfile.progress import QuietReporter, Reporter
 from fabfile.scheduler import Part, Running, Scheduler
 from fabfile.transport import Session, open_session, remote_workdir, shell_join
@@ -73,8 +82,10 @@ class Tuning:
     gated_cuts: bool = True  # start a cut part's continuation before the part stops (NodeJob.launch_gated)
     gated_start: float = 0.1  # seconds such a continuation still costs its core: the state file, settling
     spares: bool = True  # start a node's next POV-Ray before its part ends, for the rest of a cut (Spare)
+    column_cuts: bool = True  # a band in its last block row: cut that row by columns
     spare_lead: float = 0.5  # ... this long before the end foreseen, beyond a POV-Ray's start-up
     progress_interval: float = 2.0  # seconds between looks at a still's running parts, for the progress bar
+    stop_wait: float = 600.0  # the longest a band cut by columns is waited on to reach its cut
 
 
 @dataclass
@@ -84,6 +95,7 @@ class Seen:
     pixels: int  # at the last look
     looked: float  # when
     grew: float | None = None  # the last look that found more pixels than the one before
+    last_unit: tuple[float, float] | None = None  # (when, block column) first seen in its last unit
 
 
 @dataclass
@@ -94,6 +106,7 @@ class Continuation:
     launched: bool = False  # the launch is over, either way
     gated: bool = False  # its POV-Ray waits at its gate for the state file
     needed: bool = True  # False once the part ended without being stopped for the cut
+    stop_at: int | None = None  # stop the part once its POV-Ray has rendered this many pixels, not at once
 
 
 @dataclass
@@ -105,8 +118,9 @@ class Spare:
 
     victim: str  # the node whose part will be cut
     part: Part  # that part, as it was when planned
-    keep_last: int  # the last unit it keeps
+    keep_last: int  # the last unit it keeps (the last block column of its last unit, `columns`)
     span: Span  # the rows the spare renders: the rest of that part
+    columns: bool = False  # the cut is by columns (Scheduler.cut_columns)
     ready: threading.Event = field(default_factory=threading.Event)  # its launch is over
     gated: bool = False  # ... and it waits at its gate
 
@@ -349,9 +363,18 @@ class Farm:
         self.restored: dict[tuple[str, Part], int] = {}  # pixels a continued part found in its state file
         self.unit_rows = self.plan.span(0, 0).size  # rows in a still's unit (a row block)
         self.pixels_per_unit = self.settings.width * self.unit_rows
+        # A unit's block columns, its last ones split off a band near the end (Scheduler.cut_columns):
+        # on POV-Ray's block grid, as its rows are; not for 16-bit stills (stitched row by row).
+        self.columns = column_ranges(self.settings.width, self.settings.block_size)
         self.running_rows: dict[tuple[str, int], int] = {}  # (node, first unit): rows finished in a running part
         # A still's bands can be cut and continued (+C); frames and a whole-image part cannot.
         self.cutting = tuning.cuts and job.plan_kind != FRAMES and len(job.plan.units) > 1
+        # Only where a unit is a row of POV-Ray's blocks (antialiasing): there a band's blocks
+        # are its units' blocks, in order. Without antialiasing, units of a few rows cut finely.
+        self.column_cuts = (
+            self.cutting and tuning.column_cuts and self.settings.bits == 8 and len(self.columns) > 1
+            and self.unit_rows == self.settings.block_size
+        )
         self.latency: float | None = None  # the least idle time of a POV-Ray run seen
         self.setup: float = 0.0  # the most a part spent before tracing: parsing, photons...
 
@@ -505,6 +528,7 @@ class Farm:
             max_failures=self.tuning.max_failures,
             hang_grace=self.tuning.hang_grace,
             hang_factor=self.tuning.hang_factor,
+            column_blocks=len(self.columns) if self.column_cuts else 1,
         )
         done_total = sum(self.plan.span(u, u).size for u in done)
         self.render_started = time.monotonic()
@@ -555,7 +579,7 @@ class Farm:
             resume_from: Span | None = None
             gated = self.take_spare(node, part)
             while part is not None:
-                span = self.plan.span(part.first, part.last)
+                span = self.span_of(part)
                 if resume_from is None:
                     self.started_at[part] = time.monotonic() - self.render_started
                 try:
@@ -580,10 +604,35 @@ class Farm:
                 part = None
 
     # -- cutting ----------------------------------------------------------------
+    def span_of(self, part: Part) -> Span:
+        """The rows a part renders, and the columns of its last unit if they were cut."""
+        span = self.plan.span(part.first, part.last)
+        if part.columns is None:
+            return span
+        first, last = part.columns
+        return span.narrowed(self.columns[first][0], self.columns[last][1], self.plan.units[part.last][0])
+
+    def extent(self, part: Part) -> float:
+        """A part's size in units (a last unit narrowed to some columns counts its share)."""
+        if part.columns is None:
+            return float(part.count)
+        first, last = part.columns
+        return part.count - 1 + (self.columns[last][1] - self.columns[first][0] + 1) / self.settings.width
+
+    def block_pixels(self, part: Part) -> int:
+        """Pixels in a block of a part's last unit."""
+        start, end = self.plan.units[part.last]
+        return (end - start + 1) * self.settings.block_size
+
+    def column_position(self, part: Part, units_done: float) -> float:
+        """How far along its last unit a part is, in block columns (see look)."""
+        first = part.columns[0] if part.columns else 0
+        return first + (units_done - (part.count - 1)) * self.pixels_per_unit / self.block_pixels(part)
+
     def look(self, node: str, part: Part) -> tuple[float, float] | None:
         """Look at a running part's log: its progress in units, and how many of them
         it found in its state file (a continued part); None if unknown."""
-        pixels = self.node_jobs[node].progress(self.plan.span(part.first, part.last), timeout=2.0)
+        pixels = self.node_jobs[node].progress(self.span_of(part), timeout=2.0)
         looked = time.monotonic()
         if pixels is None:
             return None
@@ -594,7 +643,34 @@ class Farm:
             seen.pixels, seen.looked = pixels, looked
             # A continued part's POV-Ray counts only the pixels it renders itself.
             restored = self.restored.get((node, part), 0)
-        return (restored + pixels) / self.pixels_per_unit, restored / self.pixels_per_unit
+            units_done = (restored + pixels) / self.pixels_per_unit
+            if seen.last_unit is None and units_done >= part.count - 1:
+                seen.last_unit = (looked, self.column_position(part, units_done))
+        return units_done, restored / self.pixels_per_unit
+
+    def can_cut_columns(self, part: Part) -> bool:
+        """Whether a part's last unit may be cut by columns: a band stops at a block by its
+        POV-Ray's count, so its blocks must come in order, one thread's."""
+        return self.column_cuts and (part.count == 1 or self.job.options.get("threads") == 1)
+
+    def pixels_until(self, node: str, part: Part, column: int) -> int:
+        """The pixels a band's current POV-Ray has rendered once it has finished block
+        `column` of its last unit (it counts only its own, not its state file's).
+        Call with the lock held."""
+        start, end = self.plan.units[part.last]
+        wanted = (part.count - 1) * self.pixels_per_unit + (end - start + 1) * self.columns[column][1]
+        return wanted - self.restored.get((node, part), 0)
+
+    def block_pace(self, node: str, part: Part, position: float, now: float, pace: float) -> float:
+        """Seconds per block of a part's last unit: as seen across that unit once the part
+        has gone a few blocks into it, else the part's pace (`pace`, seconds per unit).
+        Call with the lock held."""
+        seen = self.progress_seen.get((node, part))
+        if seen is not None and seen.last_unit is not None:
+            since, first = seen.last_unit
+            if position - first >= 2:
+                return (now - since) / (position - first)
+        return pace * self.block_pixels(part) / self.pixels_per_unit
 
     def moving(self, node: str, part: Part) -> bool:
         """Whether a part's log was seen growing lately, between two looks."""
@@ -613,7 +689,7 @@ class Farm:
         with self.lock:
             scheduler = self.scheduler
             busy_here = sum(1 for r in scheduler.running if r.node == node and not r.presumed_hung)
-            if scheduler.pending or busy_here >= self.capacity[node]:
+            if scheduler.waiting or busy_here >= self.capacity[node]:
                 return False
             spare = self.spares.get(node)
             if spare is None and now < self.next_cut_check:
@@ -625,7 +701,7 @@ class Farm:
             candidates = [
                 (r.part, r.node)
                 for r in scheduler.running
-                if r.part.count >= 2
+                if (r.part.count >= 2 or self.column_cuts)
                 and not r.presumed_hung
                 and scheduler.usable(r.node)
                 and (r.node, r.part.first) not in self.cuts
@@ -655,24 +731,66 @@ class Farm:
                 keep_last = scheduler.cut_point(run, units_done, now, start_cost, units_before, kept_cost)
                 if keep_last is None:
                     continue
-                remaining = (part.count - units_done) * (scheduler.pace(run, units_done, now, units_before) or 0.0)
+                pace = scheduler.pace(run, units_done, now, units_before) or 0.0
+                remaining = (self.extent(part) - units_done) * pace
                 if best is None or remaining > best[0]:
                     best = (remaining, part, victim, keep_last)
+        if best is None and self.column_cuts:
+            return self.maybe_cut_columns(progress, start_cost, kept_cost)
         if best is None:  # nothing pays now; it may once a band reaches dearer rows
             return False
         _, part, victim, keep_last = best
         return self.cut(part, victim, keep_last, now)
 
-    def cut(self, part: Part, victim: str, keep_last: int, now: float, spared: bool = False) -> bool:
-        """Cut a running part after unit keep_last: its rest goes out next; True if cut."""
+    def maybe_cut_columns(
+        self, progress: list[tuple[Part, str, float, float]], start_cost: float, kept_cost: float
+    ) -> bool:
+        """No cut by rows pays: cut the last unit of the part that will finish last by
+        columns, if that pays (see Scheduler.column_cut_point); True if cut."""
+        scheduler = self.scheduler
         with self.lock:
-            kept = self.scheduler.cut(part, victim, keep_last, now)
+            best: tuple[float, Part, str, int] | None = None
+            now = time.monotonic()
+            for part, victim, units_done, units_before in progress:
+                run = next((r for r in scheduler.running if r.part == part and r.node == victim), None)
+                pace = scheduler.pace(run, units_done, now, units_before) if run else None
+                if run is None or pace is None or (victim, part.first) in self.cuts or units_done < part.count - 1:
+                    continue
+                if not self.can_cut_columns(part):
+                    continue
+                position = self.column_position(part, units_done)
+                per_block = self.block_pace(victim, part, position, now, pace)
+                keep = scheduler.column_cut_point(run, position, per_block, start_cost, kept_cost)
+                if keep is None:
+                    continue
+                remaining = (self.extent(part) - units_done) * pace
+                if best is None or remaining > best[0]:
+                    best = (remaining, part, victim, keep)
+        if best is None:
+            return False
+        _, part, victim, keep = best
+        return self.cut(part, victim, keep, now, columns=True)
+
+    def cut(
+        self, part: Part, victim: str, keep_last: int, now: float, spared: bool = False, columns: bool = False
+    ) -> bool:
+        """Cut a running part after unit keep_last (or, `columns`, its last unit after
+        block column keep_last): its rest goes out next; True if cut."""
+        with self.lock:
+            if columns:
+                kept = self.scheduler.cut_columns(part, victim, keep_last, now)
+            else:
+                kept = self.scheduler.cut(part, victim, keep_last, now)
             if kept is None:
                 return False
             self.cuts[(victim, part.first)] = kept
             continuation = self.continuations[(victim, part.first)] = Continuation()
+            if columns and part.count > 1:
+                # A band cut in its last block row renders on to the cut (see NodeJob._povray_args).
+                continuation.stop_at = self.pixels_until(victim, part, keep_last)
             self.timings["cuts"] += 1
             self.timings["spared_cuts"] += int(spared)
+            self.timings["column_cuts"] += int(columns)
         # Its own thread: the rest of the part can start here meanwhile.
         threading.Thread(target=self.interrupt, args=(victim, part, kept, continuation), daemon=True).start()
         return True
@@ -696,7 +814,7 @@ class Farm:
         """
         with self.lock:
             scheduler = self.scheduler
-            if scheduler.pending or scheduler.finished:
+            if scheduler.waiting or scheduler.finished:
                 return
             # (run, its part now): a cut meanwhile changes the run's part.
             running = [
@@ -737,14 +855,28 @@ class Farm:
             for key, (run, units_done, units_before, seconds) in left.items():
                 if key == ending[0] or key not in moving or seconds <= until + lead:
                     continue  # a part ending about as soon is not worth a cut
-                then = units_done + (run.part.count - units_done) * until / seconds  # its progress by then
+                units_left = self.extent(run.part) - units_done
+                then = units_done + units_left * until / seconds  # its progress by then
                 keep_last = self.scheduler.cut_point(run, then, now + until, cost, units_before, cost)
+                by_columns = keep_last is None and then >= run.part.count - 1 and self.can_cut_columns(run.part)
+                if by_columns:  # in its last unit by then: a cut by columns, planned as of then
+                    per_block = self.block_pace(
+                        run.node, run.part, self.column_position(run.part, units_done), now, seconds / units_left
+                    )
+                    position = self.column_position(run.part, then)
+                    keep_last = self.scheduler.column_cut_point(run, position, per_block, cost, cost)
                 if keep_last is not None and (best is None or seconds > best[0]):
-                    best = (seconds, run, keep_last)
+                    best = (seconds, run, keep_last, by_columns)
             if best is None:
                 return
-            _, victim, keep_last = best
-            spare = Spare(victim.node, victim.part, keep_last, self.plan.span(keep_last + 1, victim.part.last))
+            _, victim, keep_last, by_columns = best
+            if by_columns:
+                columns = victim.part.columns or (0, len(self.columns) - 1)
+                rest = Part(victim.part.last, victim.part.last, victim.part.attempt, (keep_last + 1, columns[1]))
+                span = self.span_of(rest)  # what Scheduler.cut_columns will hand out
+            else:
+                span = self.plan.span(keep_last + 1, victim.part.last)
+            spare = Spare(victim.node, victim.part, keep_last, span, by_columns)
             self.spares[node] = spare
         threading.Thread(target=self.launch_spare, args=(node, spare), daemon=True).start()
 
@@ -774,7 +906,7 @@ class Farm:
             units_done, units_before = looks[key]
             pace = self.scheduler.pace(run, units_done, now, units_before)
             if pace is not None:
-                left[key] = (run, units_done, units_before, (part.count - units_done) * pace)
+                left[key] = (run, units_done, units_before, (self.extent(part) - units_done) * pace)
         return left
 
     def launch_spare(self, node: str, spare: Spare) -> None:
@@ -795,13 +927,14 @@ class Farm:
             except PovfarmError:
                 looked = None
         with self.lock:
-            valid = (
-                looked is not None
-                and (spare.victim, spare.part.first) not in self.cuts
-                and spare.part.first + int(looked[0]) <= spare.keep_last  # it keeps the unit in progress
-            )
+            valid = looked is not None and (spare.victim, spare.part.first) not in self.cuts
+            if valid and spare.columns:  # it keeps the block in progress
+                valid = self.column_position(spare.part, looked[0]) < spare.keep_last + 1
+            elif valid:  # it keeps the unit in progress
+                valid = spare.part.first + int(looked[0]) <= spare.keep_last
         # Scheduler.cut refuses a part no longer running as planned, or presumed hung.
-        if valid and self.cut(spare.part, spare.victim, spare.keep_last, time.monotonic(), spared=True):
+        now = time.monotonic()
+        if valid and self.cut(spare.part, spare.victim, spare.keep_last, now, spared=True, columns=spare.columns):
             return True  # the rest goes out next: this node's worker takes it, and its spare
         self.drop_spare(node, spare)
         return False
@@ -809,7 +942,7 @@ class Farm:
     def take_spare(self, node: str, part: Part) -> bool:
         """Whether the part just handed to a node is what its spare waits for; spares
         that will not be used are dropped."""
-        span = self.plan.span(part.first, part.last)
+        span = self.span_of(part)
         with self.lock:
             mine = self.spares.get(node)
             unused = [(n, s) for n, s in self.spares.items() if s.span == span and n != node]
@@ -837,22 +970,24 @@ class Farm:
         can be, and stopping waits until that has started up: the cut part renders on
         meanwhile, and its core does not sit idle while a POV-Ray starts."""
         node_job = self.node_jobs[node]
-        span = self.plan.span(part.first, part.last)
+        span = self.span_of(part)
         gated = False
         if self.gated_cuts:
             try:
-                gated = node_job.launch_gated(self.plan.span(kept.first, kept.last), self.part_args, span)
+                gated = node_job.launch_gated(self.span_of(kept), self.part_args, span)
             except Exception:  # noqa: BLE001 - an early start is an optimisation: it then starts after the stop
                 gated = False
         with self.lock:
             continuation.launched, continuation.gated = True, gated
             needed = continuation.needed
         try:
-            if needed:
+            if needed and continuation.stop_at is not None:
+                node_job.interrupt_at(span, continuation.stop_at, timeout=self.tuning.stop_wait)
+            elif needed:
                 node_job.interrupt(span)
             elif gated:  # the part ended meanwhile: its worker left the continuation to this thread
-                node_job.cancel_gated(self.plan.span(kept.first, kept.last))
-        except PovfarmError:
+                node_job.cancel_gated(self.span_of(kept))
+        except Exception:  # noqa: BLE001 - also a session closed by an abort meanwhile
             pass  # the part finishes whole, or its node's failure is seen by its worker
 
     def take_cut(self, node: str, part: Part, error: Exception | None) -> tuple[Part, bool] | None:
@@ -867,7 +1002,7 @@ class Farm:
                 continuation.needed = False  # a launch still under way cancels it itself
         if kept is not None and gated and not stopped:  # finished whole before the cut took, or failed
             try:
-                self.node_jobs[node].cancel_gated(self.plan.span(kept.first, kept.last))
+                self.node_jobs[node].cancel_gated(self.span_of(kept))
             except PovfarmError:
                 pass  # the node's failure is its worker's to report; stop_all ends it anyway
         if not stopped:
@@ -904,14 +1039,14 @@ class Farm:
             for part, node in running:
                 try:
                     looked = self.look(node, part)
-                except PovfarmError:
-                    continue
+                except Exception:  # noqa: BLE001 - the progress bar's look; a failure is the worker's to report
+                    continue  # (also a session closed by an abort meanwhile)
                 if looked is None:
                     continue
                 units_done = looked[0]
                 with self.lock:
                     if any(r.part == part and r.node == node for r in self.scheduler.running):
-                        rows = min(self.plan.span(part.first, part.last).size, int(units_done * self.unit_rows))
+                        rows = min(self.span_of(part).size, int(units_done * self.unit_rows))
                         self.running_rows[(node, part.first)] = rows
             self.report_running()
 
@@ -942,7 +1077,7 @@ class Farm:
                 }
                 for hung in self.scheduler.overdue(now, moving):
                     self.reporter.warn(
-                        f"node {hung.node}: {self.plan.span(hung.part.first, hung.part.last).label()} "
+                        f"node {hung.node}: {self.span_of(hung.part).label()} "
                         "is taking far longer than expected; handing it to other nodes"
                     )
                     if all(n in self.scheduler.stalled for n in usable):
@@ -963,7 +1098,7 @@ class Farm:
 
     def handle(self, event: tuple) -> None:
         kind, node, part, payload = event
-        span = self.plan.span(part.first, part.last)
+        span = self.span_of(part)
         with self.lock:
             # Its rows were counted as in progress; done, they count as finished; failed, as to do.
             self.running_rows.pop((node, part.first), None)
@@ -983,7 +1118,10 @@ class Farm:
         payload, measured = payload
         times = payload.povray_times or {}
         with self.lock:
+            done_before = set(self.scheduler.done)
             accepted = self.scheduler.complete(part, node, payload.seconds, times.get("cpu"), measured)
+            # Rows count as done with their unit: a unit split by columns, with its last piece.
+            rows = sum(self.plan.span(u, u).size for u in self.scheduler.done - done_before)
             if measured is None and "gate" not in times:  # a POV-Ray started early hid its start-up
                 self.scheduler.min_part_cost = max(self.scheduler.min_part_cost, self.worth_a_part(times))
                 setup = sum(times.get(phase, 0.0) for phase in ("parse", "bounding", "photon", "radiosity"))
@@ -1007,9 +1145,9 @@ class Farm:
             self.timings[f"povray_{phase}"] += seconds
         stats = self.stats[node]
         stats.parts += 1
-        stats.units += span.size
+        stats.units += rows
         stats.seconds += payload.seconds
-        self.reporter.advance(node, span.size, 1)
+        self.reporter.advance(node, rows, 1)
         self.report_running()
 
     def worth_a_part(self, times: dict[str, float]) -> float:
@@ -1068,7 +1206,7 @@ def merge_job(job: Job) -> Path:
         merge.gather_frames([(s.start, p) for s, p in present], output, Path(job.scene).stem, settings.final_frame)
     else:
         paths = dict(present)
-        chosen = [(span, paths[span]) for span in merge.covering(paths)]
+        chosen = [(span, paths[span]) for span in merge.covering(paths, settings.width)]
         merge.stitch_bands(chosen, settings.width, settings.height, output)
     return output
 

@@ -23,6 +23,12 @@ and continues the first half of what is left (`+C`), while the second half
 goes to the idle core. `cut_point` decides from the part's progress whether
 that pays for the extra POV-Ray start.
 
+A part in its last unit cannot be cut by rows. With a core idle and the part
+far from its end, that unit's block columns are cut instead
+(`column_cut_point`, `cut_columns`): the part keeps the columns left of the
+cut, and the rest goes out as a piece of its own, before anything else. A
+unit split so is done once its pieces have covered all its columns.
+
 A part that fails goes back to the queue; a node that fails `max_failures`
 times is left out. A part running far longer than parts of its size have
 taken is presumed hung: its units are handed to others and its node gets
@@ -39,11 +45,13 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Part:
-    """Units first..last (indices into the plan), one attempt of them."""
+    """Units first..last (indices into the plan), one attempt of them; `columns`
+    (block column indices, inclusive) narrows its last unit to those columns."""
 
     first: int
     last: int
     attempt: int = 1
+    columns: tuple[int, int] | None = None
 
     @property
     def count(self) -> int:
@@ -77,6 +85,7 @@ class Scheduler:
     probes: int = 0  # single-unit parts spread over the image first (each pays a POV-Ray start-up)
     even_start: bool = False  # before anything is measured, one equal part per slot (cuts balance later)
     prior: list[float] | None = None  # each unit's cost in an earlier render, to make the even start even in cost
+    column_blocks: int = 1  # block columns in a unit: more than one lets a unit be split (cut_columns)
 
     def __post_init__(self) -> None:
         self.done = set(self.done)
@@ -91,11 +100,18 @@ class Scheduler:
         self._probes = self._probe_order()
         self._retry: set[int] = set()
         self._first_wave = self._even_runs() if self.even_start else []
+        self.pieces: list[Part] = []  # the columns cut off units, to hand out before anything else
+        self.partial: dict[int, set[int]] = {}  # block columns done of a unit split by columns
 
     # -- state -----------------------------------------------------------
     @property
     def finished(self) -> bool:
         return len(self.done) >= self.unit_count
+
+    @property
+    def waiting(self) -> bool:
+        """Whether anything is left to hand out."""
+        return bool(self.pending or self.pieces)
 
     def usable(self, node: str) -> bool:
         return node not in self.excluded and node not in self.stalled
@@ -103,7 +119,13 @@ class Scheduler:
     # -- handing out work ------------------------------------------------
     def next_part(self, node: str, now: float) -> Part | None:
         """The next part for a free slot of `node`, or None for now."""
-        if not self.usable(node) or not self.pending:
+        if not self.usable(node):
+            return None
+        if self.pieces:  # the columns cut off a unit: the end of the job waits for them
+            piece = self.pieces.pop(0)
+            self.running.append(Running(piece, node, now))
+            return piece
+        if not self.pending:
             return None
         pending = set(self.pending)
         retry = sorted(self._retry & pending)
@@ -236,7 +258,7 @@ class Scheduler:
         what the cut costs the part's own core.
         """
         seconds_per_unit = self.pace(run, units_done, now, units_before)
-        if run.presumed_hung or seconds_per_unit is None or run.part.count < 2:
+        if run.presumed_hung or seconds_per_unit is None or run.part.count < 2 or run.part.columns:
             return None
         kept_cost = start_cost if kept_cost is None else kept_cost
         in_progress = min(int(units_done), run.part.count - 1)
@@ -263,13 +285,59 @@ class Scheduler:
     def cut(self, part: Part, node: str, keep_last: int, now: float) -> Part | None:
         """Shrink a running part to units first..keep_last; the rest goes out next, whole."""
         run = next((r for r in self.running if r.part == part and r.node == node), None)
-        if run is None or run.presumed_hung or not part.first <= keep_last < part.last:
+        if run is None or run.presumed_hung or part.columns or not part.first <= keep_last < part.last:
             return None
         kept = Part(part.first, keep_last, part.attempt)
         run.part, run.started = kept, now
         given = [u for u in range(keep_last + 1, part.last + 1) if u not in self.done]
         self.pending = sorted(set(self.pending) | set(given))
         self._retry.update(given)
+        return kept
+
+    def column_cut_point(
+        self, run: Running, position: float, per_block: float, start_cost: float, kept_cost: float
+    ) -> int | None:
+        """The last block column a running part in its last unit should keep if
+        cutting that unit by columns pays, else None.
+
+        `position` is how far the part is along its last unit, in block columns
+        (POV-Ray renders a block row left to right); `per_block` its seconds per
+        block so far. As in `cut_point`, the part keeps the block in progress,
+        and the cut pays when both sides end sooner than the part alone would, by
+        what the cut costs the part's own core.
+        """
+        if run.presumed_hung or self.column_blocks < 2 or per_block <= 0:
+            return None
+        first, last = run.part.columns or (0, self.column_blocks - 1)
+        if not first <= position < last + 1:
+            return None
+        in_progress = int(position)
+        rest = last - in_progress
+        if rest < 1:
+            return None
+        remaining = (last + 1 - position) * per_block
+        left_of_block = (in_progress + 1 - position) * per_block
+        # The part keeps the block in progress and as many after it as even both sides out,
+        # but no more than half of them: the pace so far says little about the blocks not
+        # rendered yet (a nebula's right half can cost twice its left).
+        keep = round((rest * per_block + start_cost - kept_cost - left_of_block) / (2 * per_block))
+        keep = min(max(keep, 0), rest // 2)
+        given = rest - keep
+        after = max(remaining - given * per_block + kept_cost, given * per_block + start_cost)
+        if remaining - after < kept_cost:
+            return None
+        return in_progress + keep
+
+    def cut_columns(self, part: Part, node: str, keep_column: int, now: float) -> Part | None:
+        """Shrink a running part's last unit to its block columns up to keep_column; the
+        rest goes out next, as a piece of its own."""
+        run = next((r for r in self.running if r.part == part and r.node == node), None)
+        first, last = part.columns or (0, self.column_blocks - 1)
+        if run is None or run.presumed_hung or not first <= keep_column < last or part.last in self.done:
+            return None
+        kept = Part(part.first, part.last, part.attempt, (first, keep_column))
+        run.part, run.started = kept, now
+        self.pieces.append(Part(part.last, part.last, part.attempt, (keep_column + 1, last)))
         return kept
 
     # -- outcomes --------------------------------------------------------
@@ -283,13 +351,28 @@ class Scheduler:
         """
         self._forget(part, node)
         self.stalled.discard(node)
-        new = [u for u in part.units if u not in self.done]
+        whole = _whole_units(part)
+        new = [u for u in whole if u not in self.done]
+        if part.columns and part.last not in self.done:
+            columns = self.partial.setdefault(part.last, set())
+            added = set(range(part.columns[0], part.columns[1] + 1)) - columns
+            columns |= added
+            if len(columns) >= self.column_blocks:
+                new.append(part.last)
+            elif added:  # a piece of the unit: worth keeping, the unit is not done yet
+                new.append(-1)
         if not new:
             return False
-        self.done.update(part.units)
+        self.done.update(u for u in new if u >= 0)
         self.pending = [u for u in self.pending if u not in self.done]
         self._retry -= self.done
         spent_on = measured if measured else part.units
+        if part.columns and not measured:  # a piece: its share of the unit's columns
+            share = (part.columns[1] - part.columns[0] + 1) / self.column_blocks
+            self.seconds_per_unit.append(seconds / share)
+            if part.first == part.last and part.last not in self.unit_cost:
+                self.record_cost(part.units, (seconds if cost is None else cost) / share)
+            return True
         self.seconds_per_unit.append(seconds / len(spent_on))
         self.record_cost(spent_on, seconds if cost is None else cost)
         return True
@@ -351,11 +434,28 @@ class Scheduler:
 
     # -- helpers ---------------------------------------------------------
     def _forget(self, part: Part, node: str) -> None:
-        # A part cut while it finished anyway is known here by its first unit.
-        self.running = [r for r in self.running if not (r.part.first == part.first and r.node == node)]
+        # A part cut while it finished anyway is known here by its first unit and column.
+        self.running = [r for r in self.running if not (_origin(r.part) == _origin(part) and r.node == node)]
 
     def _requeue(self, part: Part) -> None:
-        busy = {u for r in self.running if not r.presumed_hung for u in r.part.units}
-        back = [u for u in part.units if u not in self.done and u not in busy and u not in self.pending]
+        busy = {u for r in self.running if not r.presumed_hung for u in _whole_units(r.part)}
+        whole = _whole_units(part)
+        back = [u for u in whole if u not in self.done and u not in busy and u not in self.pending]
         self.pending = sorted(self.pending + back)
         self._retry.update(back)
+        if part.columns and part.last not in self.done:
+            # Its columns go out again as a piece (the columns cut off it are out already).
+            done = self.partial.get(part.last, set())
+            todo = [c for c in range(part.columns[0], part.columns[1] + 1) if c not in done]
+            if todo:
+                self.pieces.append(Part(part.last, part.last, part.attempt, (todo[0], todo[-1])))
+
+
+def _whole_units(part: Part) -> range:
+    """The units a part renders across the full width."""
+    return range(part.first, part.last) if part.columns else part.units
+
+
+def _origin(part: Part) -> tuple[int, int]:
+    """What stays of a part through its cuts: its first unit and its first column."""
+    return part.first, part.columns[0] if part.columns else 0

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from fabfile.plan import parse_part_name
 from tests.conftest import REPO, SCENES, assert_same_pixels, copy_scene, reference, run_inv, write_inventory
 
 EXAMPLES = Path("/usr/share/doc/povray/examples")  # Debian's povray-examples
@@ -147,8 +148,9 @@ def test_a_slow_band_is_cut_and_continued_and_still_matches(ssh_cluster, tmp_pat
     assert record["timings"].get("cuts", 0) >= 1, record["parts"]
     # Each continuation's POV-Ray started up while the band it continues still rendered.
     assert record["timings"].get("gated_cuts", 0) == record["timings"]["cuts"], record["timings"]
-    # The parts still tile the image: the cut band's rows are split between two parts.
-    rows = sorted((int(name[5:9]), int(name[10:14])) for name in record["parts"])
+    # The parts still tile the image: the cut band's rows are split between two parts (and a
+    # block row cut by columns between two rectangles of the same rows).
+    rows = sorted({(span.start, span.end) for span in map(parse_part_name, record["parts"])})
     assert rows[0][0] == 1 and rows[-1][1] == 384
     assert all(after[0] == before[1] + 1 for before, after in zip(rows, rows[1:], strict=False))
     assert len(rows) > 3
@@ -175,6 +177,35 @@ def test_a_cut_takes_the_spare_started_before_a_band_ended(ssh_cluster, tmp_path
     record = job_record(tmp_path)
     assert record["timings"].get("spared_cuts", 0) >= 1, record["timings"]
     assert not ssh_cluster.all_povray_pids(), "a spare was left waiting on a node"
+
+
+def test_a_block_row_is_cut_by_columns_when_it_is_all_that_is_left(ssh_cluster, tmp_path):
+    # Two block rows on two nodes: the top one is dear and cannot be cut by rows. When the
+    # bottom one's node is idle, the top one keeps its left blocks and continues (+C) over
+    # them alone; its right blocks go to the idle node. The image still matches.
+    scene = SCENES / "tiers" / "tiers.pov"
+    render_still_as_povray_would(
+        ssh_cluster, tmp_path, scene, 320, 64, "+A0.3 Declare=Samples=60 Declare=TopSamples=1000", nodes=2
+    )
+    record = job_record(tmp_path)
+    assert record["timings"].get("column_cuts", 0) >= 1, record["timings"]
+    rectangles = [name for name in record["parts"] if "-c0001-" in name]
+    assert len(rectangles) >= 2 and len({record["parts"][n]["node"] for n in rectangles}) == 2, record["parts"]
+
+
+def test_a_band_in_its_dear_last_block_row_renders_on_to_a_cut_by_columns(ssh_cluster, tmp_path):
+    # Three block rows, the middle one dear: one node's band is the top two, which a cut by
+    # rows would not pay for early on (its top row is cheap). In its last block row, the band
+    # is cut by columns: it stops once it has rendered the blocks it keeps, and a continuation
+    # over its rows above writes them all from its state file; the rest goes to the idle node.
+    scene = SCENES / "tiers" / "tiers.pov"
+    render_still_as_povray_would(
+        ssh_cluster, tmp_path, scene, 320, 96,
+        "+A0.3 Declare=Samples=60 Declare=TopSamples=1000 Declare=TopLow=-0.3 Declare=TopHigh=0.3", nodes=2,
+    )
+    record = job_record(tmp_path)
+    assert record["timings"].get("column_cuts", 0) >= 1, record["timings"]
+    assert any("-c0033-" in name for name in record["parts"]), record["parts"]
 
 
 def test_a_users_include_header_travels_and_a_cut_continues_after_the_stop(ssh_cluster, tmp_path):

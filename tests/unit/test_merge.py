@@ -120,3 +120,25 @@ def test_adler32_combines_as_zlib_computes_it_whole(split):
     first, second = data[:split], data[split:]
     combined = adler32_combine(zlib.adler32(first), zlib.adler32(second), len(second))
     assert combined == zlib.adler32(data)
+
+
+def test_a_block_row_split_by_columns_is_encoded_once_its_columns_are_in(tmp_path):
+    width, height = 40, 64
+    source = noise_image("RGB", width, height)
+
+    def part(name: str, box: tuple[int, int, int, int]) -> Path:
+        image = Image.new("RGB", (width, height))  # black outside what it rendered
+        image.paste(source.crop(box), box[:2])
+        image.save(tmp_path / name)
+        return tmp_path / name
+
+    canvas = BandCanvas(width, height)
+    right = Span(ROWS, 33, 64).narrowed(17, 40, 33)
+    band = Span(ROWS, 1, 64).narrowed(1, 16, 33)  # rows 1-32 whole, and the left of rows 33-64
+    assert canvas.add(right, part("right.png", (16, 32, 40, 64)))
+    assert not canvas.complete
+    for piece in band.pieces():
+        canvas.add(piece, part("band.png", (0, 0, 16, 64) if piece.columns else (0, 0, 40, 32)))
+    assert covering([*band.pieces(), right], width) == [Span(ROWS, 1, 32), band.pieces()[1], right]
+    with Image.open(canvas.save(tmp_path / "out.png")) as image:
+        assert image.tobytes() == source.tobytes()

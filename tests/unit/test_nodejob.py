@@ -1,5 +1,9 @@
+from types import SimpleNamespace
+
+import pytest
+
 from fabfile.errors import NodeError, OptionsError, SceneError
-from fabfile.nodejob import classify_failure, output_names, povray_ini_line, povray_times, scene_depth
+from fabfile.nodejob import NodeJob, classify_failure, output_names, povray_ini_line, povray_times, scene_depth
 from fabfile.plan import FRAMES, ROWS, Span
 
 PARSE_LOG = """\
@@ -84,3 +88,16 @@ def test_a_continuation_started_early_does_not_count_its_wait_at_the_gate_as_par
     )
     times = povray_times(log)
     assert times["gate"] == 0.25 and round(times["parse"], 3) == 0.012 and times["wall"] == 1.0
+
+
+def test_a_band_cut_by_columns_continues_over_its_rows_above_and_a_rectangle_is_narrowed():
+    node_job = NodeJob(SimpleNamespace(node=SimpleNamespace(name="n1")), "/w", "job", "povray", ["a.pov"])
+    band = Span(ROWS, 1, 256).narrowed(1, 800, 225)
+    command = node_job.part_command(band, ["+W960"], resume_from=Span(ROWS, 1, 256))
+    # Its blocks are found by number in the rendered area: it keeps the area's width.
+    assert "+ER224" in command and "+SC" not in command and "+EC" not in command and "+C" in command
+    rectangle = Span(ROWS, 225, 256).narrowed(801, 960, 225)
+    command = node_job.part_command(rectangle, ["+W960"])
+    assert all(arg in command for arg in ("+SR225", "+ER256", "+SC801", "+EC960"))
+    with pytest.raises(ValueError, match="continued"):
+        node_job.part_command(band, ["+W960"])

@@ -5,6 +5,9 @@ from fabfile.plan import (
     FRAMES,
     ROWS,
     Span,
+    column_ranges,
+    covered_units,
+    joined,
     parse_part_name,
     plan_frames,
     plan_still,
@@ -54,3 +57,24 @@ def test_a_still_without_antialiasing_splits_on_a_few_rows():
     plan = plan_still(360, still_unit_rows(antialias=False))
     assert len(plan.units) == 90
     assert plan.span(0, 44) == Span(ROWS, 1, 180)  # two even bands of a 360-row image
+
+
+def test_a_band_split_by_columns_names_and_pieces_itself():
+    band = Span(ROWS, 1, 64).narrowed(1, 736, 33)
+    assert band.name == "rows-0001-0064-c0033-0001-0736"
+    assert parse_part_name(band.name) == band
+    assert band.pieces() == [Span(ROWS, 1, 32), Span(ROWS, 33, 64, (1, 736), 33)]
+    rectangle = Span(ROWS, 33, 64).narrowed(737, 960, 33)
+    assert rectangle.pieces() == [rectangle]
+    assert "columns 737-960" in rectangle.label()
+
+
+def test_a_unit_split_by_columns_is_covered_once_its_columns_join_up():
+    plan = plan_still(96, 32)
+    left = Span(ROWS, 1, 64).narrowed(1, 64, 33)
+    right = Span(ROWS, 33, 64).narrowed(65, 100, 33)
+    assert covered_units(plan, [left], 100) == {0}
+    assert covered_units(plan, [left, Span(ROWS, 33, 64).narrowed(66, 100, 33)], 100) == {0}  # column 65 missing
+    assert covered_units(plan, [left, right], 100) == {0, 1}
+    assert column_ranges(100, 32) == [(1, 32), (33, 64), (65, 96), (97, 100)]
+    assert joined([(33, 64), (1, 32), (65, 100)], 100) and not joined([(1, 32), (34, 100)], 100)

@@ -236,3 +236,46 @@ def test_the_even_start_of_a_resumed_job_covers_only_what_is_missing():
     s = Scheduler(unit_count=10, slots=2, even_start=True, done={3, 4, 5})
     taken = [(p.first, p.last) for _, p in drain(s, "abc")]
     assert taken == [(0, 2), (6, 9)]  # a run ends where the missing units do
+
+
+def column_scheduler(**kwargs):
+    s = Scheduler(unit_count=8, slots=2, capacity=2, column_blocks=30, **kwargs)
+    band = s.next_part("a", 0.0)
+    s.running[0].part = band = Part(0, 7)  # one band of every unit, as an even start on one node would
+    s.pending = []
+    return s, band
+
+
+def test_a_band_in_its_last_unit_gives_the_blocks_beyond_half_its_rest_to_an_idle_core():
+    s, band = column_scheduler()
+    run = s.running[0]
+    # 10 of its last unit's 30 blocks done at 0.1 s each: 2 s left; a new POV-Ray costs 0.5 s.
+    keep = s.column_cut_point(run, 10.0, 0.1, start_cost=0.5, kept_cost=0.1)
+    assert keep == 10 + 19 // 2  # the block in progress and at most half the rest
+    kept = s.cut_columns(band, "a", keep, 1.0)
+    assert kept == Part(0, 7, 1, (0, 19))
+    piece = s.next_part("b", 1.0)
+    assert piece == Part(7, 7, 1, (20, 29))
+    assert s.complete(piece, "b", 1.0)
+    assert 7 not in s.done and not s.finished  # the unit waits for its left columns
+    assert s.complete(kept, "a", 9.0)
+    assert s.finished
+
+
+def test_a_column_cut_that_would_not_pay_is_not_made():
+    s, band = column_scheduler()
+    run = s.running[0]
+    assert s.column_cut_point(run, 26.0, 0.1, start_cost=0.5, kept_cost=0.1) is None  # 0.4 s left
+    assert s.column_cut_point(run, 29.5, 0.1, start_cost=0.0, kept_cost=0.0) is None  # its last block
+    assert Scheduler(unit_count=8, column_blocks=1).column_cut_point(run, 2.0, 0.1, 0.5, 0.1) is None
+
+
+def test_a_failed_piece_goes_out_again_first_and_a_failed_band_gives_back_its_units_and_columns():
+    s, band = column_scheduler()
+    kept = s.cut_columns(band, "a", 14, 1.0)
+    piece = s.next_part("b", 1.0)
+    s.fail(piece, "b", "lost")
+    assert s.next_part("c", 2.0) == Part(7, 7, 1, (15, 29))
+    s.fail(kept, "a", "lost")
+    assert s.pieces[-1] == Part(7, 7, 1, (0, 14))
+    assert s.pending == list(range(7))
