@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
         "latency_factor": 1.0,
         "probes": 0,
         "cuts": True,
+        "column_cuts": True,
         "allow_outside": False,
         "keep_remote": False,
     },

@@ -73,6 +73,7 @@ def render(
         latency_factor=setting(c, float, "render", "latency_factor"),
         probes=setting(c, int, "render", "probes"),
         cuts=setting(c, bool, "render", "cuts"),
+        column_cuts=setting(c, bool, "render", "column_cuts"),
     )
     summary = render_scene(request, RichReporter(), tuning)
     print_summary(summary)
