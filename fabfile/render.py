@@ -363,14 +363,15 @@ class Farm:
         self.restored: dict[tuple[str, Part], int] = {}  # pixels a continued part found in its state file
         self.unit_rows = self.plan.span(0, 0).size  # rows in a still's unit (a row block)
         self.pixels_per_unit = self.settings.width * self.unit_rows
-        # A unit's block columns, its last ones split off a band near the end (Scheduler.cut_columns):
-        # on POV-Ray's block grid, as its rows are; not for 16-bit stills (stitched row by row).
+        # A unit's block columns, on POV-Ray's block grid as its rows are: near the end, a band's
+        # last unit can be cut by them (Scheduler.cut_columns).
         self.columns = column_ranges(self.settings.width, self.settings.block_size)
         self.running_rows: dict[tuple[str, int], int] = {}  # (node, first unit): rows finished in a running part
         # A still's bands can be cut and continued (+C); frames and a whole-image part cannot.
         self.cutting = tuning.cuts and job.plan_kind != FRAMES and len(job.plan.units) > 1
         # Only where a unit is a row of POV-Ray's blocks (antialiasing): there a band's blocks
         # are its units' blocks, in order. Without antialiasing, units of a few rows cut finely.
+        # Not for 16-bit stills: they are stitched row by row, from whole bands.
         self.column_cuts = (
             self.cutting and tuning.column_cuts and self.settings.bits == 8 and len(self.columns) > 1
             and self.unit_rows == self.settings.block_size
