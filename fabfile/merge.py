@@ -25,7 +25,7 @@ import png
 from PIL import Image, ImageChops
 
 from fabfile.errors import JobError
-from fabfile.plan import Span, joined
+from fabfile.plan import Span, joined, joined_rectangles
 
 # Chunks worth carrying from POV-Ray's own output: how to read its colours.
 CARRIED_CHUNKS = (b"gAMA", b"sRGB", b"cHRM", b"iCCP")
@@ -231,15 +231,11 @@ def covering(spans: Iterable[Span], width: int = 0) -> list[Span]:
     twice (a hung node that came back) must not overlap in the stitch. With the
     image's width, rectangles whose columns join up stand in for their rows."""
     spans = list(spans)
-    groups: dict[Span, list[Span]] = {}
-    for span in spans:
-        if span.columns:
-            groups.setdefault(Span(span.kind, span.start, span.end), []).append(span)
-    joined_rows = [rows for rows, pieces in groups.items() if joined([p.columns for p in pieces], width)]
+    groups = joined_rectangles(spans, width)
     chosen: list[Span] = []
     next_row = 1
     whole = [s for s in spans if not s.columns]
-    for span in sorted(whole + joined_rows, key=lambda s: (s.start, -s.end, s not in whole)):
+    for span in sorted(whole + list(groups), key=lambda s: (s.start, -s.end, s not in whole)):
         if span.start == next_row:
             chosen.extend(groups[span] if span not in whole else [span])
             next_row = span.end + 1

@@ -132,18 +132,21 @@ def column_ranges(width: int, block: int) -> list[tuple[int, int]]:
 
 def covered_units(plan: Plan, spans: list[Span], width: int) -> set[int]:
     """Units the spans cover: whole, or by rectangles whose columns join up across the width."""
-    done: set[int] = set()
-    narrowed: dict[tuple[int, int], list[tuple[int, int]]] = {}
-    for span in spans:
-        for piece in span.pieces():
-            if piece.columns:
-                narrowed.setdefault((piece.start, piece.end), []).append(piece.columns)
-            else:
-                done.update(plan.units_of(piece))
-    for (start, end), columns in narrowed.items():
-        if joined(columns, width):
-            done.update(plan.units_of(Span(plan.kind, start, end)))
+    pieces = [piece for span in spans for piece in span.pieces()]
+    done = {unit for piece in pieces if not piece.columns for unit in plan.units_of(piece)}
+    for rows in joined_rectangles(pieces, width):
+        done.update(plan.units_of(rows))
     return done
+
+
+def joined_rectangles(spans: list[Span], width: int) -> dict[Span, list[Span]]:
+    """The rectangles among spans, by the rows they narrow, for the rows whose
+    rectangles' columns join up across the width."""
+    groups: dict[Span, list[Span]] = {}
+    for span in spans:
+        if span.columns:
+            groups.setdefault(Span(span.kind, span.start, span.end), []).append(span)
+    return {rows: pieces for rows, pieces in groups.items() if joined([p.columns for p in pieces], width)}
 
 
 def joined(columns: list[tuple[int, int]], width: int) -> bool:

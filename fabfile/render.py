@@ -645,7 +645,7 @@ class Farm:
             # A continued part's POV-Ray counts only the pixels it renders itself.
             restored = self.restored.get((node, part), 0)
             units_done = (restored + pixels) / self.pixels_per_unit
-            if seen.last_unit is None and units_done >= part.count - 1:
+            if self.column_cuts and seen.last_unit is None and units_done >= part.count - 1:
                 seen.last_unit = (looked, self.column_position(part, units_done))
         return units_done, restored / self.pixels_per_unit
 
@@ -872,9 +872,7 @@ class Farm:
                 return
             _, victim, keep_last, by_columns = best
             if by_columns:
-                columns = victim.part.columns or (0, len(self.columns) - 1)
-                rest = Part(victim.part.last, victim.part.last, victim.part.attempt, (keep_last + 1, columns[1]))
-                span = self.span_of(rest)  # what Scheduler.cut_columns will hand out
+                span = self.span_of(self.scheduler.columns_after(victim.part, keep_last))
             else:
                 span = self.plan.span(keep_last + 1, victim.part.last)
             spare = Spare(victim.node, victim.part, keep_last, span, by_columns)

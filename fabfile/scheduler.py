@@ -337,8 +337,13 @@ class Scheduler:
             return None
         kept = Part(part.first, part.last, part.attempt, (first, keep_column))
         run.part, run.started = kept, now
-        self.pieces.append(Part(part.last, part.last, part.attempt, (keep_column + 1, last)))
+        self.pieces.append(self.columns_after(part, keep_column))
         return kept
+
+    def columns_after(self, part: Part, keep_column: int) -> Part:
+        """The piece a cut of a part's last unit after block column keep_column gives away."""
+        last = part.columns[1] if part.columns else self.column_blocks - 1
+        return Part(part.last, part.last, part.attempt, (keep_column + 1, last))
 
     # -- outcomes --------------------------------------------------------
     def complete(
@@ -351,19 +356,17 @@ class Scheduler:
         """
         self._forget(part, node)
         self.stalled.discard(node)
-        whole = _whole_units(part)
-        new = [u for u in whole if u not in self.done]
+        new = [u for u in _whole_units(part) if u not in self.done]
+        added: set[int] = set()  # block columns of a split unit that no part brought before
         if part.columns and part.last not in self.done:
             columns = self.partial.setdefault(part.last, set())
             added = set(range(part.columns[0], part.columns[1] + 1)) - columns
             columns |= added
             if len(columns) >= self.column_blocks:
                 new.append(part.last)
-            elif added:  # a piece of the unit: worth keeping, the unit is not done yet
-                new.append(-1)
-        if not new:
+        if not new and not added:
             return False
-        self.done.update(u for u in new if u >= 0)
+        self.done.update(new)
         self.pending = [u for u in self.pending if u not in self.done]
         self._retry -= self.done
         spent_on = measured if measured else part.units
