@@ -26,7 +26,7 @@ from pathlib import Path
 
 from fabfile.errors import NodeError, OptionsError, SceneError
 from fabfile.plan import FRAMES, Span, parse_part_name
-from fabfile.transport import Session, shell_join
+from fabfile.transport import OutputHandler, Session, shell_join
 
 PART_OUTPUT = "p"
 PART_STATE = f"{PART_OUTPUT}.pov-state"  # POV-Ray's state file beside its output (+C reads it)
@@ -217,7 +217,12 @@ class NodeJob:
         # the farm's cost per part (the SSH round trip, the fetch) can be told apart from it.
         if span.kind == FRAMES:
             finish = reap
+            follow = stop_following = ""
         else:
+            # The log streams back as it grows: a running part's progress, and when each
+            # block finished, without a command of its own (see fabfile.trace).
+            follow = f"tail -c +1 -s 0.1 --pid=$pid -f {log} </dev/null 2>/dev/null & follower=$!; "
+            stop_following = "kill $follower 2>/dev/null; "
             # A still is done when its PNG ends with IEND, which follows POV-Ray's last
             # progress line (or its trace time) within moments; POV-Ray then idles ~0.35 s
             # winding down its threads: not waited for. Cut (SIGINT), it stops tracing at
@@ -236,7 +241,7 @@ class NodeJob:
                 f"if whole; then status=0; else {reap}; fi; fi"
             )
         script = (
-            f"{start}{finish}; "
+            f"{start}{follow}{finish}; {stop_following}"
             f"echo $status >{rc}; echo povfarm-povray-ns=$(($(date +%s%N) - t0)) >&2; "
             "echo povfarm-times >&2; times >&2; "
             f"if [ $status = 0 ]; then grep -E '{TIME_LINES}' {log} >&2; "
@@ -333,14 +338,16 @@ class NodeJob:
         final_frame: int,
         resume_from: Span | None = None,
         gated: bool = False,
+        on_log: OutputHandler | None = None,
     ) -> PartOutcome:
         """Render one part (or continue a cut one) and fetch what it wrote.
 
-        A failure raises; an interrupted part raises PartInterrupted with the
-        POV-Ray times it spent. Its folder goes with the next command.
+        A still's POV-Ray log goes to `on_log` as it grows. A failure raises; an
+        interrupted part raises PartInterrupted with the POV-Ray times it spent.
+        Its folder goes with the next command.
         """
         started = time.monotonic()
-        result = self.session.run(self.part_command(span, job_args, resume_from, gated))
+        result = self.session.run(self.part_command(span, job_args, resume_from, gated), on_output=on_log)
         seconds = time.monotonic() - started
         if not result.ok:
             stopped = CUT_SIGNAL in result.stderr or "Render cancelled by user" in result.stderr

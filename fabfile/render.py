@@ -43,6 +43,7 @@ from fabfile.plan import (
 )
 from fabfile.progress import QuietReporter, Reporter
 from fabfile.scheduler import Part, Running, Scheduler
+from fabfile.trace import PixelTrace, block_costs, scaled_costs
 from fabfile.transport import Session, open_session, remote_workdir, shell_join
 
 
@@ -96,6 +97,14 @@ class Seen:
     looked: float  # when
     grew: float | None = None  # the last look that found more pixels than the one before
     last_unit: tuple[float, float] | None = None  # (when, block column) first seen in its last unit
+
+
+@dataclass(frozen=True)
+class Traced:
+    """A still's part's POV-Ray log as it streamed back (see fabfile.trace)."""
+
+    trace: PixelTrace
+    offset: int  # the part's pixels in its state file, before this POV-Ray's count began
 
 
 @dataclass
@@ -360,6 +369,8 @@ class Farm:
         self.next_look: dict[tuple[str, Part], float] = {}  # when plan_spare looks at a running part again
         self.next_cut_check = 0.0
         self.progress_seen: dict[tuple[str, Part], Seen] = {}  # the looks at a running part's log
+        self.traces: dict[tuple[str, Part], Traced] = {}  # a still's parts' logs, as they stream back
+        self.profiles: dict[int, list[float]] = {}  # a unit's block costs, once a trace held them all
         self.restored: dict[tuple[str, Part], int] = {}  # pixels a continued part found in its state file
         self.unit_rows = self.plan.span(0, 0).size  # rows in a still's unit (a row block)
         self.pixels_per_unit = self.settings.width * self.unit_rows
@@ -583,8 +594,11 @@ class Farm:
                 span = self.span_of(part)
                 if resume_from is None:
                     self.started_at[part] = time.monotonic() - self.render_started
+                on_log = self.trace_log(node, part) if self.plan.kind != FRAMES else None
                 try:
-                    outcome = node_job.render(span, self.part_args, self.job.parts_folder, final, resume_from, gated)
+                    outcome = node_job.render(
+                        span, self.part_args, self.job.parts_folder, final, resume_from, gated, on_log
+                    )
                 except (SceneError, OptionsError) as exc:
                     self.events.put(("fatal", node, part, exc))
                     return
@@ -632,15 +646,21 @@ class Farm:
 
     def look(self, node: str, part: Part) -> tuple[float, float] | None:
         """Look at a running part's log: its progress in units, and how many of them
-        it found in its state file (a continued part); None if unknown."""
-        pixels = self.node_jobs[node].progress(self.span_of(part), timeout=2.0)
-        looked = time.monotonic()
-        if pixels is None:
-            return None
+        it found in its state file (a continued part); None if unknown. Its streamed
+        log tells without a command, once POV-Ray has logged a block."""
+        traced = self.traces.get((node, part))
+        latest = traced.trace.latest() if traced is not None else None
+        if latest is None:
+            pixels = self.node_jobs[node].progress(self.span_of(part), timeout=2.0)
+            grew = looked = time.monotonic()
+            if pixels is None:
+                return None
+        else:
+            (grew, pixels), looked = latest, time.monotonic()
         with self.lock:
             seen = self.progress_seen.setdefault((node, part), Seen(pixels, looked))
-            if pixels > seen.pixels:
-                seen.grew = looked
+            if pixels > seen.pixels or (latest is not None and seen.grew is None):
+                seen.grew = grew
             seen.pixels, seen.looked = pixels, looked
             # A continued part's POV-Ray counts only the pixels it renders itself.
             restored = self.restored.get((node, part), 0)
@@ -672,6 +692,60 @@ class Farm:
             if position - first >= 2:
                 return (now - since) / (position - first)
         return pace * self.block_pixels(part) / self.pixels_per_unit
+
+    def trace_log(self, node: str, part: Part) -> Callable[[str], None]:
+        """A new trace of the part's log as it streams back; its feed, stamped on arrival."""
+        trace = PixelTrace()
+        with self.lock:
+            self.traces[(node, part)] = Traced(trace, self.restored.get((node, part), 0))
+        return lambda text: trace.feed(text, time.monotonic())
+
+    def unit_profile(self, unit: int) -> list[float] | None:
+        """What each block column of a unit cost, if a one-thread POV-Ray's trace
+        holds all of that row. Call with the lock held."""
+        if unit in self.profiles:
+            return self.profiles[unit]
+        if not 0 <= unit < len(self.plan.units) or self.job.options.get("threads") != 1:
+            return None
+        start, end = self.plan.units[unit]
+        for (_, part), traced in list(self.traces.items()):
+            # A part of one narrowed row renders only its columns: its counts are not the grid's.
+            if not part.first <= unit <= part.last or (part.columns and part.count == 1):
+                continue
+            row_start = (unit - part.first) * self.pixels_per_unit - traced.offset
+            ends = [row_start + (end - start + 1) * last for _, last in self.columns]
+            costs = block_costs(traced.trace, row_start, ends)
+            if costs is not None:
+                self.profiles[unit] = costs
+                return costs
+        return None
+
+    def column_costs(self, node: str, part: Part, position: float, now: float, pace: float) -> tuple[list[float], bool]:
+        """The seconds each block column of a part's last unit should take, and
+        whether they are a forecast: a neighbouring row's costs, as its trace
+        measured them, scaled to this row's pace so far (rows next to each other
+        cost alike, left to right); else this row's pace per block, for every
+        block. Call with the lock held."""
+        per_block = self.block_pace(node, part, position, now, pace)
+        uniform = [per_block] * len(self.columns)
+        profile = self.unit_profile(part.last - 1) or self.unit_profile(part.last + 1)
+        if profile is None:
+            return uniform, False
+        first = part.columns[0] if part.columns else 0
+        done = range(first, max(first, int(position)))
+        return scaled_costs(profile, done, self.row_seconds(node, part, done)), True
+
+    def row_seconds(self, node: str, part: Part, blocks: range) -> float | None:
+        """How long a band's POV-Ray took for the blocks `blocks` of its last unit,
+        from the row's start; None if its trace does not tell. Call with the lock held."""
+        traced = self.traces.get((node, part))
+        if traced is None or not blocks or blocks.start != 0 or part.count < 2:
+            return None
+        start, end = self.plan.units[part.last]
+        row_start = (part.count - 1) * self.pixels_per_unit - traced.offset
+        began = traced.trace.time_at(row_start) if row_start > 0 else None
+        ended = traced.trace.time_at(row_start + (end - start + 1) * self.columns[blocks[-1]][1])
+        return None if began is None or ended is None else ended - began
 
     def moving(self, node: str, part: Part) -> bool:
         """Whether a part's log was seen growing lately, between two looks."""
@@ -760,8 +834,8 @@ class Farm:
                 if not self.can_cut_columns(part):
                     continue
                 position = self.column_position(part, units_done)
-                per_block = self.block_pace(victim, part, position, now, pace)
-                keep = scheduler.column_cut_point(run, position, per_block, start_cost, kept_cost)
+                costs, known = self.column_costs(victim, part, position, now, pace)
+                keep = scheduler.column_cut_point(run, position, costs, start_cost, kept_cost, known)
                 if keep is None:
                     continue
                 remaining = (self.extent(part) - units_done) * pace
@@ -861,11 +935,11 @@ class Farm:
                 keep_last = self.scheduler.cut_point(run, then, now + until, cost, units_before, cost)
                 by_columns = keep_last is None and then >= run.part.count - 1 and self.can_cut_columns(run.part)
                 if by_columns:  # in its last unit by then: a cut by columns, planned as of then
-                    per_block = self.block_pace(
+                    costs, known = self.column_costs(
                         run.node, run.part, self.column_position(run.part, units_done), now, seconds / units_left
                     )
                     position = self.column_position(run.part, then)
-                    keep_last = self.scheduler.column_cut_point(run, position, per_block, cost, cost)
+                    keep_last = self.scheduler.column_cut_point(run, position, costs, cost, cost, known)
                 if keep_last is not None and (best is None or seconds > best[0]):
                     best = (seconds, run, keep_last, by_columns)
             if best is None:

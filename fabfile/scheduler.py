@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 
@@ -295,38 +295,51 @@ class Scheduler:
         return kept
 
     def column_cut_point(
-        self, run: Running, position: float, per_block: float, start_cost: float, kept_cost: float
+        self,
+        run: Running,
+        position: float,
+        block_costs: Sequence[float],
+        start_cost: float,
+        kept_cost: float,
+        known_costs: bool = False,
     ) -> int | None:
         """The last block column a running part in its last unit should keep if
         cutting that unit by columns pays, else None.
 
         `position` is how far the part is along its last unit, in block columns
-        (POV-Ray renders a block row left to right); `per_block` its seconds per
-        block so far. As in `cut_point`, the part keeps the block in progress,
-        and the cut pays when both sides end sooner than the part alone would, by
-        what the cut costs the part's own core.
+        (POV-Ray renders a block row left to right); `block_costs` the seconds
+        each block column of that unit is expected to take. As in `cut_point`,
+        the part keeps the block in progress, and the cut pays when both sides
+        end sooner than the part alone would, by what the cut costs the part's
+        own core. Costs forecast from a neighbouring row (`known_costs`) place the
+        cut where both sides end together; costs that are only the pace so far
+        keep at most half of the blocks after the one in progress (a nebula's
+        right half can cost twice its left).
         """
-        if run.presumed_hung or self.column_blocks < 2 or per_block <= 0:
+        if run.presumed_hung or self.column_blocks < 2:
             return None
         first, last = run.part.columns or (0, self.column_blocks - 1)
-        if not first <= position < last + 1:
+        if not first <= position < last + 1 or len(block_costs) <= last:
             return None
         in_progress = int(position)
         rest = last - in_progress
-        if rest < 1:
+        if rest < 1 or any(cost < 0 for cost in block_costs) or sum(block_costs[in_progress:last + 1]) <= 0:
             return None
-        remaining = (last + 1 - position) * per_block
-        left_of_block = (in_progress + 1 - position) * per_block
-        # The part keeps the block in progress and as many after it as even both sides out,
-        # but no more than half of them: the pace so far says little about the blocks not
-        # rendered yet (a nebula's right half can cost twice its left).
-        keep = round((rest * per_block + start_cost - kept_cost - left_of_block) / (2 * per_block))
-        keep = min(max(keep, 0), rest // 2)
-        given = rest - keep
-        after = max(remaining - given * per_block + kept_cost, given * per_block + start_cost)
-        if remaining - after < kept_cost:
+        after = list(block_costs[in_progress + 1 : last + 1])
+        left_of_block = (in_progress + 1 - position) * block_costs[in_progress]
+        remaining = left_of_block + sum(after)
+        best: tuple[float, int] | None = None
+        kept, given = left_of_block, sum(after)
+        for keep in range(0, min(rest - 1, rest if known_costs else rest // 2) + 1):
+            if keep:
+                kept += after[keep - 1]
+                given -= after[keep - 1]
+            ends = max(kept + kept_cost, given + start_cost)
+            if best is None or ends < best[0]:
+                best = (ends, keep)
+        if best is None or remaining - best[0] < kept_cost:
             return None
-        return in_progress + keep
+        return in_progress + best[1]
 
     def cut_columns(self, part: Part, node: str, keep_column: int, now: float) -> Part | None:
         """Shrink a running part's last unit to its block columns up to keep_column; the

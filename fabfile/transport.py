@@ -18,7 +18,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +73,26 @@ class PromptLocal(PromptWait, invoke.runners.Local):
     """Invoke's runner for a `transport: local` node."""
 
 
+OutputHandler = Callable[[str], None]
+
+
+class _OutputStream:
+    """What Invoke writes a command's output to, as it arrives: a handler's calls."""
+
+    def __init__(self, handler: OutputHandler) -> None:
+        self.write = handler
+
+    def flush(self) -> None:
+        pass
+
+
+def _streamed(on_output: OutputHandler | None) -> dict:
+    """run() options that hand a command's stdout, as it arrives, to `on_output`."""
+    if on_output is None:
+        return {}
+    return {"hide": "stderr", "out_stream": _OutputStream(on_output)}
+
+
 def _run_config() -> dict:
     # No stdin forwarding (parts run in worker threads), no echo, and a
     # failing command is a result to inspect, not an exception.
@@ -89,9 +109,9 @@ class LocalSession:
         self.node = node
         self._context = invoke.Context(invoke.Config(overrides=_run_config()))
 
-    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+    def run(self, command: str, timeout: float | None = None, on_output: OutputHandler | None = None) -> CommandResult:
         try:
-            result = self._context.run(command, timeout=timeout)
+            result = self._context.run(command, timeout=timeout, **_streamed(on_output))
         except invoke.CommandTimedOut:
             raise NodeError(f"node {self.node.name}: command timed out after {timeout:.0f}s") from None
         return CommandResult(result.exited, result.stdout, result.stderr)
@@ -118,9 +138,9 @@ class SshSession:
         self._connection = connection
         self._sftp_lock = threading.Lock()
 
-    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+    def run(self, command: str, timeout: float | None = None, on_output: OutputHandler | None = None) -> CommandResult:
         try:
-            result = self._connection.run(command, timeout=timeout)
+            result = self._connection.run(command, timeout=timeout, **_streamed(on_output))
         except invoke.CommandTimedOut:
             raise NodeError(f"node {self.node.name}: command timed out after {timeout:.0f}s") from None
         except (paramiko.SSHException, OSError, EOFError) as exc:

@@ -250,7 +250,7 @@ def test_a_band_in_its_last_unit_gives_the_blocks_beyond_half_its_rest_to_an_idl
     s, band = column_scheduler()
     run = s.running[0]
     # 10 of its last unit's 30 blocks done at 0.1 s each: 2 s left; a new POV-Ray costs 0.5 s.
-    keep = s.column_cut_point(run, 10.0, 0.1, start_cost=0.5, kept_cost=0.1)
+    keep = s.column_cut_point(run, 10.0, [0.1] * 30, start_cost=0.5, kept_cost=0.1)
     assert keep == 10 + 19 // 2  # the block in progress and at most half the rest
     kept = s.cut_columns(band, "a", keep, 1.0)
     assert kept == Part(0, 7, 1, (0, 19))
@@ -265,9 +265,27 @@ def test_a_band_in_its_last_unit_gives_the_blocks_beyond_half_its_rest_to_an_idl
 def test_a_column_cut_that_would_not_pay_is_not_made():
     s, band = column_scheduler()
     run = s.running[0]
-    assert s.column_cut_point(run, 26.0, 0.1, start_cost=0.5, kept_cost=0.1) is None  # 0.4 s left
-    assert s.column_cut_point(run, 29.5, 0.1, start_cost=0.0, kept_cost=0.0) is None  # its last block
-    assert Scheduler(unit_count=8, column_blocks=1).column_cut_point(run, 2.0, 0.1, 0.5, 0.1) is None
+    even = [0.1] * 30
+    assert s.column_cut_point(run, 26.0, even, start_cost=0.5, kept_cost=0.1) is None  # 0.4 s left
+    assert s.column_cut_point(run, 29.5, even, start_cost=0.0, kept_cost=0.0) is None  # its last block
+    assert Scheduler(unit_count=8, column_blocks=1).column_cut_point(run, 2.0, even, 0.5, 0.1) is None
+    assert s.column_cut_point(run, 10.0, [0.0] * 30, start_cost=0.5, kept_cost=0.1) is None  # nothing to share
+
+
+def test_a_column_cut_by_forecast_costs_evens_out_both_ends():
+    s, _ = column_scheduler()
+    run = s.running[0]
+    # The row's left half is cheap and its right half dear, as in the nebula: by the pace
+    # so far the band would keep the cheap blocks and give away all the dear ones.
+    costs = [0.02] * 15 + [0.2] * 15
+    by_count = s.column_cut_point(run, 0.0, [0.11] * 30, start_cost=0.3, kept_cost=0.1)
+    by_cost = s.column_cut_point(run, 0.0, costs, start_cost=0.3, kept_cost=0.1, known_costs=True)
+    assert by_count == 14  # half the blocks after the one in progress
+    assert by_cost == 21  # keeps 15 * 0.02 + 7 * 0.2 (+ 0.1) = 1.8 s; gives 0.3 + 8 * 0.2 = 1.9 s
+    def ends(keep: int) -> float:
+        return max(sum(costs[: keep + 1]) + 0.1, 0.3 + sum(costs[keep + 1 :]))
+    assert ends(by_cost) == min(ends(k) for k in range(29))
+    assert ends(by_cost) < ends(by_count) - 0.9
 
 
 def test_a_failed_piece_goes_out_again_first_and_a_failed_band_gives_back_its_units_and_columns():
