@@ -130,6 +130,7 @@ class Spare:
     keep_last: int  # the last unit it keeps (the last block column of its last unit, `columns`)
     span: Span  # the rows the spare renders: the rest of that part
     columns: bool = False  # the cut is by columns (Scheduler.cut_columns)
+    forecast: bool = False  # ... placed by a neighbouring row's block costs (Farm.column_costs)
     ready: threading.Event = field(default_factory=threading.Event)  # its launch is over
     gated: bool = False  # ... and it waits at its gate
 
@@ -733,17 +734,18 @@ class Farm:
             return uniform, False
         first = part.columns[0] if part.columns else 0
         done = range(first, max(first, int(position)))
-        return scaled_costs(profile, done, self.row_seconds(node, part, done)), True
+        return scaled_costs(profile, done, self.row_seconds(node, part, done), sum(uniform)), True
 
     def row_seconds(self, node: str, part: Part, blocks: range) -> float | None:
         """How long a band's POV-Ray took for the blocks `blocks` of its last unit,
         from the row's start; None if its trace does not tell. Call with the lock held."""
         traced = self.traces.get((node, part))
-        if traced is None or not blocks or blocks.start != 0 or part.count < 2:
+        # A part of one narrowed row renders only its columns: its counts are not the grid's.
+        if traced is None or not blocks or blocks.start != 0 or (part.columns and part.count == 1):
             return None
         start, end = self.plan.units[part.last]
         row_start = (part.count - 1) * self.pixels_per_unit - traced.offset
-        began = traced.trace.time_at(row_start) if row_start > 0 else None
+        began = traced.trace.time_at(row_start) if row_start >= 0 else None
         ended = traced.trace.time_at(row_start + (end - start + 1) * self.columns[blocks[-1]][1])
         return None if began is None or ended is None else ended - began
 
@@ -824,7 +826,7 @@ class Farm:
         columns, if that pays (see Scheduler.column_cut_point); True if cut."""
         scheduler = self.scheduler
         with self.lock:
-            best: tuple[float, Part, str, int] | None = None
+            best: tuple[float, Part, str, int, bool] | None = None
             now = time.monotonic()
             for part, victim, units_done, units_before in progress:
                 run = next((r for r in scheduler.running if r.part == part and r.node == victim), None)
@@ -840,14 +842,21 @@ class Farm:
                     continue
                 remaining = (self.extent(part) - units_done) * pace
                 if best is None or remaining > best[0]:
-                    best = (remaining, part, victim, keep)
+                    best = (remaining, part, victim, keep, known)
         if best is None:
             return False
-        _, part, victim, keep = best
-        return self.cut(part, victim, keep, now, columns=True)
+        _, part, victim, keep, known = best
+        return self.cut(part, victim, keep, now, columns=True, forecast=known)
 
     def cut(
-        self, part: Part, victim: str, keep_last: int, now: float, spared: bool = False, columns: bool = False
+        self,
+        part: Part,
+        victim: str,
+        keep_last: int,
+        now: float,
+        spared: bool = False,
+        columns: bool = False,
+        forecast: bool = False,
     ) -> bool:
         """Cut a running part after unit keep_last (or, `columns`, its last unit after
         block column keep_last): its rest goes out next; True if cut."""
@@ -866,6 +875,7 @@ class Farm:
             self.timings["cuts"] += 1
             self.timings["spared_cuts"] += int(spared)
             self.timings["column_cuts"] += int(columns)
+            self.timings["forecast_column_cuts"] += int(columns and forecast)
         # Its own thread: the rest of the part can start here meanwhile.
         threading.Thread(target=self.interrupt, args=(victim, part, kept, continuation), daemon=True).start()
         return True
@@ -926,7 +936,7 @@ class Farm:
             if ending[0] not in left or node in self.spares:
                 return
             until = left[ending[0]][3]  # the cut comes when that part ends: plan it as of then
-            best: tuple[float, Running, int] | None = None
+            best: tuple[float, Running, int, bool, bool] | None = None
             for key, (run, units_done, units_before, seconds) in left.items():
                 if key == ending[0] or key not in moving or seconds <= until + lead:
                     continue  # a part ending about as soon is not worth a cut
@@ -934,6 +944,7 @@ class Farm:
                 then = units_done + units_left * until / seconds  # its progress by then
                 keep_last = self.scheduler.cut_point(run, then, now + until, cost, units_before, cost)
                 by_columns = keep_last is None and then >= run.part.count - 1 and self.can_cut_columns(run.part)
+                known = False
                 if by_columns:  # in its last unit by then: a cut by columns, planned as of then
                     costs, known = self.column_costs(
                         run.node, run.part, self.column_position(run.part, units_done), now, seconds / units_left
@@ -941,15 +952,15 @@ class Farm:
                     position = self.column_position(run.part, then)
                     keep_last = self.scheduler.column_cut_point(run, position, costs, cost, cost, known)
                 if keep_last is not None and (best is None or seconds > best[0]):
-                    best = (seconds, run, keep_last, by_columns)
+                    best = (seconds, run, keep_last, by_columns, known)
             if best is None:
                 return
-            _, victim, keep_last, by_columns = best
+            _, victim, keep_last, by_columns, forecast = best
             if by_columns:
                 span = self.span_of(self.scheduler.columns_after(victim.part, keep_last))
             else:
                 span = self.plan.span(keep_last + 1, victim.part.last)
-            spare = Spare(victim.node, victim.part, keep_last, span, by_columns)
+            spare = Spare(victim.node, victim.part, keep_last, span, by_columns, forecast)
             self.spares[node] = spare
         threading.Thread(target=self.launch_spare, args=(node, spare), daemon=True).start()
 
@@ -1007,7 +1018,7 @@ class Farm:
                 valid = spare.part.first + int(looked[0]) <= spare.keep_last
         # Scheduler.cut refuses a part no longer running as planned, or presumed hung.
         now = time.monotonic()
-        if valid and self.cut(spare.part, spare.victim, spare.keep_last, now, spared=True, columns=spare.columns):
+        if valid and self.cut(spare.part, spare.victim, spare.keep_last, now, True, spare.columns, spare.forecast):
             return True  # the rest goes out next: this node's worker takes it, and its spare
         self.drop_spare(node, spare)
         return False

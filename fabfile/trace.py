@@ -19,6 +19,7 @@ from itertools import pairwise
 
 RENDERED = re.compile(r"Rendered (\d+) of \d+ pixels")
 LINE_ENDS = re.compile(r"[\r\n]")
+TRACING = "[Rendering...]"  # POV-Ray's banner as it starts on its blocks
 
 
 class PixelTrace:
@@ -39,6 +40,8 @@ class PixelTrace:
         done = ends[-1] if ends else 0
         # A line with no end yet waits for the next chunk (a long one is not a progress line).
         self._partial = text[done:][-200:]
+        if not self.samples and TRACING in text[:done]:
+            self.samples.append((now, 0))  # the first block's start
         counts = RENDERED.findall(text, 0, done)
         if counts:
             pixels = int(counts[-1])
@@ -46,8 +49,8 @@ class PixelTrace:
                 self.samples.append((now, pixels))
 
     def latest(self) -> tuple[float, int] | None:
-        """When the last progress arrived, and the pixels finished then."""
-        return self.samples[-1] if self.samples else None
+        """When the last progress arrived, and the pixels finished then (None before a block)."""
+        return self.samples[-1] if self.samples and self.samples[-1][1] else None
 
     def time_at(self, pixels: int) -> float | None:
         """When `pixels` had been finished, between the bursts before and after
@@ -69,7 +72,7 @@ def block_costs(trace: PixelTrace, row_start: int, block_ends: Sequence[int]) ->
     trace (its blocks come in order): the row began once `row_start` pixels of
     its count were finished, and its blocks end at the counts `block_ends`.
     None unless the trace holds the whole row, its start included."""
-    if row_start <= 0:  # the run's first row: when tracing began is not in the trace
+    if row_start < 0:
         return None
     times = [trace.time_at(row_start), *(trace.time_at(end) for end in block_ends)]
     if any(t is None for t in times):
@@ -77,13 +80,19 @@ def block_costs(trace: PixelTrace, row_start: int, block_ends: Sequence[int]) ->
     return [max(0.0, after - before) for before, after in pairwise(times)]
 
 
-def scaled_costs(profile: Sequence[float], done: range, seconds_done: float | None) -> list[float]:
-    """Another row's block costs as a forecast for this one: scaled by what this
-    row's blocks `done` took (`seconds_done`) against that row's same blocks, when
-    those say enough (a tenth of the row), within a factor of two."""
+def scaled_costs(
+    profile: Sequence[float], done: range, seconds_done: float | None, expected_total: float
+) -> list[float]:
+    """Another row's block costs as a forecast for this one, in shape: scaled by
+    what this row's blocks `done` took (`seconds_done`) against that row's same
+    blocks when those are a tenth of that row or more, else to `expected_total`
+    (this row's cost at the pace seen so far)."""
     known = sum(profile[i] for i in done)
     total = sum(profile)
-    if seconds_done is None or total <= 0 or known < total / 10:
-        return list(profile)
-    factor = min(max(seconds_done / known, 0.5), 2.0)
+    if total <= 0:
+        return [expected_total / len(profile)] * len(profile)
+    if seconds_done is not None and known >= total / 10:
+        factor = seconds_done / known
+    else:
+        factor = expected_total / total
     return [cost * factor for cost in profile]
