@@ -80,7 +80,13 @@ class _OutputStream:
     """What Invoke writes a command's output to, as it arrives: a handler's calls."""
 
     def __init__(self, handler: OutputHandler) -> None:
-        self.write = handler
+        self._handler = handler
+
+    def write(self, text: str) -> None:
+        try:
+            self._handler(text)
+        except Exception:  # noqa: BLE001 - watching a command's output must not fail the command
+            pass
 
     def flush(self) -> None:
         pass
