@@ -206,7 +206,10 @@ def test_a_band_in_its_dear_last_block_row_renders_on_to_a_cut_by_columns(ssh_cl
     )
     record = job_record(tmp_path)
     assert record["timings"].get("column_cuts", 0) >= 1, record["timings"]
-    assert record["timings"].get("forecast_column_cuts", 0) >= 1, record["timings"]  # the top row's costs
+    if not record["timings"].get("spared_cuts"):
+        # Cut as the other node went idle, the band had its top row's block costs in its trace.
+        # (A spare is planned earlier, maybe before that row ended: then by the pace alone.)
+        assert record["timings"].get("forecast_column_cuts", 0) >= 1, record["timings"]
     assert any("-c0033-" in name for name in record["parts"]), record["parts"]
 
 
