@@ -26,6 +26,7 @@ from pathlib import Path
 
 from fabfile.errors import NodeError, OptionsError, SceneError
 from fabfile.plan import FRAMES, Span, parse_part_name
+from fabfile.trace import RENDERED
 from fabfile.transport import OutputHandler, Session, shell_join
 
 PART_OUTPUT = "p"
@@ -35,7 +36,6 @@ CUT_SIGNAL = "received signal SIGINT"  # what POV-Ray logs at once when a cut st
 # The POV-Ray whose reading of an include header was checked for a gate: it opens the header
 # twice and reads its size (0 for a FIFO), so the gate adds nothing to the scene.
 GATED_VERSION = "Ray Tracer Version 3.7."
-RENDERED = re.compile(r"Rendered (\d+) of \d+ pixels")
 TIME_LINES = "(Parse|Bounding|Photon|Radiosity|Trace) Time:|CPU-seconds total"
 
 

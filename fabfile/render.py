@@ -677,11 +677,19 @@ class Farm:
 
     def pixels_until(self, node: str, part: Part, column: int) -> int:
         """The pixels a band's current POV-Ray has rendered once it has finished block
-        `column` of its last unit (it counts only its own, not its state file's).
-        Call with the lock held."""
-        start, end = self.plan.units[part.last]
-        wanted = (part.count - 1) * self.pixels_per_unit + (end - start + 1) * self.columns[column][1]
-        return wanted - self.restored.get((node, part), 0)
+        `column` of its last unit. Call with the lock held."""
+        return self.count_at(part, part.last, self.restored.get((node, part), 0), column)
+
+    def count_at(self, part: Part, unit: int, offset: int, column: int | None = None) -> int:
+        """A part's POV-Ray's count of pixels once it has finished unit `unit` of the
+        part up to block `column` (None: the unit's start). It counts only its own
+        pixels, not the `offset` it found in its state file; across the full width,
+        so not for a part of one narrowed row."""
+        before = (unit - part.first) * self.pixels_per_unit - offset
+        if column is None:
+            return before
+        start, end = self.plan.units[unit]
+        return before + (end - start + 1) * self.columns[column][1]
 
     def block_pace(self, node: str, part: Part, position: float, now: float, pace: float) -> float:
         """Seconds per block of a part's last unit: as seen across that unit once the part
@@ -708,14 +716,12 @@ class Farm:
             return self.profiles[unit]
         if not 0 <= unit < len(self.plan.units) or self.job.options.get("threads") != 1:
             return None
-        start, end = self.plan.units[unit]
         for (_, part), traced in list(self.traces.items()):
             # A part of one narrowed row renders only its columns: its counts are not the grid's.
             if not part.first <= unit <= part.last or (part.columns and part.count == 1):
                 continue
-            row_start = (unit - part.first) * self.pixels_per_unit - traced.offset
-            ends = [row_start + (end - start + 1) * last for _, last in self.columns]
-            costs = block_costs(traced.trace, row_start, ends)
+            ends = [self.count_at(part, unit, traced.offset, column) for column in range(len(self.columns))]
+            costs = block_costs(traced.trace, self.count_at(part, unit, traced.offset), ends)
             if costs is not None:
                 self.profiles[unit] = costs
                 return costs
@@ -743,11 +749,9 @@ class Farm:
         # A part of one narrowed row renders only its columns: its counts are not the grid's.
         if traced is None or not blocks or blocks.start != 0 or (part.columns and part.count == 1):
             return None
-        start, end = self.plan.units[part.last]
-        row_start = (part.count - 1) * self.pixels_per_unit - traced.offset
-        began = traced.trace.time_at(row_start) if row_start >= 0 else None
-        ended = traced.trace.time_at(row_start + (end - start + 1) * self.columns[blocks[-1]][1])
-        return None if began is None or ended is None else ended - began
+        row_start = self.count_at(part, part.last, traced.offset)
+        taken = block_costs(traced.trace, row_start, [self.count_at(part, part.last, traced.offset, blocks[-1])])
+        return taken[0] if taken else None
 
     def moving(self, node: str, part: Part) -> bool:
         """Whether a part's log was seen growing lately, between two looks."""

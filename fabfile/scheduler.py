@@ -313,8 +313,8 @@ class Scheduler:
         end sooner than the part alone would, by what the cut costs the part's
         own core. Costs forecast from a neighbouring row (`known_costs`) place the
         cut where both sides end together; costs that are only the pace so far
-        keep at most half of the blocks after the one in progress (a nebula's
-        right half can cost twice its left).
+        keep at most half of the blocks after the one in progress (in a nebula's
+        dear rows the right half costs six times the left or more).
         """
         if run.presumed_hung or self.column_blocks < 2:
             return None
@@ -328,16 +328,14 @@ class Scheduler:
         after = list(block_costs[in_progress + 1 : last + 1])
         left_of_block = (in_progress + 1 - position) * block_costs[in_progress]
         remaining = left_of_block + sum(after)
-        best: tuple[float, int] | None = None
+        # (when both sides end, blocks kept after the one in progress), keeping none of them first
         kept, given = left_of_block, sum(after)
-        for keep in range(0, min(rest - 1, rest if known_costs else rest // 2) + 1):
-            if keep:
-                kept += after[keep - 1]
-                given -= after[keep - 1]
-            ends = max(kept + kept_cost, given + start_cost)
-            if best is None or ends < best[0]:
-                best = (ends, keep)
-        if best is None or remaining - best[0] < kept_cost:
+        best = (max(kept + kept_cost, given + start_cost), 0)
+        for keep in range(1, min(rest - 1, rest if known_costs else rest // 2) + 1):
+            kept += after[keep - 1]
+            given -= after[keep - 1]
+            best = min(best, (max(kept + kept_cost, given + start_cost), keep))
+        if remaining - best[0] < kept_cost:
             return None
         return in_progress + best[1]
 
