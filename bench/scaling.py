@@ -90,10 +90,21 @@ def time_povray(scene: Scene, threads: int, cores: str, out: Path) -> float:
     return time.monotonic() - started
 
 
+@dataclass
+class FarmRun:
+    """One `inv render`, end to end, and what its job record says about it."""
+
+    seconds: float
+    timings: dict
+    ends_apart: float  # between the first and the last node to finish its last part
+    warnings: list[str]
+
+
 def time_farm(
     scene: Scene, inventory: Path, work: Path, out: Path, renders: Path, extra: tuple[str, ...] = ()
-) -> tuple[float, dict]:
-    """`inv render` end to end, as a user runs it; returns the wall time and the job's timings."""
+) -> FarmRun:
+    """`inv render` end to end, as a user runs it: its wall time, the job's timings,
+    how far apart the nodes finished and what it warned about."""
     out.mkdir(parents=True, exist_ok=True)
     output = out if scene.frames else out / f"{scene.path.stem}.png"
     started = time.monotonic()
@@ -106,7 +117,14 @@ def time_farm(
     if result.returncode != 0:
         raise SystemExit(f"farm render of {scene.name} failed: {result.stderr.strip().splitlines()[-1:]}")
     records = sorted(renders.glob("*/job.json"), key=lambda p: p.stat().st_mtime)
-    return seconds, json.loads(records[-1].read_text())["timings"]
+    record = json.loads(records[-1].read_text())
+    ends: dict[str, float] = {}
+    for part in record["parts"].values():
+        if part.get("started") is not None:
+            ends[part["node"]] = max(ends.get(part["node"], 0.0), part["started"] + part["seconds"])
+    warnings = [line.strip() for line in (result.stdout + result.stderr).splitlines()
+                if line.strip().startswith("warning:")]
+    return FarmRun(seconds, record["timings"], max(ends.values()) - min(ends.values()) if ends else 0.0, warnings)
 
 
 def differing_pixels(folder: Path, reference: Path) -> str:
@@ -132,6 +150,101 @@ def summary(samples: list[float]) -> str:
     return f"{statistics.median(samples):7.2f}s  ({min(samples):.2f}-{max(samples):.2f})"
 
 
+class Bench:
+    """The configurations timed on one set of sshd nodes, scene by scene."""
+
+    def __init__(self, work: Path, cluster: SshCluster, runs: int) -> None:
+        self.work = work
+        self.runs = runs
+        self.cores = os.cpu_count() or 1
+        self.wt_all = f"povray +WT{self.cores}"
+        self.inventories: dict[int, Path] = {}
+        for count in (1, 2, 4):
+            path = work / f"nodes{count}.yaml"
+            path.write_text(cluster.inventory(cluster.nodes[:count]))
+            self.inventories[count] = path
+        self.local = work / "local.yaml"  # the default cluster's node: this machine, every core
+        self.local.write_text(f"nodes:\n  - {{name: local, transport: local, workdir: '{work / 'local-work'}'}}\n")
+        self.local_runs = {"farm, local node": (), "farm, local, 1 thread": ("--threads=1",)}
+
+    def measure(self, scene: Scene) -> tuple[dict[str, list[float]], dict[str, list[FarmRun]]]:
+        """Every configuration, `runs` times: wall times by label (in the table's order)
+        and the farm's runs."""
+        for old in self.work.glob("*/*.png"):
+            old.unlink()
+        labels = ["povray +WT1", self.wt_all, *(f"farm, {count} node(s)" for count in self.inventories)]
+        if not scene.frames:
+            labels.insert(labels.index("farm, 2 node(s)") + 1, "farm, 2 nodes, again")
+        labels += list(self.local_runs)
+        results: dict[str, list[float]] = {label: [] for label in labels}
+        farm_runs: dict[str, list[FarmRun]] = {label: [] for label in labels if label.startswith("farm")}
+
+        def farm(label: str, run: FarmRun) -> None:
+            results[label].append(run.seconds)
+            farm_runs[label].append(run)
+
+        work = self.work
+        for run in range(self.runs):
+            results["povray +WT1"].append(time_povray(scene, 1, "0", work / "wt1"))
+            results[self.wt_all].append(time_povray(scene, self.cores, f"0-{self.cores - 1}", work / "wtall"))
+            # Two nodes right after +WT<cores>: their ratio run by run compares the same minutes.
+            for count in sorted(self.inventories, key=lambda c: c != 2):
+                # A fresh renders folder: the first render of the scene, no costs known.
+                renders = work / f"renders-{scene.name}-{count}-{run}"
+                inventory = self.inventories[count]
+                farm(f"farm, {count} node(s)", time_farm(scene, inventory, work, work / f"farm{count}", renders))
+                if count == 2 and not scene.frames:
+                    # Rendered again: the first bands are sized by the costs just measured.
+                    farm("farm, 2 nodes, again", time_farm(scene, inventory, work, work / "again", renders))
+            for index, (label, extra) in enumerate(self.local_runs.items()):
+                renders = work / f"renders-{scene.name}-local{index}-{run}"
+                farm(label, time_farm(scene, self.local, work, work / f"local{index}", renders, extra))
+        return results, farm_runs
+
+    def report(self, scene: Scene, results: dict[str, list[float]], farm_runs: dict[str, list[FarmRun]]) -> None:
+        work = self.work
+        one = statistics.median(results["povray +WT1"])
+        best = statistics.median(results[self.wt_all])
+        print(f"{'':22} {'median (min-max)':>24} {'speedup vs +WT1':>16} {'speed vs ' + self.wt_all[7:]:>16}")
+        for label, samples in results.items():
+            median = statistics.median(samples)
+            print(f"{label:22} {summary(samples):>24} {one / median:15.2f}x {best / median:15.2f}x")
+        paired = [wt / farm for wt, farm in zip(results[self.wt_all], results["farm, 2 node(s)"], strict=True)]
+        print(f"2 nodes against {self.wt_all[7:]}, run by run (timed one after the other): "
+              + " ".join(f"{ratio:.2f}x" for ratio in paired))
+        print(f"pixels against +WT1: {self.wt_all[7:]} {differing_pixels(work / 'wtall', work / 'wt1')}; "
+              + ", ".join(f"farm on {count} {differing_pixels(work / f'farm{count}', work / 'wt1')}"
+                          for count in self.inventories)
+              + ("" if scene.frames else f", again {differing_pixels(work / 'again', work / 'wt1')}")
+              + f", local {differing_pixels(work / 'local0', work / 'wt1')}"
+              + f", local 1 thread {differing_pixels(work / 'local1', work / 'wt1')}")
+        print("farm outside POV-Ray (medians): start = connect + upload, per part = SSH round trip"
+              " + fetch beyond POV-Ray's own wall time, stitch = while rendering + at the end,"
+              " gated = cuts whose continuation started up before the band stopped,"
+              " spared = cuts whose rest went to a POV-Ray started before its node's part ended,"
+              " by columns = cuts of a band's last block row, ends apart = between the first and the"
+              " last node to finish (median, max); then any warning a run printed")
+        for label, farmed in farm_runs.items():
+            records = [farm.timings for farm in farmed]
+
+            def med(key: str, rows: list[dict] = records) -> float:
+                return statistics.median(r.get(key, 0.0) for r in rows)
+
+            parts = med("parts") or 1
+            per_part = (med("part_commands") - med("povray_wall") + med("fetch")) / parts
+            apart = [farm.ends_apart for farm in farmed]
+            print(f"  {label:20} parts {parts:4.0f}  start {med('start'):5.2f}s  fetch {med('fetch'):5.2f}s"
+                  f"  per part {per_part * 1000:5.1f}ms  parse {med('povray_parse'):5.2f}s"
+                  f"  stitch {med('stitch_while_rendering'):4.2f}+{med('merge'):4.2f}s"
+                  f"  cleanup {med('cleanup'):5.2f}s  cuts {med('cuts'):2.0f} ({med('gated_cuts'):.0f} gated,"
+                  f" {med('spared_cuts'):.0f} spared, {med('column_cuts'):.0f} by columns)"
+                  f"  ends apart {statistics.median(apart):4.2f}s (max {max(apart):.2f})")
+        for label, farmed in farm_runs.items():
+            for number, farm in enumerate(farmed, 1):
+                for warning in dict.fromkeys(farm.warnings):
+                    print(f"  {label}, run {number}: {warning}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="runs per configuration (default 3)")
@@ -141,8 +254,6 @@ def main() -> None:
     # A stopped benchmark still stops its sshd nodes (the finally below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     runs = 1 if options.quick else max(1, min(options.runs, 20))
-    cores = os.cpu_count() or 1
-    all_cores = f"0-{cores - 1}"
     chosen = [s for s in scenes(options.quick) if not options.scenes or s.name in options.scenes.split(",")]
     # A user's Python caches povfarm's compiled modules on its first run. A machine that
     # forbids writing them (PYTHONDONTWRITEBYTECODE, as this project's does) would add
@@ -154,71 +265,14 @@ def main() -> None:
         work = Path(temporary)
         cluster = SshCluster(work / "cluster", 4).start()
         try:
-            inventories = {}
-            for count in (1, 2, 4):
-                path = work / f"nodes{count}.yaml"
-                path.write_text(cluster.inventory(cluster.nodes[:count]))
-                inventories[count] = path
-            local = work / "local.yaml"  # the default cluster's node: this machine, every core
-            local.write_text(f"nodes:\n  - {{name: local, transport: local, workdir: '{work / 'local-work'}'}}\n")
-            local_runs = {"farm, local node": (), "farm, local, 1 thread": ("--threads=1",)}
-            print(f"machine: {platform.machine()}, {cores} cores, {platform.system()} {platform.release()}, "
-                  f"Python {platform.python_version()}; {runs} run(s) each; nodes pinned to core i mod {cores}")
+            bench = Bench(work, cluster, runs)
+            print(f"machine: {platform.machine()}, {bench.cores} cores, {platform.system()} {platform.release()}, "
+                  f"Python {platform.python_version()}; {runs} run(s) each; nodes pinned to core i mod {bench.cores}")
             for scene in chosen:
-                for old in work.glob("*/*.png"):
-                    old.unlink()
                 frames = f", {scene.frames} frames" if scene.frames else ""
                 print(f"\n## {scene.name}: {scene.path.relative_to(REPO)} {scene.width}x{scene.height}"
                       f" {scene.args}{frames}")
-                results: dict[str, list[float]] = {}
-                timings: dict[str, list[dict]] = {}
-                for run in range(runs):
-                    results.setdefault("povray +WT1", []).append(time_povray(scene, 1, "0", work / "wt1"))
-                    results.setdefault(f"povray +WT{cores}", []).append(
-                        time_povray(scene, cores, all_cores, work / "wtall"))
-                    for count, inventory in inventories.items():
-                        # A fresh renders folder: the first render of the scene, no costs known.
-                        renders = work / f"renders-{scene.name}-{count}-{run}"
-                        seconds, timing = time_farm(scene, inventory, work, work / f"farm{count}", renders)
-                        results.setdefault(f"farm, {count} node(s)", []).append(seconds)
-                        timings.setdefault(f"farm, {count} node(s)", []).append(timing)
-                        if count == 2 and not scene.frames:
-                            # Rendered again: the first bands are sized by the costs just measured.
-                            seconds, timing = time_farm(scene, inventory, work, work / "again", renders)
-                            results.setdefault("farm, 2 nodes, again", []).append(seconds)
-                            timings.setdefault("farm, 2 nodes, again", []).append(timing)
-                    for index, (label, extra) in enumerate(local_runs.items()):
-                        renders = work / f"renders-{scene.name}-local{index}-{run}"
-                        seconds, timing = time_farm(scene, local, work, work / f"local{index}", renders, extra)
-                        results.setdefault(label, []).append(seconds)
-                        timings.setdefault(label, []).append(timing)
-                one = statistics.median(results["povray +WT1"])
-                best = statistics.median(results[f"povray +WT{cores}"])
-                print(f"{'':22} {'median (min-max)':>24} {'speedup vs +WT1':>16} {'speed vs +WT' + str(cores):>16}")
-                for label, samples in results.items():
-                    median = statistics.median(samples)
-                    print(f"{label:22} {summary(samples):>24} {one / median:15.2f}x {best / median:15.2f}x")
-                print(f"pixels against +WT1: +WT{cores} {differing_pixels(work / 'wtall', work / 'wt1')}; "
-                      + ", ".join(f"farm on {count} {differing_pixels(work / f'farm{count}', work / 'wt1')}"
-                                  for count in inventories)
-                      + ("" if scene.frames else f", again {differing_pixels(work / 'again', work / 'wt1')}")
-                      + f", local {differing_pixels(work / 'local0', work / 'wt1')}"
-                      + f", local 1 thread {differing_pixels(work / 'local1', work / 'wt1')}")
-                print("farm outside POV-Ray (medians): start = connect + upload, per part = SSH round trip"
-                      " + fetch beyond POV-Ray's own wall time, stitch = while rendering + at the end,"
-                      " gated = cuts whose continuation started up before the band stopped,"
-                      " spared = cuts whose rest went to a POV-Ray started before its node's part ended,"
-                      " by columns = cuts of a band's last block row")
-                for label, records in timings.items():
-                    def med(key: str, rows: list[dict] = records) -> float:
-                        return statistics.median(r.get(key, 0.0) for r in rows)
-                    parts = med("parts") or 1
-                    per_part = (med("part_commands") - med("povray_wall") + med("fetch")) / parts
-                    print(f"  {label:20} parts {parts:4.0f}  start {med('start'):5.2f}s  fetch {med('fetch'):5.2f}s"
-                          f"  per part {per_part * 1000:5.1f}ms  parse {med('povray_parse'):5.2f}s"
-                          f"  stitch {med('stitch_while_rendering'):4.2f}+{med('merge'):4.2f}s"
-                          f"  cleanup {med('cleanup'):5.2f}s  cuts {med('cuts'):2.0f} ({med('gated_cuts'):.0f} gated,"
-                          f" {med('spared_cuts'):.0f} spared, {med('column_cuts'):.0f} by columns)")
+                bench.report(scene, *bench.measure(scene))
         finally:
             cluster.stop()
 

@@ -23,4 +23,6 @@ def test_scaling_benchmark_quick_run_prints_its_table():
     assert result.stdout.count("farm, 2 nodes, again") == 4  # stills only, rendered a second time
     assert "speedup vs +WT1" in result.stdout
     assert result.stdout.count("pixels against +WT1") == 3
+    assert result.stdout.count("2 nodes against +WT") == 3  # the headline ratio, run by run
+    assert result.stdout.count("ends apart") == 3 + 6 + 6 + 5  # each legend, each farm row (stills 6, frames 5)
     assert "differ" not in result.stdout and "missing" not in result.stdout
