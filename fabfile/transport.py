@@ -47,29 +47,11 @@ def shell_join(argv: Iterable[str]) -> str:
     return shlex.join(list(argv))
 
 
-class PromptWait:
-    """A runner that notices a command's end sooner.
-
-    Invoke checks for the end of a command every 10 ms (`input_sleep`): most
-    of the ~12 ms a short command costs on a LAN. Checking often at first and
-    less as it runs brings that to ~3 ms and keeps long parts cheap to wait on.
-    """
-
-    process_is_finished: bool
-    has_dead_threads: bool
-
-    def wait(self) -> None:
-        pause = 0.0005
-        while not (self.process_is_finished or self.has_dead_threads):
-            time.sleep(pause)
-            pause = min(pause * 1.5, 0.02)
-
-
 class PromptRemote(fabric.runners.Remote):
     """Fabric's runner for a node over SSH, told of a command's end at once.
 
-    Invoke polls for the end of a command (`input_sleep`, and PromptWait's pauses
-    of up to 20 ms: ~10 ms late on average per part). Paramiko sets the channel's
+    Invoke polls for the end of a command (`input_sleep`; PromptLocal's pauses of up
+    to 20 ms were ~10 ms late on average per part). Paramiko sets the channel's
     status event as the exit status arrives (or the channel closes): wait on that.
     """
 
@@ -79,8 +61,19 @@ class PromptRemote(fabric.runners.Remote):
             self.channel.status_event.wait(0.05)
 
 
-class PromptLocal(PromptWait, invoke.runners.Local):
-    """Invoke's runner for a `transport: local` node."""
+class PromptLocal(invoke.runners.Local):
+    """Invoke's runner for a `transport: local` node, noticing a command's end sooner.
+
+    Invoke checks for the end of a command every 10 ms (`input_sleep`), most of
+    what a short command costs. Checking often at first and less as it runs
+    brings that to ~3 ms and keeps long parts cheap to wait on.
+    """
+
+    def wait(self) -> None:
+        pause = 0.0005
+        while not (self.process_is_finished or self.has_dead_threads):
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.02)
 
 
 OutputHandler = Callable[[str], None]
