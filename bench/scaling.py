@@ -96,7 +96,7 @@ class FarmRun:
 
     seconds: float
     timings: dict
-    ends_apart: float  # between the first and the last node to finish its last part
+    ends_apart: float | None  # between the first and the last node to finish its last part (None: one node)
     warnings: list[str]
 
 
@@ -124,7 +124,8 @@ def time_farm(
             ends[part["node"]] = max(ends.get(part["node"], 0.0), part["started"] + part["seconds"])
     warnings = [line.strip() for line in (result.stdout + result.stderr).splitlines()
                 if line.strip().startswith("warning:")]
-    return FarmRun(seconds, record["timings"], max(ends.values()) - min(ends.values()) if ends else 0.0, warnings)
+    apart = max(ends.values()) - min(ends.values()) if len(ends) > 1 else None
+    return FarmRun(seconds, record["timings"], apart, warnings)
 
 
 def differing_pixels(folder: Path, reference: Path) -> str:
@@ -232,13 +233,14 @@ class Bench:
 
             parts = med("parts") or 1
             per_part = (med("part_commands") - med("povray_wall") + med("fetch")) / parts
-            apart = [farm.ends_apart for farm in farmed]
+            apart = [farm.ends_apart for farm in farmed if farm.ends_apart is not None]
+            ends = f"ends apart {statistics.median(apart):4.2f}s (max {max(apart):.2f})" if apart else "one node"
             print(f"  {label:20} parts {parts:4.0f}  start {med('start'):5.2f}s  fetch {med('fetch'):5.2f}s"
                   f"  per part {per_part * 1000:5.1f}ms  parse {med('povray_parse'):5.2f}s"
                   f"  stitch {med('stitch_while_rendering'):4.2f}+{med('merge'):4.2f}s"
                   f"  cleanup {med('cleanup'):5.2f}s  cuts {med('cuts'):2.0f} ({med('gated_cuts'):.0f} gated,"
                   f" {med('spared_cuts'):.0f} spared, {med('column_cuts'):.0f} by columns)"
-                  f"  ends apart {statistics.median(apart):4.2f}s (max {max(apart):.2f})")
+                  f"  {ends}")
         for label, farmed in farm_runs.items():
             for number, farm in enumerate(farmed, 1):
                 for warning in dict.fromkeys(farm.warnings):

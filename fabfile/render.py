@@ -727,6 +727,21 @@ class Farm:
                 return costs
         return None
 
+    def unit_weights(self, node: str, part: Part, units: range) -> list[float] | None:
+        """The seconds each of `units` took in a one-thread part's run of POV-Ray, by its
+        trace; None if the trace does not tell. A band's rows differ tenfold in cost,
+        and the next render of the scene sizes its bands and places its cuts by what
+        each cost (Scheduler.prior). Call with the lock held."""
+        traced = self.traces.get((node, part))
+        latest = traced.trace.latest() if traced is not None else None
+        if latest is None or not units or part.columns or self.job.options.get("threads") != 1:
+            return None
+        width = self.settings.width
+        # A continued run starts inside its first unit, where its state file ended; a cut
+        # one ends inside its last. (A unit at the image's foot may have fewer rows.)
+        ends = [min(self.plan.span(part.first, unit).size * width - traced.offset, latest[1]) for unit in units]
+        return block_costs(traced.trace, max(0, self.count_at(part, units.start, traced.offset)), ends)
+
     def column_costs(self, node: str, part: Part, position: float, now: float, pace: float) -> tuple[list[float], bool]:
         """The seconds each block column of a part's last unit should take, and
         whether they are a forecast: a neighbouring row's costs, as its trace
@@ -1080,7 +1095,16 @@ class Farm:
 
     def take_cut(self, node: str, part: Part, error: Exception | None) -> tuple[Part, bool] | None:
         """What a cut part keeps, when it was cut and its POV-Ray stopped for it, and
-        whether its continuation waits at its gate already."""
+        whether its continuation waits at its gate already. Never raises: the worker
+        calls it while it handles its part's outcome, and a worker lost there would
+        leave its part running in the books until the hang detector gave it away."""
+        try:
+            return self._take_cut(node, part, error)
+        except Exception as exc:  # noqa: BLE001 - the part then fails and goes back to the queue
+            self.reporter.warn(f"node {node}: could not continue a cut part: {type(exc).__name__}: {exc}")
+            return None
+
+    def _take_cut(self, node: str, part: Part, error: Exception | None) -> tuple[Part, bool] | None:
         with self.lock:
             kept = self.cuts.pop((node, part.first), None)
             continuation = self.continuations.pop((node, part.first), None)
@@ -1099,14 +1123,17 @@ class Farm:
             self.timings["gated_cuts"] += int(gated)
             before = self.restored.pop((node, part), 0)  # from an earlier cut of the same band
             self.restored[(node, kept)] = before + error.pixels  # in its state file now
-            # The units this run of POV-Ray finished.
+            # The units this run of POV-Ray rendered, the last perhaps in part.
+            end = before + error.pixels
             rendered = range(
                 part.first + before // self.pixels_per_unit,
-                min(part.first + (before + error.pixels) // self.pixels_per_unit, kept.last + 1),
+                min(part.first + -(-end // self.pixels_per_unit), kept.last + 1),
             )
             cpu = error.povray_times.get("cpu")
             if cpu and rendered:
-                self.scheduler.record_cost(rendered, cpu)
+                share = end / self.pixels_per_unit - (rendered[-1] - part.first)
+                weights = self.unit_weights(node, part, rendered)
+                self.scheduler.record_cost(rendered, cpu, weights, min(1.0, share))
         return kept, gated
 
     def rendered_itself(self, node: str, part: Part) -> range | None:
@@ -1207,7 +1234,8 @@ class Farm:
         times = payload.povray_times or {}
         with self.lock:
             done_before = set(self.scheduler.done)
-            accepted = self.scheduler.complete(part, node, payload.seconds, times.get("cpu"), measured)
+            weights = self.unit_weights(node, part, measured or part.units)
+            accepted = self.scheduler.complete(part, node, payload.seconds, times.get("cpu"), measured, weights)
             # Rows count as done with their unit: a unit split by columns, with its last piece.
             rows = sum(self.plan.span(u, u).size for u in self.scheduler.done - done_before)
             if measured is None and "gate" not in times:  # a POV-Ray started early hid its start-up

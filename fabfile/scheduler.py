@@ -102,6 +102,7 @@ class Scheduler:
         self._first_wave = self._even_runs() if self.even_start else []
         self.pieces: list[Part] = []  # the columns cut off units, to hand out before anything else
         self.partial: dict[int, set[int]] = {}  # block columns done of a unit split by columns
+        self._begun: dict[int, float] = {}  # the cost of a unit's start, by a run cut inside it
 
     # -- state -----------------------------------------------------------
     @property
@@ -254,8 +255,10 @@ class Scheduler:
         POV-Ray first costs `start_cost` seconds; the part's own continuation
         costs `kept_cost` (a start too, unless it was started early: see
         NodeJob.launch_gated). The part keeps the unit in progress and half the
-        rest. It pays when both sides end sooner than the part alone would, by
-        what the cut costs the part's own core.
+        rest, or, when an earlier render measured what its rows cost (`prior`),
+        as many as end both sides together by that cost. It pays when both
+        sides end sooner than the part alone would, by what the cut costs the
+        part's own core.
         """
         seconds_per_unit = self.pace(run, units_done, now, units_before)
         if run.presumed_hung or seconds_per_unit is None or run.part.count < 2 or run.part.columns:
@@ -265,6 +268,9 @@ class Scheduler:
         rest = run.part.count - in_progress - 1
         if rest < 1:
             return None
+        known = self.prior and len(self.prior) == self.unit_count
+        if known and self._prior_between(run.part, units_before, units_done) > 0:
+            return self._cut_by_prior(run, units_done, now, units_before, start_cost, kept_cost)
         remaining = (run.part.count - units_done) * seconds_per_unit
         # Half the rows after the unit in progress: the pace so far says little about
         # the cost of rows not rendered yet (a nebula's rows differ tenfold).
@@ -273,6 +279,43 @@ class Scheduler:
         if remaining - after < kept_cost:
             return None
         return run.part.last - given
+
+    def _cut_by_prior(
+        self, run: Running, units_done: float, now: float, units_before: float, start_cost: float, kept_cost: float
+    ) -> int | None:
+        """cut_point placed by an earlier render's row costs (`prior`), scaled to this
+        run's pace: the last unit to keep, or None if no cut pays.
+
+        Rows next to each other cost alike, but a band's rows do not: on a render of
+        the nebula again, a band still in its dear rows gave away half of what was
+        left by count, its cheap tail, and was cut four times over (the idle core
+        came back for more each second or so, paying a POV-Ray start each time)."""
+        part = run.part
+        # This run's seconds per unit of earlier cost (the cores' speed may have changed since).
+        scale = (now - run.started) / self._prior_between(part, units_before, units_done)
+        remaining = self._prior_between(part, units_done, part.count) * scale
+        in_progress = min(int(units_done), part.count - 1)
+        best: tuple[float, int] | None = None
+        for keep in range(in_progress + 1, part.count):  # units kept, from the part's first
+            kept = self._prior_between(part, units_done, keep) * scale
+            given = remaining - kept
+            after = max(kept + kept_cost, given + start_cost)
+            if best is None or after < best[0]:
+                best = (after, part.first + keep - 1)
+        if best is None or remaining - best[0] < kept_cost:
+            return None
+        return best[1]
+
+    def _prior_between(self, part: Part, start: float, end: float) -> float:
+        """The earlier render's cost of a part's units from `start` to `end` (fractions
+        of a unit count in share), counted from the part's first unit."""
+        prior = self.prior or []
+        total = 0.0
+        for index in range(math.floor(start), math.ceil(end)):
+            share = min(end, index + 1) - max(start, index)
+            if share > 0 and part.first + index < len(prior):
+                total += prior[part.first + index] * share
+        return total
 
     @staticmethod
     def pace(run: Running, units_done: float, now: float, units_before: float = 0.0) -> float | None:
@@ -358,12 +401,19 @@ class Scheduler:
 
     # -- outcomes --------------------------------------------------------
     def complete(
-        self, part: Part, node: str, seconds: float, cost: float | None = None, measured: range | None = None
+        self,
+        part: Part,
+        node: str,
+        seconds: float,
+        cost: float | None = None,
+        measured: range | None = None,
+        weights: Sequence[float] | None = None,
     ) -> bool:
         """Record a finished part (wall seconds, and its work if known); False for a duplicate.
 
         `measured` names the units the work was spent on when it was not all of
-        them (a part continued after a cut rendered only its tail).
+        them (a part continued after a cut rendered only its tail); `weights`, if
+        known, how that work was shared among them (see record_cost).
         """
         self._forget(part, node)
         self.stalled.discard(node)
@@ -388,13 +438,23 @@ class Scheduler:
                 self.record_cost(part.units, (seconds if cost is None else cost) / share)
             return True
         self.seconds_per_unit.append(seconds / len(spent_on))
-        self.record_cost(spent_on, seconds if cost is None else cost)
+        self.record_cost(spent_on, seconds if cost is None else cost, weights)
         return True
 
-    def record_cost(self, units: range, cost: float) -> None:
-        """Work measured on units, spread evenly (also for a part cut before it finished)."""
-        for unit in units:
-            self.unit_cost[unit] = max(cost / len(units), 1e-6)
+    def record_cost(
+        self, units: range, cost: float, weights: Sequence[float] | None = None, last_share: float = 1.0
+    ) -> None:
+        """Work measured on units, shared by `weights` (what each unit took, as POV-Ray's
+        log told), else evenly. A run cut inside its last unit rendered `last_share` of
+        it: the run that continues it adds the rest of that unit's cost."""
+        if weights is None or len(weights) != len(units) or not sum(weights) > 0:
+            weights = [1.0] * (len(units) - 1) + [last_share]
+        total = sum(weights)
+        for unit, weight in zip(units, weights, strict=True):
+            share = max(cost * weight / total, 1e-6)
+            self.unit_cost[unit] = share + self._begun.pop(unit, 0.0)
+        if units and last_share < 1.0:
+            self._begun[units[-1]] = self.unit_cost[units[-1]]
 
     def fail(self, part: Part, node: str, reason: str, node_fault: bool = True) -> bool:
         """Requeue a failed part; True when the node is now left out."""

@@ -297,3 +297,22 @@ def test_a_failed_piece_goes_out_again_first_and_a_failed_band_gives_back_its_un
     s.fail(kept, "a", "lost")
     assert s.pieces[-1] == Part(7, 7, 1, (0, 14))
     assert s.pending == list(range(7))
+
+
+def test_a_render_again_cuts_a_band_by_what_its_rows_cost_last_time():
+    # As on the nebula rendered again: the second band is in its dear rows (3 s each last
+    # time), and a cheap tail (0.2 s a unit) follows. Half the rest by count is that tail's
+    # end: the idle core would be back within a second or two for more, paying a start each time.
+    prior = [1.0] * 10 + [3.0] * 6 + [0.2] * 10
+    s = Scheduler(unit_count=26, slots=2, even_start=True, prior=prior)
+    _, (_, band) = drain(s, "ab")
+    assert (band.first, band.last) == (12, 25)  # costs 16 and 14 last time
+    run = next(r for r in s.running if r.node == "b")
+    # 20 s in, units 12-13 and half of 14 done: 7.5 of earlier cost, so 2.67 s per earlier
+    # second now (these cores are slower today). Left: 1.5 + 3 + 10 * 0.2 = 6.5 earlier, 17.3 s.
+    keep_last = s.cut_point(run, units_done=2.5, now=20.0, start_cost=0.5, kept_cost=0.1)
+    # Keeps 14-15 (4.5 earlier: 12 s), gives the whole tail 16-25 (2 earlier: 5.3 s and a start);
+    # unit 15 cannot be split, and giving it away too would leave the idle core 13.8 s.
+    assert keep_last == 15
+    # By count, the same run keeps 14-19 and gives only 20-25 (1.2 earlier: 3.2 s).
+    assert Scheduler(unit_count=26, slots=2).cut_point(run, 2.5, 20.0, start_cost=0.5, kept_cost=0.1) == 19
