@@ -33,6 +33,10 @@ PART_OUTPUT = "p"
 PART_STATE = f"{PART_OUTPUT}.pov-state"  # POV-Ray's state file beside its output (+C reads it)
 POVRAY_CANCELLED = 2  # POV-Ray's exit status after SIGINT
 CUT_SIGNAL = "received signal SIGINT"  # what POV-Ray logs at once when a cut stops it
+# What a part's command reports when it saw POV-Ray stop for a cut. The log's tail it sends
+# back may no longer hold CUT_SIGNAL: in cheap rows POV-Ray logs a hundred blocks or more
+# after it, and the band was taken for failed, its rows rendered again from the start.
+CUT_REPORTED = "povfarm-cut"
 # The POV-Ray whose reading of an include header was checked for a gate: it opens the header
 # twice and reads its size (0 for a FIFO), so the gate adds nothing to the scene.
 GATED_VERSION = "Ray Tracer Version 3.7."
@@ -242,6 +246,7 @@ class NodeJob:
                 f"if grep -q '{CUT_SIGNAL}' {log} && ! whole; then "
                 f"a=; b=; until c=$(stat -c %s {state} 2>/dev/null); [ \"$c\" = \"$a\" ] && [ \"$a\" = \"$b\" ] "
                 "|| [ $n -ge 50 ]; do b=$a; a=$c; n=$((n+1)); sleep 0.02; done; "
+                f"echo {CUT_REPORTED} >&2; "
                 "echo povfarm-cpu=$(awk -v hz=\"$(getconf CLK_TCK)\" '{print ($14+$15)/hz}' /proc/$pid/stat) >&2; "
                 f"status={POVRAY_CANCELLED}; else "
                 "until whole || ! kill -0 $pid 2>/dev/null || [ $n -ge 50 ]; do sleep 0.02; n=$((n+1)); done; "
@@ -357,7 +362,7 @@ class NodeJob:
         result = self.session.run(self.part_command(span, job_args, resume_from, gated), on_output=on_log)
         seconds = time.monotonic() - started
         if not result.ok:
-            stopped = CUT_SIGNAL in result.stderr or "Render cancelled by user" in result.stderr
+            stopped = any(mark in result.stderr for mark in (CUT_REPORTED, CUT_SIGNAL, "Render cancelled by user"))
             if result.exit_code == POVRAY_CANCELLED and stopped:
                 raise PartInterrupted(
                     f"node {self.name}: {span.label()} was interrupted",

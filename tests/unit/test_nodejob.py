@@ -3,8 +3,17 @@ from types import SimpleNamespace
 import pytest
 
 from fabfile.errors import NodeError, OptionsError, SceneError
-from fabfile.nodejob import NodeJob, classify_failure, output_names, povray_ini_line, povray_times, scene_depth
+from fabfile.nodejob import (
+    NodeJob,
+    PartInterrupted,
+    classify_failure,
+    output_names,
+    povray_ini_line,
+    povray_times,
+    scene_depth,
+)
 from fabfile.plan import FRAMES, ROWS, Span
+from fabfile.transport import CommandResult
 
 PARSE_LOG = """\
 ==== [Parsing...] ==========================================================
@@ -101,3 +110,24 @@ def test_a_band_cut_by_columns_continues_over_its_rows_above_and_a_rectangle_is_
     assert all(arg in command for arg in ("+SR225", "+ER256", "+SC801", "+EC960"))
     with pytest.raises(ValueError, match="continued"):
         node_job.part_command(band, ["+W960"])
+
+
+def test_a_cut_is_known_by_its_report_when_the_logs_tail_no_longer_holds_the_signal(tmp_path):
+    # In cheap rows POV-Ray logs a hundred blocks and more after SIGINT: the 4000 bytes of log
+    # sent back ended in progress lines, and the band was taken for failed and rendered again.
+    progress = "".join(f"Rendered {1085440 + 1024 * i} of 1843200 pixels (58%)\r" for i in range(120))
+    stderr = f"povfarm-cut\npovfarm-cpu=14.5\npovfarm-povray-ns=15000000000\npovfarm-times\n{progress[-4000:]}"
+    assert "SIGINT" not in stderr
+    session = SimpleNamespace(
+        node=SimpleNamespace(name="n1"), run=lambda *a, **k: CommandResult(2, "", stderr)
+    )
+    node_job = NodeJob(session, "/w", "job", "povray", ["a.pov"])
+    with pytest.raises(PartInterrupted) as raised:
+        node_job.render(Span(ROWS, 481, 1440), ["+W1920"], tmp_path, 1)
+    assert raised.value.pixels == 1085440 + 1024 * 119
+    assert raised.value.povray_times["cpu"] == 14.5
+    # Without the report (POV-Ray stopped by no cut of ours), exit 2 is a failure.
+    session.run = lambda *a, **k: CommandResult(2, "", stderr.replace("povfarm-cut\n", ""))
+    with pytest.raises(NodeError, match="exit 2") as failed:
+        node_job.render(Span(ROWS, 481, 1440), ["+W1920"], tmp_path, 1)
+    assert not isinstance(failed.value, PartInterrupted)
