@@ -447,13 +447,15 @@ class Scheduler:
         """Work measured on units, shared by `weights` (what each unit took, as POV-Ray's
         log told), else evenly. A run cut inside its last unit rendered `last_share` of
         it: the run that continues it adds the rest of that unit's cost."""
+        if not units:
+            return
         if weights is None or len(weights) != len(units) or not sum(weights) > 0:
             weights = [1.0] * (len(units) - 1) + [last_share]
         total = sum(weights)
         for unit, weight in zip(units, weights, strict=True):
             share = max(cost * weight / total, 1e-6)
             self.unit_cost[unit] = share + self._begun.pop(unit, 0.0)
-        if units and last_share < 1.0:
+        if last_share < 1.0:
             self._begun[units[-1]] = self.unit_cost[units[-1]]
 
     def fail(self, part: Part, node: str, reason: str, node_fault: bool = True) -> bool:

@@ -316,3 +316,17 @@ def test_a_render_again_cuts_a_band_by_what_its_rows_cost_last_time():
     assert keep_last == 15
     # By count, the same run keeps 14-19 and gives only 20-25 (1.2 earlier: 3.2 s).
     assert Scheduler(unit_count=26, slots=2).cut_point(run, 2.5, 20.0, start_cost=0.5, kept_cost=0.1) == 19
+
+
+def test_a_rows_cost_is_shared_by_what_the_log_saw_and_a_cut_row_adds_its_two_runs():
+    s = Scheduler(unit_count=6, slots=1)
+    s.record_cost(range(0, 3), 6.0, weights=[1.0, 3.0, 2.0])
+    assert [s.unit_cost[u] for u in range(3)] == [1.0, 3.0, 2.0]
+    # Cut inside unit 4, a quarter of the way: its share so far, without a trace...
+    s.record_cost(range(3, 5), 2.5, last_share=0.25)
+    assert s.unit_cost[3] == 2.0 and s.unit_cost[4] == 0.5
+    # ...and the continuation that rendered the rest of it adds its own.
+    s.record_cost(range(4, 6), 3.0, weights=[1.5, 1.5])
+    assert s.unit_cost[4] == 2.0 and s.unit_cost[5] == 1.5
+    s.record_cost(range(2, 2), 1.0)  # nothing rendered, nothing recorded
+    assert s.unit_cost[2] == 2.0
