@@ -293,18 +293,11 @@ class Scheduler:
         part = run.part
         # This run's seconds per unit of earlier cost (the cores' speed may have changed since).
         scale = (now - run.started) / self._prior_between(part, units_before, units_done)
-        remaining = self._prior_between(part, units_done, part.count) * scale
         in_progress = min(int(units_done), part.count - 1)
-        best: tuple[float, int] | None = None
-        for keep in range(in_progress + 1, part.count):  # units kept, from the part's first
-            kept = self._prior_between(part, units_done, keep) * scale
-            given = remaining - kept
-            after = max(kept + kept_cost, given + start_cost)
-            if best is None or after < best[0]:
-                best = (after, part.first + keep - 1)
-        if best is None or remaining - best[0] < kept_cost:
-            return None
-        return best[1]
+        left_of_unit = self._prior_between(part, units_done, in_progress + 1) * scale
+        after = [self.prior[unit] * scale for unit in range(part.first + in_progress + 1, part.last + 1)]
+        keep = _balanced_keep(left_of_unit, after, len(after) - 1, start_cost, kept_cost)
+        return None if keep is None else part.first + in_progress + keep
 
     def _prior_between(self, part: Part, start: float, end: float) -> float:
         """The earlier render's cost of a part's units from `start` to `end` (fractions
@@ -368,19 +361,10 @@ class Scheduler:
         rest = last - in_progress
         if rest < 1 or any(cost < 0 for cost in block_costs) or sum(block_costs[in_progress:last + 1]) <= 0:
             return None
-        after = list(block_costs[in_progress + 1 : last + 1])
         left_of_block = (in_progress + 1 - position) * block_costs[in_progress]
-        remaining = left_of_block + sum(after)
-        # (when both sides end, blocks kept after the one in progress), keeping none of them first
-        kept, given = left_of_block, sum(after)
-        best = (max(kept + kept_cost, given + start_cost), 0)
-        for keep in range(1, min(rest - 1, rest if known_costs else rest // 2) + 1):
-            kept += after[keep - 1]
-            given -= after[keep - 1]
-            best = min(best, (max(kept + kept_cost, given + start_cost), keep))
-        if remaining - best[0] < kept_cost:
-            return None
-        return in_progress + best[1]
+        most = min(rest - 1, rest if known_costs else rest // 2)
+        keep = _balanced_keep(left_of_block, block_costs[in_progress + 1 : last + 1], most, start_cost, kept_cost)
+        return None if keep is None else in_progress + keep
 
     def cut_columns(self, part: Part, node: str, keep_column: int, now: float) -> Part | None:
         """Shrink a running part's last unit to its block columns up to keep_column; the
@@ -525,6 +509,26 @@ class Scheduler:
             todo = [c for c in range(part.columns[0], part.columns[1] + 1) if c not in done]
             if todo:
                 self.pieces.append(Part(part.last, part.last, part.attempt, (todo[0], todo[-1])))
+
+
+def _balanced_keep(
+    left_of_current: float, after: Sequence[float], most: int, start_cost: float, kept_cost: float
+) -> int | None:
+    """How many of the units (or blocks) `after` the one in progress a cut part keeps,
+    at most `most`, so that it and the core given the rest end soonest: the part has
+    `left_of_current` seconds left of the one in progress, then those it keeps, plus
+    `kept_cost`; the other core starts a POV-Ray (`start_cost`) for the rest. None if
+    the cut does not save what it costs the part's own core."""
+    kept, given = left_of_current, sum(after)
+    remaining = kept + given
+    best = (max(kept + kept_cost, given + start_cost), 0)  # (when both sides end, kept), keeping none first
+    for keep in range(1, most + 1):
+        kept += after[keep - 1]
+        given -= after[keep - 1]
+        best = min(best, (max(kept + kept_cost, given + start_cost), keep))
+    if remaining - best[0] < kept_cost:
+        return None
+    return best[1]
 
 
 def _whole_units(part: Part) -> range:
