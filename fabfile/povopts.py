@@ -31,12 +31,17 @@ OWNED_SWITCHES = {
     "SC": "nothing (povfarm renders whole rows)",
     "EC": "nothing (povfarm renders whole rows)",
     "WT": "--threads (every part of an image must use the same thread count)",
+    # Cuts, progress and continued parts read a band's blocks in POV-Ray's default order.
+    "RS": "nothing (povfarm orders a part's blocks itself)",
+    "RP": "nothing (povfarm orders a part's blocks itself)",
 }
 OWNED_KEYS = {
     "start_row": "SR",
     "end_row": "ER",
     "start_column": "SC",
     "end_column": "EC",
+    "render_block_step": "RS",
+    "render_pattern": "RP",
 }
 
 

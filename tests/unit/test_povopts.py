@@ -22,7 +22,9 @@ def test_minus_switches_turn_things_off():
     assert apply_all("+A", "-A").antialias is False
 
 
-@pytest.mark.parametrize("token", ["+Iother.pov", "+Oout.png", "+SR10", "+ER20", "+SC1", "+EC5", "+WT4"])
+@pytest.mark.parametrize(
+    "token", ["+Iother.pov", "+Oout.png", "+SR10", "+ER20", "+SC1", "+EC5", "+WT4", "+RS7", "+RP2"]
+)
 def test_switches_povfarm_owns_are_refused(token):
     with pytest.raises(OptionsError, match="is set by povfarm"):
         split_args(token)
@@ -78,3 +80,12 @@ def test_validate_refuses_non_png_and_empty_subsets():
 def test_bad_sizes(token, message):
     with pytest.raises(OptionsError, match=message):
         split_args(token)
+
+
+@pytest.mark.parametrize("line", ["Render_Block_Step=7", "Render_Pattern=2"])
+def test_an_ini_that_reorders_blocks_is_refused(tmp_path, line):
+    # Cuts and continued parts find a band's blocks in POV-Ray's default order.
+    ini = tmp_path / "scene.ini"
+    ini.write_text(f"Input_File_Name=scene.pov\n{line}\n")
+    with pytest.raises(OptionsError, match="is set by povfarm; remove it"):
+        read_ini(ini)
