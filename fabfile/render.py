@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from fabfile import deps, merge, povopts
+from fabfile import deps, meeting, merge, povopts
 from fabfile.errors import JobError, NodeError, OptionsError, PovfarmError, SceneError
 from fabfile.inventory import Cluster, Node, load_cluster
 from fabfile.jobs import Job, create_job, earlier_costs, latest_job, load_job
@@ -42,7 +42,7 @@ from fabfile.plan import (
     still_unit_rows,
 )
 from fabfile.progress import QuietReporter, Reporter
-from fabfile.scheduler import Part, Running, Scheduler
+from fabfile.scheduler import Part, Running, Scheduler, part_origin
 from fabfile.trace import PixelTrace, block_costs, scaled_costs
 from fabfile.transport import Session, open_session, remote_workdir, shell_join
 
@@ -87,6 +87,9 @@ class Tuning:
     spare_lead: float = 0.5  # ... this long before the end foreseen, beyond a POV-Ray's start-up
     progress_interval: float = 2.0  # seconds between looks at a still's running parts, for the progress bar
     stop_wait: float = 600.0  # the longest a band cut by columns is waited on to reach its cut
+    meet: bool = True  # a still's first render on two slots: one part from the top, one from the bottom
+    meet_lead: float = 2.0  # ... stopped where they meet once that is this many seconds away (fabfile.meeting)
+    meet_interval: float = 0.1  # ... seconds between looks at how far apart they are
 
 
 @dataclass
@@ -362,8 +365,8 @@ class Farm:
         self.canvas = merge.BandCanvas(self.settings.width, self.settings.height) if still else None
         self.render_started = time.monotonic()
         self.scheduler: Scheduler | None = None  # made once the nodes are ready
-        self.cuts: dict[tuple[str, int], Part] = {}  # (node, first unit) of a part being cut: what it keeps
-        self.continuations: dict[tuple[str, int], Continuation] = {}  # the same key: its continuation
+        self.cuts: dict[tuple, Part] = {}  # a part being cut (_key): what it keeps
+        self.continuations: dict[tuple, Continuation] = {}  # the same key: its continuation
         # A cut's continuation waits at an include-header FIFO: not when the user set a header.
         self.gated_cuts = tuning.gated_cuts and not self.settings.include_header
         self.spares: dict[str, Spare] = {}  # node: its next POV-Ray, started early (Farm.lock)
@@ -378,7 +381,7 @@ class Farm:
         # A unit's block columns, on POV-Ray's block grid as its rows are: near the end, a band's
         # last unit can be cut by them (Scheduler.cut_columns).
         self.columns = column_ranges(self.settings.width, self.settings.block_size)
-        self.running_rows: dict[tuple[str, int], int] = {}  # (node, first unit): rows finished in a running part
+        self.running_rows: dict[tuple, int] = {}  # a running part (_key): its rows finished
         # A still's bands can be cut and continued (+C); frames and a whole-image part cannot.
         self.cutting = tuning.cuts and job.plan_kind != FRAMES and len(job.plan.units) > 1
         # Only where a unit is a row of POV-Ray's blocks (antialiasing): there a band's blocks
@@ -388,6 +391,11 @@ class Farm:
             self.cutting and tuning.column_cuts and self.settings.bits == 8 and len(self.columns) > 1
             and self.unit_rows == self.settings.block_size
         )
+        # The blocks of the whole image, for two parts that render it toward each other.
+        self.grid = meeting.Grid(
+            tuple(end - start + 1 for start, end in self.plan.units), tuple(b - a + 1 for a, b in self.columns)
+        )
+        self.met: set[tuple] = set()  # the parts (_key) stopped where they met, and their continuations
         self.latency: float | None = None  # the least idle time of a POV-Ray run seen
         self.setup: float = 0.0  # the most a part spent before tracing: parsing, photons...
 
@@ -542,6 +550,11 @@ class Farm:
             hang_grace=self.tuning.hang_grace,
             hang_factor=self.tuning.hang_factor,
             column_blocks=len(self.columns) if self.column_cuts else 1,
+            # Parts that meet stop at a block by their POV-Ray's count: one thread's, in order.
+            meet=(
+                self.tuning.meet and self.column_cuts and prior is None
+                and self.job.options.get("threads") == 1 and self.grid.blocks >= 3
+            ),
         )
         done_total = sum(self.plan.span(u, u).size for u in done)
         self.render_started = time.monotonic()
@@ -561,6 +574,8 @@ class Farm:
                 threading.Thread(target=self.watch_progress, daemon=True).start()
             if self.cutting and self.gated_cuts and self.tuning.spares:
                 threading.Thread(target=self.watch_ends, daemon=True).start()
+            if self.scheduler.meet:
+                threading.Thread(target=self.watch_meeting, daemon=True).start()
             self.watch()
         except PovfarmError:
             self.abort("failed")
@@ -598,7 +613,7 @@ class Farm:
                 on_log = self.trace_log(node, part) if self.plan.kind != FRAMES else None
                 try:
                     outcome = node_job.render(
-                        span, self.part_args, self.job.parts_folder, final, resume_from, gated, on_log
+                        span, self.args_for(part), self.job.parts_folder, final, resume_from, gated, on_log
                     )
                 except (SceneError, OptionsError) as exc:
                     self.events.put(("fatal", node, part, exc))
@@ -621,12 +636,27 @@ class Farm:
 
     # -- cutting ----------------------------------------------------------------
     def span_of(self, part: Part) -> Span:
-        """The rows a part renders, and the columns of its last unit if they were cut."""
+        """The rows a part renders, and the columns of its last unit if they were cut
+        (of its first, for a part from the bottom)."""
         span = self.plan.span(part.first, part.last)
         if part.columns is None:
             return span
         first, last = part.columns
+        if part.reverse:
+            return span.headed(self.columns[first][0], self.columns[last][1], self.plan.units[part.first][1])
         return span.narrowed(self.columns[first][0], self.columns[last][1], self.plan.units[part.last][0])
+
+    def args_for(self, part: Part) -> list[str]:
+        """POV-Ray's options for a part: the job's, and for a part from the bottom the
+        block step that reverses the order of the blocks POV-Ray renders (fabfile.meeting)."""
+        if not part.reverse:
+            return self.part_args
+        if part.columns and part.count == 1:  # its row's columns from the cut on: a tail of the blocks
+            blocks = part.columns[1] - part.columns[0] + 1
+        else:  # its whole rows (those below its narrowed first one)
+            blocks = (part.count - (1 if part.columns else 0)) * len(self.columns)
+        step = meeting.Grid((1,) * blocks, (1,)).step()
+        return [*self.part_args, f"+RS{step}"] if step else self.part_args
 
     def extent(self, part: Part) -> float:
         """A part's size in units (a last unit narrowed to some columns counts its share)."""
@@ -718,7 +748,7 @@ class Farm:
             return None
         for (_, part), traced in list(self.traces.items()):
             # A part of one narrowed row renders only its columns: its counts are not the grid's.
-            if not part.first <= unit <= part.last or (part.columns and part.count == 1):
+            if not part.first <= unit <= part.last or (part.columns and part.count == 1) or part.reverse:
                 continue
             ends = [self.count_at(part, unit, traced.offset, column) for column in range(len(self.columns))]
             costs = block_costs(traced.trace, self.count_at(part, unit, traced.offset), ends)
@@ -736,6 +766,9 @@ class Farm:
         latest = traced.trace.latest() if traced is not None else None
         if latest is None or not units or part.columns or self.job.options.get("threads") != 1:
             return None
+        if part.reverse:
+            costs = self.bottom_up_costs(traced.trace, latest[1]) if traced.offset == 0 else None
+            return [costs.get(unit, 0.0) for unit in units] if costs else None
         width = self.settings.width
         # A continued run starts inside its first unit, where its state file ended; a cut
         # one ends inside its last. (A unit at the image's foot may have fewer rows.)
@@ -799,8 +832,9 @@ class Farm:
                 for r in scheduler.running
                 if (r.part.count >= 2 or self.column_cuts)
                 and not r.presumed_hung
+                and not r.part.reverse and _key(r.node, r.part) not in self.met
                 and scheduler.usable(r.node)
-                and (r.node, r.part.first) not in self.cuts
+                and _key(r.node, r.part) not in self.cuts
             ]
         progress: list[tuple[Part, str, float, float]] = []
         for part, victim in candidates:
@@ -822,7 +856,7 @@ class Farm:
             now = time.monotonic()
             for part, victim, units_done, units_before in progress:
                 run = next((r for r in scheduler.running if r.part == part and r.node == victim), None)
-                if run is None or (victim, part.first) in self.cuts:
+                if run is None or _key(victim, part) in self.cuts:
                     continue
                 keep_last = scheduler.cut_point(run, units_done, now, start_cost, units_before, kept_cost)
                 if keep_last is None:
@@ -850,7 +884,7 @@ class Farm:
             for part, victim, units_done, units_before in progress:
                 run = next((r for r in scheduler.running if r.part == part and r.node == victim), None)
                 pace = scheduler.pace(run, units_done, now, units_before) if run else None
-                if run is None or pace is None or (victim, part.first) in self.cuts or units_done < part.count - 1:
+                if run is None or pace is None or _key(victim, part) in self.cuts or units_done < part.count - 1:
                     continue
                 if not self.can_cut_columns(part):
                     continue
@@ -886,8 +920,8 @@ class Farm:
                 kept = self.scheduler.cut(part, victim, keep_last, now)
             if kept is None:
                 return False
-            self.cuts[(victim, part.first)] = kept
-            continuation = self.continuations[(victim, part.first)] = Continuation()
+            self.cuts[_key(victim, part)] = kept
+            continuation = self.continuations[_key(victim, part)] = Continuation()
             if columns and part.count > 1:
                 # A band cut in its last block row renders on to the cut (see NodeJob._povray_args).
                 continuation.stop_at = self.pixels_until(victim, part, keep_last)
@@ -923,7 +957,8 @@ class Farm:
             # (run, its part now): a cut meanwhile changes the run's part.
             running = [
                 (r, r.part) for r in scheduler.running
-                if not r.presumed_hung and scheduler.usable(r.node) and (r.node, r.part.first) not in self.cuts
+                if not r.presumed_hung and scheduler.usable(r.node) and _key(r.node, r.part) not in self.cuts
+                and not r.part.reverse and _key(r.node, r.part) not in self.met and not scheduler.meet
             ]
             if len(running) < 2:
                 return
@@ -983,6 +1018,117 @@ class Farm:
             self.spares[node] = spare
         threading.Thread(target=self.launch_spare, args=(node, spare), daemon=True).start()
 
+    # -- two parts that meet (fabfile.meeting) -------------------------------------------
+    def watch_meeting(self) -> None:
+        """Until the two parts that render toward each other have met, or one is gone."""
+        while not self.stopping.wait(self.tuning.meet_interval):
+            with self.lock:
+                pair = self.scheduler.meeting()
+                started = len(self.scheduler.running) == 2
+            if pair is None and started:
+                return  # met, or one failed: the other renders on, over everything if need be
+            if pair is None:
+                continue
+            try:
+                if self.meet_if_due(*pair):
+                    return
+            except Exception as exc:  # noqa: BLE001 - they render everything then: the image is whole, only later
+                self.reporter.warn(f"could not stop the two parts where they meet: {type(exc).__name__}: {exc}")
+                return
+
+    def meet_if_due(self, top: Running, bottom: Running) -> bool:
+        """Stop the two parts where both end soonest, once that is `meet_lead` seconds
+        away or less (by what the block rows they rendered last cost); True if done."""
+        grid = self.grid
+        with self.lock:
+            top_trace, bottom_trace = self.traces.get((top.node, top.part)), self.traces.get((bottom.node, bottom.part))
+        seen_top = top_trace.trace.latest() if top_trace else None
+        seen_bottom = bottom_trace.trace.latest() if bottom_trace else None
+        if seen_top is None or seen_bottom is None:
+            return False
+        done_top, bottom_from = grid.top_down_done(seen_top[1]), grid.bottom_up_from(seen_bottom[1])
+        gap = range(done_top, max(done_top, bottom_from))
+        now = time.monotonic()
+        top_costs = self.meeting_costs(top_trace.trace, done_top, gap, bottom=False, now=now)
+        bottom_costs = self.meeting_costs(bottom_trace.trace, grid.blocks - bottom_from, gap, bottom=True, now=now)
+        if top_costs is None or bottom_costs is None:
+            return False
+        kept, seconds = meeting.meeting_block(done_top, bottom_from, top_costs, bottom_costs)
+        import sys; print(f"DEBUG samples bottom {bottom_trace.trace.samples[:6]} bc {bottom_costs[:5]} tc {top_costs[:5]}", file=sys.stderr)
+        import sys; print(f"DEBUG meet? top {seen_top} done {done_top} bottom {seen_bottom} from {bottom_from} kept {kept} T {seconds:.2f} tc {sum(top_costs):.2f} bc {sum(bottom_costs):.2f}", file=sys.stderr)
+        if seconds > self.tuning.meet_lead:
+            return False
+        kept = min(max(kept, 1), grid.blocks - 1)
+        with self.lock:
+            top_part, bottom_part = top.part, bottom.part
+            met = self.scheduler.meet_at(kept, now)
+            if met is None:
+                return True
+            stops = (grid.top_down_count(kept), grid.bottom_up_count(kept))
+            cuts = []
+            for run_node, part, kept_part, stop_at in zip(
+                (top.node, bottom.node), (top_part, bottom_part), met, stops, strict=True
+            ):
+                key = _key(run_node, part)
+                self.cuts[key] = kept_part
+                continuation = self.continuations[key] = Continuation(stop_at=stop_at)
+                self.met.add(key)
+                cuts.append((run_node, part, kept_part, continuation))
+            self.timings["meets"] += 1
+        for cut in cuts:
+            threading.Thread(target=self.interrupt, args=cut, daemon=True).start()
+        return True
+
+    def meeting_costs(
+        self, trace: PixelTrace, done: int, gap: range, bottom: bool, now: float
+    ) -> list[float] | None:
+        """What each block of `gap` should cost one of two parts that meet: its block
+        row's column in the last row that part finished (rows next to each other cost
+        alike, left to right; on its own core), else its pace per block so far."""
+        grid = self.grid
+        columns = grid.columns
+        profile = None
+        if bottom:
+            finished = -(-(grid.blocks - done) // columns)  # the highest row it has finished whole
+            if finished < len(grid.rows):
+                profile = self.bottom_up_profile(trace, finished)
+        else:
+            finished = done // columns - 1  # the last row it has finished whole
+            if finished >= 0:
+                ends = [grid.top_down_count(finished * columns + c + 1) for c in range(columns)]
+                profile = block_costs(trace, grid.top_down_count(finished * columns), ends)
+        if profile is None or not sum(profile) > 0:
+            first = trace.samples[0][0] if trace.samples else now
+            per_block = (now - first) / max(1, done)
+            return [per_block] * len(gap)
+        return [profile[block % columns] for block in gap]
+
+    def bottom_up_profile(self, trace: PixelTrace, row: int) -> list[float] | None:
+        """What each block of a block row cost a part from the bottom (left to right):
+        it renders a row from its right end."""
+        grid = self.grid
+        columns = grid.columns
+        start = grid.bottom_up_count((row + 1) * columns) if row + 1 < len(grid.rows) else grid.pixels(0)
+        ends = [grid.bottom_up_count(row * columns + c) for c in range(columns - 1, -1, -1)]
+        costs = block_costs(trace, start, ends)
+        return None if costs is None else costs[::-1]
+
+    def bottom_up_costs(self, trace: PixelTrace, pixels: int) -> dict[int, float] | None:
+        """The seconds each unit took a part from the bottom over the whole image, by
+        its trace, up to `pixels` of its count (the unit it was in, in part); None if
+        the trace does not tell."""
+        grid = self.grid
+        columns = grid.columns
+        start, units, ends = grid.pixels(0), [], []
+        for unit in range(len(grid.rows) - 1, -1, -1):
+            end = grid.bottom_up_count(unit * columns) if unit else grid.total
+            units.append(unit)
+            ends.append(min(end, pixels))
+            if end >= pixels:
+                break
+        costs = block_costs(trace, start, ends)
+        return None if costs is None else dict(zip(units, costs, strict=True))
+
     def look_at(self, parts: list[tuple[Running, Part]]) -> dict[tuple[str, Part], tuple[float, float]]:
         """Looks at running parts' logs (see look), by (node, part); the unknown left out."""
         looks = {}
@@ -1003,7 +1149,7 @@ class Farm:
         left = {}
         for run, part in parts:
             key = (run.node, part)
-            cut = (run.node, part.first) in self.cuts
+            cut = _key(run.node, part) in self.cuts
             if key not in looks or run.part != part or run not in self.scheduler.running or cut:
                 continue
             units_done, units_before = looks[key]
@@ -1030,7 +1176,7 @@ class Farm:
             except PovfarmError:
                 looked = None
         with self.lock:
-            valid = looked is not None and (spare.victim, spare.part.first) not in self.cuts
+            valid = looked is not None and _key(spare.victim, spare.part) not in self.cuts
             if valid and spare.columns:  # it keeps the block in progress
                 valid = self.column_position(spare.part, looked[0]) < spare.keep_last + 1
             elif valid:  # it keeps the unit in progress
@@ -1077,20 +1223,23 @@ class Farm:
         gated = False
         if self.gated_cuts:
             try:
-                gated = node_job.launch_gated(self.span_of(kept), self.part_args, span)
+                gated = node_job.launch_gated(self.span_of(kept), self.args_for(kept), span)
             except Exception:  # noqa: BLE001 - an early start is an optimisation: it then starts after the stop
                 gated = False
+        import sys; print(f"DEBUG launched {node} {kept} gated={gated} at {time.monotonic():.3f} stop_at={continuation.stop_at} needed={continuation.needed}", file=sys.stderr)
         with self.lock:
             continuation.launched, continuation.gated = True, gated
             needed = continuation.needed
         try:
             if needed and continuation.stop_at is not None:
                 node_job.interrupt_at(span, continuation.stop_at, timeout=self.tuning.stop_wait)
+                import sys; print(f"DEBUG interrupt_at {node} {span.name} returned at {time.monotonic():.3f}", file=sys.stderr)
             elif needed:
                 node_job.interrupt(span)
             elif gated:  # the part ended meanwhile: its worker left the continuation to this thread
                 node_job.cancel_gated(self.span_of(kept))
-        except Exception:  # noqa: BLE001 - also a session closed by an abort meanwhile
+        except Exception as exc:  # noqa: BLE001 - also a session closed by an abort meanwhile
+            import sys; print(f"DEBUG interrupt {node} {part} failed {exc!r}", file=sys.stderr)
             pass  # the part finishes whole, or its node's failure is seen by its worker
 
     def take_cut(self, node: str, part: Part, error: Exception | None) -> tuple[Part, bool] | None:
@@ -1106,8 +1255,8 @@ class Farm:
 
     def _take_cut(self, node: str, part: Part, error: Exception | None) -> tuple[Part, bool] | None:
         with self.lock:
-            kept = self.cuts.pop((node, part.first), None)
-            continuation = self.continuations.pop((node, part.first), None)
+            kept = self.cuts.pop(_key(node, part), None)
+            continuation = self.continuations.pop(_key(node, part), None)
             stopped = kept is not None and isinstance(error, PartInterrupted)
             gated = continuation is not None and continuation.launched and continuation.gated
             if continuation is not None and not stopped:
@@ -1123,6 +1272,9 @@ class Farm:
             self.timings["gated_cuts"] += int(gated)
             before = self.restored.pop((node, part), 0)  # from an earlier cut of the same band
             self.restored[(node, kept)] = before + error.pixels  # in its state file now
+            if part.reverse:  # from the bottom: what it rendered of each unit, the highest in part
+                self.record_bottom_up(node, part, kept, error)
+                return kept, gated
             # The units this run of POV-Ray rendered, the last perhaps in part.
             end = before + error.pixels
             rendered = range(
@@ -1136,12 +1288,28 @@ class Farm:
                 self.scheduler.record_cost(rendered, cpu, weights, min(1.0, share))
         return kept, gated
 
+    def record_bottom_up(self, node: str, part: Part, kept: Part, error: PartInterrupted) -> None:
+        """The cost of each unit a part from the bottom rendered before it was stopped where
+        it met the other: shared by its trace, else evenly. Call with the lock held."""
+        cpu = error.povray_times.get("cpu")
+        traced = self.traces.get((node, part))
+        if not cpu or traced is None:
+            return
+        costs = self.bottom_up_costs(traced.trace, error.pixels)
+        if not costs or not sum(costs.values()) > 0:
+            costs = dict.fromkeys(range(kept.first, kept.last + 1), 1.0)
+        total = sum(costs.values())
+        shares = {unit: cpu * cost / total for unit, cost in costs.items() if unit >= kept.first}
+        self.scheduler.record_shares(shares, kept.first if kept.columns else None)
+
     def rendered_itself(self, node: str, part: Part) -> range | None:
         """The units a finished part rendered in its last run, if it was continued after a cut."""
         with self.lock:
             restored = self.restored.pop((node, part), None)
         if restored is None:
             return None
+        if part.reverse:  # met the other part: its continuation renders nothing, writes what it has
+            return range(0)
         return range(min(part.first + restored // self.pixels_per_unit, part.last + 1), part.last + 1)
 
     def watch_progress(self) -> None:
@@ -1162,7 +1330,7 @@ class Farm:
                 with self.lock:
                     if any(r.part == part and r.node == node for r in self.scheduler.running):
                         rows = min(self.span_of(part).size, int(units_done * self.unit_rows))
-                        self.running_rows[(node, part.first)] = rows
+                        self.running_rows[_key(node, part)] = rows
             self.report_running()
 
     def report_running(self) -> None:
@@ -1216,7 +1384,7 @@ class Farm:
         span = self.span_of(part)
         with self.lock:
             # Its rows were counted as in progress; done, they count as finished; failed, as to do.
-            self.running_rows.pop((node, part.first), None)
+            self.running_rows.pop(_key(node, part), None)
         if kind == "fatal":
             if isinstance(payload, OptionsError) and self.job.options.get("args"):
                 raise OptionsError(f"{payload} {self.job.options['args']!r}")
@@ -1325,6 +1493,11 @@ def merge_job(job: Job) -> Path:
         chosen = [(span, paths[span]) for span in merge.covering(paths, settings.width)]
         merge.stitch_bands(chosen, settings.width, settings.height, output)
     return output
+
+
+def _key(node: str, part: Part) -> tuple:
+    """A running part on a node, as it stays through its cuts (Farm.cuts, running_rows)."""
+    return (node, *part_origin(part))
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
         "probes": 0,
         "cuts": True,
         "column_cuts": True,
+        "meet": True,
         "allow_outside": False,
         "keep_remote": False,
     },

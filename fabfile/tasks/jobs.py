@@ -74,6 +74,7 @@ def render(
         probes=setting(c, int, "render", "probes"),
         cuts=setting(c, bool, "render", "cuts"),
         column_cuts=setting(c, bool, "render", "column_cuts"),
+        meet=setting(c, bool, "render", "meet"),
     )
     summary = render_scene(request, RichReporter(), tuning)
     print_summary(summary)
