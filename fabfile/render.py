@@ -90,6 +90,8 @@ class Tuning:
     meet: bool = True  # a still's first render on two slots: one part from the top, one from the bottom
     meet_lead: float = 2.0  # ... stopped where they meet once that is this many seconds away (fabfile.meeting)
     meet_interval: float = 0.1  # ... seconds between looks at how far apart they are
+    meet_rows: int = 2  # ... once this many block rows or fewer are left between them
+    meet_profile: float = 0.6  # ... a block row that took this long tells what the next costs, by column
 
 
 @dataclass
@@ -1048,14 +1050,14 @@ class Farm:
             return False
         done_top, bottom_from = grid.top_down_done(seen_top[1]), grid.bottom_up_from(seen_bottom[1])
         gap = range(done_top, max(done_top, bottom_from))
+        if len(gap) > self.tuning.meet_rows * grid.columns:
+            return False  # what the rows between them cost shows only as they come near
         now = time.monotonic()
         top_costs = self.meeting_costs(top_trace.trace, done_top, gap, bottom=False, now=now)
         bottom_costs = self.meeting_costs(bottom_trace.trace, grid.blocks - bottom_from, gap, bottom=True, now=now)
         if top_costs is None or bottom_costs is None:
             return False
         kept, seconds = meeting.meeting_block(done_top, bottom_from, top_costs, bottom_costs)
-        import sys; print(f"DEBUG samples bottom {bottom_trace.trace.samples[:6]} bc {bottom_costs[:5]} tc {top_costs[:5]}", file=sys.stderr)
-        import sys; print(f"DEBUG meet? top {seen_top} done {done_top} bottom {seen_bottom} from {bottom_from} kept {kept} T {seconds:.2f} tc {sum(top_costs):.2f} bc {sum(bottom_costs):.2f}", file=sys.stderr)
         if seconds > self.tuning.meet_lead:
             return False
         kept = min(max(kept, 1), grid.blocks - 1)
@@ -1082,9 +1084,10 @@ class Farm:
     def meeting_costs(
         self, trace: PixelTrace, done: int, gap: range, bottom: bool, now: float
     ) -> list[float] | None:
-        """What each block of `gap` should cost one of two parts that meet: its block
-        row's column in the last row that part finished (rows next to each other cost
-        alike, left to right; on its own core), else its pace per block so far."""
+        """What each block of `gap` should cost one of two parts that meet: its column in
+        the last block row that part finished, where its trace timed that row (rows
+        next to each other cost alike, left to right; on the same core), else its
+        recent pace per pixel; None before its trace shows a pace."""
         grid = self.grid
         columns = grid.columns
         profile = None
@@ -1093,15 +1096,17 @@ class Farm:
             if finished < len(grid.rows):
                 profile = self.bottom_up_profile(trace, finished)
         else:
-            finished = done // columns - 1  # the last row it has finished whole
+            finished = done // columns - 1  # the lowest row it has finished whole
             if finished >= 0:
                 ends = [grid.top_down_count(finished * columns + c + 1) for c in range(columns)]
                 profile = block_costs(trace, grid.top_down_count(finished * columns), ends)
-        if profile is None or not sum(profile) > 0:
-            first = trace.samples[0][0] if trace.samples else now
-            per_block = (now - first) / max(1, done)
-            return [per_block] * len(gap)
-        return [profile[block % columns] for block in gap]
+        # POV-Ray logs in bursts (~0.2 s): a row timed across fewer than a few says little.
+        if profile is not None and sum(profile) >= self.tuning.meet_profile:
+            return [profile[block % columns] for block in gap]
+        pace = trace.pace()
+        if pace is None:
+            return None
+        return [pace * grid.pixels(block) for block in gap]
 
     def bottom_up_profile(self, trace: PixelTrace, row: int) -> list[float] | None:
         """What each block of a block row cost a part from the bottom (left to right):
@@ -1226,20 +1231,17 @@ class Farm:
                 gated = node_job.launch_gated(self.span_of(kept), self.args_for(kept), span)
             except Exception:  # noqa: BLE001 - an early start is an optimisation: it then starts after the stop
                 gated = False
-        import sys; print(f"DEBUG launched {node} {kept} gated={gated} at {time.monotonic():.3f} stop_at={continuation.stop_at} needed={continuation.needed}", file=sys.stderr)
         with self.lock:
             continuation.launched, continuation.gated = True, gated
             needed = continuation.needed
         try:
             if needed and continuation.stop_at is not None:
                 node_job.interrupt_at(span, continuation.stop_at, timeout=self.tuning.stop_wait)
-                import sys; print(f"DEBUG interrupt_at {node} {span.name} returned at {time.monotonic():.3f}", file=sys.stderr)
             elif needed:
                 node_job.interrupt(span)
             elif gated:  # the part ended meanwhile: its worker left the continuation to this thread
                 node_job.cancel_gated(self.span_of(kept))
-        except Exception as exc:  # noqa: BLE001 - also a session closed by an abort meanwhile
-            import sys; print(f"DEBUG interrupt {node} {part} failed {exc!r}", file=sys.stderr)
+        except Exception:  # noqa: BLE001 - also a session closed by an abort meanwhile
             pass  # the part finishes whole, or its node's failure is seen by its worker
 
     def take_cut(self, node: str, part: Part, error: Exception | None) -> tuple[Part, bool] | None:
