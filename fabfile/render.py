@@ -87,7 +87,7 @@ class Tuning:
     spare_lead: float = 0.5  # ... this long before the end foreseen, beyond a POV-Ray's start-up
     progress_interval: float = 2.0  # seconds between looks at a still's running parts, for the progress bar
     stop_wait: float = 600.0  # the longest a band cut by columns is waited on to reach its cut
-    meet: bool = True  # a still's first render on two slots: one part from the top, one from the bottom
+    meet: bool = False  # a still's first render on two slots: one part from the top, one from the bottom
     meet_lead: float = 2.0  # ... stopped where they meet once that is this many seconds away (fabfile.meeting)
     meet_interval: float = 0.1  # ... seconds between looks at how far apart they are
     meet_rows: int = 2  # ... once this many block rows or fewer are left between them

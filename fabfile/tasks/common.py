@@ -32,7 +32,7 @@ DEFAULTS: dict[str, Any] = {
         "probes": 0,
         "cuts": True,
         "column_cuts": True,
-        "meet": True,
+        "meet": False,
         "allow_outside": False,
         "keep_remote": False,
     },

@@ -20,15 +20,20 @@ def job_record(folder: Path) -> dict:
 
 
 def render_still_as_povray_would(
-    cluster, tmp_path: Path, source: Path, width: int, height: int, args: str = "", nodes: int | None = None
+    cluster, tmp_path: Path, source: Path, width: int, height: int, args: str = "", nodes: int | None = None,
+    settings: str = "",
 ):
     """Render a copy of a still on the cluster (or its first `nodes`) into out.png, check it
-    against POV-Ray alone."""
+    against POV-Ray alone; `settings`: invoke.yaml text for the render."""
     scene = copy_scene(source, tmp_path / "scene")
     write_inventory(tmp_path, cluster.inventory(cluster.nodes[:nodes]))
     extra = [f"--args={args}"] if args else []
+    config = []
+    if settings:
+        (tmp_path / "settings.yaml").write_text(settings)
+        config = ["-f", str(tmp_path / "settings.yaml")]
     result = run_inv(
-        "render", f"--scene={scene}", f"--width={width}", f"--height={height}", *extra, "--output=out.png",
+        *config, "render", f"--scene={scene}", f"--width={width}", f"--height={height}", *extra, "--output=out.png",
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
@@ -211,6 +216,25 @@ def test_a_band_in_its_dear_last_block_row_renders_on_to_a_cut_by_columns(ssh_cl
         # (A spare is planned earlier, maybe before that row ended: then by the pace alone.)
         assert record["timings"].get("forecast_column_cuts", 0) >= 1, record["timings"]
     assert any("-c0033-" in name for name in record["parts"]), record["parts"]
+
+
+def test_two_parts_that_meet_from_either_end_match_povray_alone(ssh_cluster, tmp_path):
+    # render.meet: on two nodes, one part renders the whole image from the top and one from the
+    # bottom (POV-Ray's block step); they are stopped where they meet, each continued (+C) over
+    # its side from its state file. The image is POV-Ray's, the rows split between the two.
+    scene = SCENES / "uneven" / "uneven.pov"
+    render_still_as_povray_would(
+        ssh_cluster, tmp_path, scene, 160, 384, "+A0.3 Declare=Samples=1500", nodes=2,
+        settings="povfarm:\n  render:\n    meet: true\n",
+    )
+    record = job_record(tmp_path)
+    assert record["timings"].get("meets") == 1, record["timings"]
+    assert record["timings"].get("cuts", 0) == 0, record["timings"]
+    assert len({part["node"] for part in record["parts"].values()}) == 2, record["parts"]
+    rows = sorted({(span.start, span.end) for span in map(parse_part_name, record["parts"])})
+    assert rows[0][0] == 1 and rows[-1][1] == 384, rows
+    assert len(record["unit_costs"]) == 12  # what each row block cost, from both ends
+    assert not ssh_cluster.all_povray_pids(), "a POV-Ray was left on a node"
 
 
 def test_a_users_include_header_travels_and_a_cut_continues_after_the_stop(ssh_cluster, tmp_path):

@@ -330,3 +330,58 @@ def test_a_rows_cost_is_shared_by_what_the_log_saw_and_a_cut_row_adds_its_two_ru
     assert s.unit_cost[4] == 2.0 and s.unit_cost[5] == 1.5
     s.record_cost(range(2, 2), 1.0)  # nothing rendered, nothing recorded
     assert s.unit_cost[2] == 2.0
+
+
+def test_two_slots_start_two_parts_over_everything_that_meet():
+    s = Scheduler(unit_count=6, slots=2, even_start=True, column_blocks=4, meet=True)
+    top, bottom = s.next_part("a", 0.0), s.next_part("b", 0.0)
+    assert (top.first, top.last, top.reverse) == (0, 5, False)
+    assert (bottom.first, bottom.last, bottom.reverse) == (0, 5, True)
+    assert s.next_part("c", 0.0) is None
+    # Parts that meet are not cut: they share their rows by meeting.
+    assert s.cut(top, "a", 2, 1.0) is None
+    kept_top, kept_bottom = s.meet_at(4 * 2 + 3, 1.0)  # the top-down one keeps 2 rows and 3 blocks
+    assert kept_top == Part(0, 2, 1, (0, 2))
+    assert kept_bottom == Part(2, 5, 1, (3, 3), reverse=True)
+    assert s.meeting() is None and s.meet_at(5, 1.0) is None
+    assert s.complete(kept_bottom, "b", 1.0, measured=range(0))
+    assert s.done == {3, 4, 5} and not s.finished
+    assert s.complete(kept_top, "a", 1.0)
+    assert s.finished
+
+
+def test_parts_that_meet_at_a_block_row_keep_whole_rows():
+    s = Scheduler(unit_count=6, slots=2, even_start=True, column_blocks=4, meet=True)
+    s.next_part("a", 0.0), s.next_part("b", 0.0)
+    assert s.meet_at(4 * 3, 1.0) == (Part(0, 2), Part(3, 5, reverse=True))
+
+
+def test_a_part_that_met_the_other_and_then_failed_goes_back_as_rows_and_a_piece():
+    s = Scheduler(unit_count=6, slots=2, even_start=True, column_blocks=4, meet=True)
+    s.next_part("a", 0.0), s.next_part("b", 0.0)
+    _, kept_bottom = s.meet_at(4 * 2 + 3, 1.0)
+    s.fail(kept_bottom, "b", "connection lost")
+    assert s.pending == [3, 4, 5]
+    assert s.pieces == [Part(2, 2, 1, (3, 3))]  # the right of the row where they met
+
+
+def test_when_one_of_two_meeting_parts_fails_the_other_renders_everything():
+    s = Scheduler(unit_count=6, slots=2, even_start=True, column_blocks=4, meet=True)
+    top, bottom = s.next_part("a", 0.0), s.next_part("b", 0.0)
+    s.fail(top, "a", "connection lost")
+    assert s.pending == [] and s.pieces == []  # the part from the bottom covers it all
+    assert s.complete(bottom, "b", 10.0, cost=9.0)
+    assert s.finished
+
+
+def test_two_parts_on_one_node_are_told_apart():
+    # A node with two one-thread slots runs both; one's end must not forget the other.
+    s = Scheduler(unit_count=6, slots=2, even_start=True, column_blocks=4, meet=True)
+    top, bottom = s.next_part("a", 0.0), s.next_part("a", 0.0)
+    s.fail(top, "a", "POV-Ray failed", node_fault=False)
+    assert [r.part for r in s.running] == [bottom]
+
+
+def test_no_meeting_on_three_slots_or_for_a_resumed_job():
+    assert not Scheduler(unit_count=6, slots=3, even_start=True, column_blocks=4, meet=True).meet
+    assert not Scheduler(unit_count=6, slots=2, done={0}, even_start=True, column_blocks=4, meet=True).meet
