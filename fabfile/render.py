@@ -2,7 +2,8 @@
 
 Each node runs as many parts at once as it has slots; a worker thread per
 slot asks the scheduler for the next part, renders it, fetches it and
-reports back. A still starts as one band per core; a worker with nothing
+reports back. A still starts as one band per core (or, with render.meet on
+two slots, two parts from either end that meet: `watch_meeting`); a worker with nothing
 left to do looks at the running bands' progress and may cut the one that
 will finish last (`maybe_cut`): the continuation's POV-Ray starts up beside
 it and waits at a gate, then that band's POV-Ray is interrupted and its
@@ -960,7 +961,7 @@ class Farm:
             running = [
                 (r, r.part) for r in scheduler.running
                 if not r.presumed_hung and scheduler.usable(r.node) and _key(r.node, r.part) not in self.cuts
-                and not r.part.reverse and _key(r.node, r.part) not in self.met and not scheduler.meet
+                and not scheduler.meet  # parts that meet share their rows so: spares are for cuts
             ]
             if len(running) < 2:
                 return
@@ -1052,15 +1053,15 @@ class Farm:
         gap = range(done_top, max(done_top, bottom_from))
         if len(gap) > self.tuning.meet_rows * grid.columns:
             return False  # what the rows between them cost shows only as they come near
-        now = time.monotonic()
-        top_costs = self.meeting_costs(top_trace.trace, done_top, gap, bottom=False, now=now)
-        bottom_costs = self.meeting_costs(bottom_trace.trace, grid.blocks - bottom_from, gap, bottom=True, now=now)
+        top_costs = self.meeting_costs(top_trace.trace, done_top, gap, bottom=False)
+        bottom_costs = self.meeting_costs(bottom_trace.trace, grid.blocks - bottom_from, gap, bottom=True)
         if top_costs is None or bottom_costs is None:
             return False
         kept, seconds = meeting.meeting_block(done_top, bottom_from, top_costs, bottom_costs)
         if seconds > self.tuning.meet_lead:
             return False
         kept = min(max(kept, 1), grid.blocks - 1)
+        now = time.monotonic()
         with self.lock:
             top_part, bottom_part = top.part, bottom.part
             met = self.scheduler.meet_at(kept, now)
@@ -1081,9 +1082,7 @@ class Farm:
             threading.Thread(target=self.interrupt, args=cut, daemon=True).start()
         return True
 
-    def meeting_costs(
-        self, trace: PixelTrace, done: int, gap: range, bottom: bool, now: float
-    ) -> list[float] | None:
+    def meeting_costs(self, trace: PixelTrace, done: int, gap: range, bottom: bool) -> list[float] | None:
         """What each block of `gap` should cost one of two parts that meet: its column in
         the last block row that part finished, where its trace timed that row (rows
         next to each other cost alike, left to right; on the same core), else its
