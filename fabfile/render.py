@@ -83,6 +83,10 @@ class Tuning:
     cut_min_start: float = 0.5  # seconds a POV-Ray start is assumed to cost until one is measured
     gated_cuts: bool = True  # start a cut part's continuation before the part stops (NodeJob.launch_gated)
     gated_start: float = 0.1  # seconds such a continuation still costs its core: the state file, settling
+    # POV-Ray 3.7 aborts when its include header opens after it has waited ~10.5 s at it (measured;
+    # vfepovms.cpp:150, m_Sanity): a POV-Ray that waited at its gate this long is not used, but
+    # replaced by one started then.
+    gate_limit: float = 6.0
     spares: bool = True  # start a node's next POV-Ray before its part ends, for the rest of a cut (Spare)
     column_cuts: bool = True  # a band in its last block row: cut that row by columns
     spare_lead: float = 0.5  # ... this long before the end foreseen, beyond a POV-Ray's start-up
@@ -120,6 +124,7 @@ class Continuation:
 
     launched: bool = False  # the launch is over, either way
     gated: bool = False  # its POV-Ray waits at its gate for the state file
+    gated_at: float = 0.0  # ... since then (time.monotonic)
     needed: bool = True  # False once the part ended without being stopped for the cut
     stop_at: int | None = None  # stop the part once its POV-Ray has rendered this many pixels, not at once
 
@@ -139,6 +144,7 @@ class Spare:
     forecast: bool = False  # ... placed by a neighbouring row's block costs (Farm.column_costs)
     ready: threading.Event = field(default_factory=threading.Event)  # its launch is over
     gated: bool = False  # ... and it waits at its gate
+    gated_at: float = 0.0  # ... since then (time.monotonic)
 
 
 @dataclass
@@ -1165,6 +1171,7 @@ class Farm:
     def launch_spare(self, node: str, spare: Spare) -> None:
         try:
             spare.gated = self.node_jobs[node].launch_gated(spare.span, self.part_args)
+            spare.gated_at = time.monotonic()
         except Exception:  # noqa: BLE001 - an early start is an optimisation: the cut then starts one
             spare.gated = False
         spare.ready.set()
@@ -1200,6 +1207,9 @@ class Farm:
             mine = self.spares.get(node)
             unused = [(n, s) for n, s in self.spares.items() if s.span == span and n != node]
         if mine is not None and mine.span == span and mine.ready.wait(30.0) and mine.gated:
+            if time.monotonic() - mine.gated_at > self.tuning.gate_limit:
+                self.drop_spare(node, mine)  # waited too long to be opened safely: start afresh
+                return False
             with self.lock:
                 self.spares.pop(node, None)
             return True
@@ -1231,7 +1241,7 @@ class Farm:
             except Exception:  # noqa: BLE001 - an early start is an optimisation: it then starts after the stop
                 gated = False
         with self.lock:
-            continuation.launched, continuation.gated = True, gated
+            continuation.launched, continuation.gated, continuation.gated_at = True, gated, time.monotonic()
             needed = continuation.needed
         try:
             if needed and continuation.stop_at is not None:
@@ -1269,6 +1279,13 @@ class Farm:
                 pass  # the node's failure is its worker's to report; stop_all ends it anyway
         if not stopped:
             return None  # not cut, finished whole before the cut took, or failed: reported as such
+        if gated and time.monotonic() - continuation.gated_at > self.tuning.gate_limit:
+            # The part rendered on to its cut for long: its continuation starts afresh instead.
+            try:
+                self.node_jobs[node].cancel_gated(self.span_of(kept), remove=True)
+            except PovfarmError:
+                pass  # the continuation's own command reports the node's failure
+            gated = False
         with self.lock:
             self.timings["gated_cuts"] += int(gated)
             before = self.restored.pop((node, part), 0)  # from an earlier cut of the same band

@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
         "cuts": True,
         "column_cuts": True,
         "meet": False,
+        "gate_limit": 6.0,
         "allow_outside": False,
         "keep_remote": False,
     },

@@ -75,6 +75,7 @@ def render(
         cuts=setting(c, bool, "render", "cuts"),
         column_cuts=setting(c, bool, "render", "column_cuts"),
         meet=setting(c, bool, "render", "meet"),
+        gate_limit=setting(c, float, "render", "gate_limit"),
     )
     summary = render_scene(request, RichReporter(), tuning)
     print_summary(summary)

@@ -174,14 +174,31 @@ def test_a_slow_band_is_cut_and_continued_and_still_matches(ssh_cluster, tmp_pat
 def test_a_cut_takes_the_spare_started_before_a_band_ended(ssh_cluster, tmp_path):
     # Two tiers of cost on two nodes: the top band outlasts the bottom one by seconds. The node
     # whose band is about to end starts its next POV-Ray beforehand, waiting at a gate, for the
-    # rows the cut will give it; the cut takes it, and the image still matches.
+    # rows the cut will give it; the cut takes it, and the image still matches. (The bottom band
+    # lasts long enough for its end to be foreseen: at a third of this cost, 3 runs of 10 here
+    # made no cut through a spare.)
     scene = SCENES / "tiers" / "tiers.pov"
     render_still_as_povray_would(
-        ssh_cluster, tmp_path, scene, 160, 384, "+A0.3 Declare=Samples=100 Declare=TopSamples=1000", nodes=2
+        ssh_cluster, tmp_path, scene, 160, 384, "+A0.3 Declare=Samples=300 Declare=TopSamples=3000", nodes=2
     )
     record = job_record(tmp_path)
     assert record["timings"].get("spared_cuts", 0) >= 1, record["timings"]
     assert not ssh_cluster.all_povray_pids(), "a spare was left waiting on a node"
+
+
+def test_a_povray_that_waited_too_long_at_its_gate_is_replaced(ssh_cluster, tmp_path):
+    # POV-Ray 3.7 aborts when its include header opens after ~10.5 s at it. With render.gate_limit
+    # 0, every POV-Ray started early at a gate (a cut's continuation, a spare) has waited too long
+    # by the time it is wanted: each is stopped and one started then does its work instead.
+    scene = SCENES / "tiers" / "tiers.pov"
+    render_still_as_povray_would(
+        ssh_cluster, tmp_path, scene, 160, 384, "+A0.3 Declare=Samples=100 Declare=TopSamples=1000", nodes=2,
+        settings="povfarm:\n  render:\n    gate_limit: 0\n",
+    )
+    record = job_record(tmp_path)
+    assert record["timings"].get("cuts", 0) >= 1, record["timings"]
+    assert record["timings"].get("gated_cuts", 0) == 0, record["timings"]
+    assert not ssh_cluster.all_povray_pids(), "a POV-Ray was left waiting at its gate"
 
 
 def test_a_block_row_is_cut_by_columns_when_it_is_all_that_is_left(ssh_cluster, tmp_path):
