@@ -559,9 +559,10 @@ class Farm:
             hang_grace=self.tuning.hang_grace,
             hang_factor=self.tuning.hang_factor,
             column_blocks=len(self.columns) if self.column_cuts else 1,
-            # Parts that meet stop at a block by their POV-Ray's count: one thread's, in order.
+            # Parts that meet stop at a block by their POV-Ray's count: one thread's, in order. On
+            # two nodes: a part's folder on its node is named by its rows, the same for both.
             meet=(
-                self.tuning.meet and self.column_cuts and prior is None
+                self.tuning.meet and self.column_cuts and prior is None and len(self.slots) == 2
                 and self.job.options.get("threads") == 1 and self.grid.blocks >= 3
             ),
         )
