@@ -21,7 +21,7 @@ Pure: the arithmetic of block counts and of where to meet, tested alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
@@ -70,17 +70,11 @@ class Grid:
     def bottom_up_from(self, pixels: int) -> int:
         """The first of the blocks a bottom-up POV-Ray has finished, from the last, at
         that count (blocks when it has finished only block 0, or nothing)."""
-        low, high = 1, self.blocks  # the answer: the least kept_from whose count is within pixels
-        while low < high:
-            middle = (low + high) // 2
-            if self.bottom_up_count(middle) <= pixels:
-                high = middle
-            else:
-                low = middle + 1
-        return low if self.bottom_up_count(low) <= pixels else self.blocks
+        return self.blocks - self._blocks_within(pixels, lambda done: self.bottom_up_count(self.blocks - done))
 
-    def _blocks_within(self, pixels: int, count) -> int:
-        low, high = 0, self.blocks  # the most blocks whose count is within pixels
+    def _blocks_within(self, pixels: int, count: Callable[[int], int]) -> int:
+        """The most blocks done whose `count` is within `pixels` (count grows with them)."""
+        low, high = 0, self.blocks
         while low < high:
             middle = (low + high + 1) // 2
             if count(middle) <= pixels:
@@ -89,10 +83,11 @@ class Grid:
                 high = middle - 1
         return low
 
-    def step(self) -> int | None:
-        """POV-Ray's block step that renders these blocks bottom-up (None where there
-        are too few for a step: two blocks or fewer keep their order)."""
-        return self.blocks - 1 if self.blocks >= 3 else None
+
+def block_step(blocks: int) -> int | None:
+    """POV-Ray's block step that renders an area of `blocks` blocks bottom-up, block 0
+    first; None where there are too few for a step (two blocks or fewer keep their order)."""
+    return blocks - 1 if blocks >= 3 else None
 
 
 def meeting_block(

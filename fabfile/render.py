@@ -665,7 +665,7 @@ class Farm:
             blocks = part.columns[1] - part.columns[0] + 1
         else:  # its whole rows (those below its narrowed first one)
             blocks = (part.count - (1 if part.columns else 0)) * len(self.columns)
-        step = meeting.Grid((1,) * blocks, (1,)).step()
+        step = meeting.block_step(blocks)
         return [*self.part_args, f"+RS{step}"] if step else self.part_args
 
     def extent(self, part: Part) -> float:
@@ -1060,8 +1060,13 @@ class Farm:
         gap = range(done_top, max(done_top, bottom_from))
         if len(gap) > self.tuning.meet_rows * grid.columns:
             return False  # what the rows between them cost shows only as they come near
-        top_costs = self.meeting_costs(top_trace.trace, done_top, gap, bottom=False)
-        bottom_costs = self.meeting_costs(bottom_trace.trace, grid.blocks - bottom_from, gap, bottom=True)
+        top_row = done_top // grid.columns - 1  # the lowest block row the top-down part has finished
+        bottom_row = -(-bottom_from // grid.columns)  # the highest one the bottom-up part has finished
+        with self.lock:
+            top_profile = self.unit_profile(top_row) if top_row >= 0 else None
+        bottom_profile = self.bottom_up_profile(bottom_trace.trace, bottom_row) if bottom_row < len(grid.rows) else None
+        top_costs = self.gap_costs(top_trace.trace, top_profile, gap)
+        bottom_costs = self.gap_costs(bottom_trace.trace, bottom_profile, gap)
         if top_costs is None or bottom_costs is None:
             return False
         kept, seconds = meeting.meeting_block(done_top, bottom_from, top_costs, bottom_costs)
@@ -1089,30 +1094,18 @@ class Farm:
             threading.Thread(target=self.interrupt, args=cut, daemon=True).start()
         return True
 
-    def meeting_costs(self, trace: PixelTrace, done: int, gap: range, bottom: bool) -> list[float] | None:
+    def gap_costs(self, trace: PixelTrace, profile: list[float] | None, gap: range) -> list[float] | None:
         """What each block of `gap` should cost one of two parts that meet: its column in
-        the last block row that part finished, where its trace timed that row (rows
-        next to each other cost alike, left to right; on the same core), else its
-        recent pace per pixel; None before its trace shows a pace."""
-        grid = self.grid
-        columns = grid.columns
-        profile = None
-        if bottom:
-            finished = -(-(grid.blocks - done) // columns)  # the highest row it has finished whole
-            if finished < len(grid.rows):
-                profile = self.bottom_up_profile(trace, finished)
-        else:
-            finished = done // columns - 1  # the lowest row it has finished whole
-            if finished >= 0:
-                ends = [grid.top_down_count(finished * columns + c + 1) for c in range(columns)]
-                profile = block_costs(trace, grid.top_down_count(finished * columns), ends)
+        `profile`, the last block row that part finished (rows next to each other cost
+        alike, left to right; on the same core), else its recent pace per pixel; None
+        before its trace shows a pace."""
         # POV-Ray logs in bursts (~0.2 s): a row timed across fewer than a few says little.
         if profile is not None and sum(profile) >= self.tuning.meet_profile:
-            return [profile[block % columns] for block in gap]
+            return [profile[block % self.grid.columns] for block in gap]
         pace = trace.pace()
         if pace is None:
             return None
-        return [pace * grid.pixels(block) for block in gap]
+        return [pace * self.grid.pixels(block) for block in gap]
 
     def bottom_up_profile(self, trace: PixelTrace, row: int) -> list[float] | None:
         """What each block of a block row cost a part from the bottom (left to right):

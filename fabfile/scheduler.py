@@ -188,6 +188,10 @@ class Scheduler:
             return None
         return top[0], bottom[0]
 
+    def _meets(self, part: Part) -> bool:
+        """Whether a part shares its rows by meeting another (fabfile.meeting): not cut."""
+        return part.reverse or self.meeting() is not None
+
     def meet_at(self, kept: int, now: float) -> tuple[Part, Part] | None:
         """Stop the two parts of `meeting` where they meet: the top-down one keeps its
         first `kept` blocks (row by row, `column_blocks` a unit), the other the rest.
@@ -323,7 +327,7 @@ class Scheduler:
         seconds_per_unit = self.pace(run, units_done, now, units_before)
         if run.presumed_hung or seconds_per_unit is None or run.part.count < 2 or run.part.columns:
             return None
-        if run.part.reverse or self.meeting():  # parts that meet share their rows by meeting
+        if self._meets(run.part):
             return None
         kept_cost = start_cost if kept_cost is None else kept_cost
         in_progress = min(int(units_done), run.part.count - 1)
@@ -385,7 +389,7 @@ class Scheduler:
         run = next((r for r in self.running if r.part == part and r.node == node), None)
         if run is None or run.presumed_hung or part.columns or not part.first <= keep_last < part.last:
             return None
-        if part.reverse or self.meeting():
+        if self._meets(part):
             return None
         kept = Part(part.first, keep_last, part.attempt)
         run.part, run.started = kept, now
@@ -416,7 +420,7 @@ class Scheduler:
         keep at most half of the blocks after the one in progress (in a nebula's
         dear rows the right half costs six times the left or more).
         """
-        if run.presumed_hung or self.column_blocks < 2 or run.part.reverse or self.meeting():
+        if run.presumed_hung or self.column_blocks < 2 or self._meets(run.part):
             return None
         first, last = run.part.columns or (0, self.column_blocks - 1)
         if not first <= position < last + 1 or len(block_costs) <= last:
@@ -437,7 +441,7 @@ class Scheduler:
         first, last = part.columns or (0, self.column_blocks - 1)
         if run is None or run.presumed_hung or not first <= keep_column < last or part.last in self.done:
             return None
-        if part.reverse or self.meeting():
+        if self._meets(part):
             return None
         kept = Part(part.first, part.last, part.attempt, (first, keep_column))
         run.part, run.started = kept, now

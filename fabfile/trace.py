@@ -66,7 +66,6 @@ class PixelTrace:
                 return before_at + (at - before_at) * (pixels - before) / (count - before)
         return None
 
-
     def pace(self, window: float = 1.0) -> float | None:
         """Seconds per pixel over about the last `window` seconds of the trace (the whole
         of it while it is shorter); None before two bursts."""

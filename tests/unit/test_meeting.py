@@ -1,4 +1,4 @@
-from fabfile.meeting import Grid, meeting_block
+from fabfile.meeting import Grid, block_step, meeting_block
 
 
 def nebula_480x360() -> Grid:
@@ -18,14 +18,14 @@ def test_a_top_down_povrays_count_tells_the_blocks_it_has_finished():
 def test_a_bottom_up_povrays_count_tells_where_its_blocks_begin():
     # POV-Ray's block step blocks-1 renders block 0 first, then the last, the one before it...
     grid = nebula_480x360()
-    assert grid.step() == 179
+    assert block_step(grid.blocks) == 179
     assert grid.bottom_up_count(165) == 1024 + 15 * 256  # block 0 and the last block row (8 rows)
     assert grid.bottom_up_from(1024 + 15 * 256) == 165
     # Measured: a bottom-up render stopped at this count had rows 129-360 and the right 7 blocks
     # of rows 97-128 (block columns 8-14 of block row 3) in its state file, and block 0.
     assert grid.bottom_up_from(119552) == 3 * 15 + 8
     assert grid.bottom_up_from(1024) == 180  # only block 0: none of its own side yet
-    assert Grid((32,), (32, 32)).step() is None  # two blocks keep their order
+    assert block_step(2) is None  # two blocks keep their order
 
 
 def test_two_parts_meet_where_both_end_together():
