@@ -7,8 +7,7 @@ core i mod cores), then times, several runs each:
   `inv render` on 1, 2 and 4 nodes (4 is oversubscribed on 2 cores), and on
   this machine as one local node with all its cores (the default cluster),
   once as povfarm chooses (a still: one part with POV-Ray's own threads) and
-  once with --threads=1 (a part per core), and for stills 2 nodes with the
-  experimental render.meet (two parts from either end, fabfile.meeting),
+  once with --threads=1 (a part per core),
 
 for an even scene, an uneven one (a media nebula off-centre) and an
 animation, and prints medians, min-max and the ratios, plus what the farm
@@ -102,8 +101,7 @@ class FarmRun:
 
 
 def time_farm(
-    scene: Scene, inventory: Path, work: Path, out: Path, renders: Path, extra: tuple[str, ...] = (),
-    settings: Path | None = None,
+    scene: Scene, inventory: Path, work: Path, out: Path, renders: Path, extra: tuple[str, ...] = ()
 ) -> FarmRun:
     """`inv render` end to end, as a user runs it: its wall time, the job's timings,
     how far apart the nodes finished and what it warned about."""
@@ -111,8 +109,7 @@ def time_farm(
     output = out if scene.frames else out / f"{scene.path.stem}.png"
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "invoke", "--search-root", str(REPO), *(["-f", str(settings)] if settings else []),
-         "render", *scene.farm_args(),
+        [sys.executable, "-m", "invoke", "--search-root", str(REPO), "render", *scene.farm_args(),
          f"--cluster={inventory}", f"--renders={renders}", f"--output={output}", *extra],
         cwd=work, capture_output=True, text=True,
     )
@@ -170,8 +167,6 @@ class Bench:
         self.local = work / "local.yaml"  # the default cluster's node: this machine, every core
         self.local.write_text(f"nodes:\n  - {{name: local, transport: local, workdir: '{work / 'local-work'}'}}\n")
         self.local_runs = {"farm, local node": (), "farm, local, 1 thread": ("--threads=1",)}
-        self.meet = work / "meet.yaml"  # invoke.yaml settings for the experiment
-        self.meet.write_text("povfarm:\n  render:\n    meet: true\n")
 
     def measure(self, scene: Scene) -> tuple[dict[str, list[float]], dict[str, list[FarmRun]]]:
         """Every configuration, `runs` times: wall times by label (in the table's order)
@@ -181,7 +176,6 @@ class Bench:
         labels = ["povray +WT1", self.wt_all, *(f"farm, {count} node(s)" for count in self.inventories)]
         if not scene.frames:
             labels.insert(labels.index("farm, 2 node(s)") + 1, "farm, 2 nodes, again")
-            labels.insert(labels.index("farm, 2 nodes, again") + 1, "farm, 2 nodes, meet")
         labels += list(self.local_runs)
         results: dict[str, list[float]] = {label: [] for label in labels}
         farm_runs: dict[str, list[FarmRun]] = {label: [] for label in labels if label.startswith("farm")}
@@ -203,10 +197,6 @@ class Bench:
                 if count == 2 and not scene.frames:
                     # Rendered again: the first bands are sized by the costs just measured.
                     farm("farm, 2 nodes, again", time_farm(scene, inventory, work, work / "again", renders))
-                    # A first render with two parts from either end that meet (render.meet).
-                    meet = work / f"renders-{scene.name}-meet-{run}"
-                    farm("farm, 2 nodes, meet",
-                         time_farm(scene, inventory, work, work / "meet", meet, settings=self.meet))
             for index, (label, extra) in enumerate(self.local_runs.items()):
                 renders = work / f"renders-{scene.name}-local{index}-{run}"
                 farm(label, time_farm(scene, self.local, work, work / f"local{index}", renders, extra))
@@ -226,16 +216,14 @@ class Bench:
         print(f"pixels against +WT1: {self.wt_all[7:]} {differing_pixels(work / 'wtall', work / 'wt1')}; "
               + ", ".join(f"farm on {count} {differing_pixels(work / f'farm{count}', work / 'wt1')}"
                           for count in self.inventories)
-              + ("" if scene.frames else f", again {differing_pixels(work / 'again', work / 'wt1')}"
-                 f", meet {differing_pixels(work / 'meet', work / 'wt1')}")
+              + ("" if scene.frames else f", again {differing_pixels(work / 'again', work / 'wt1')}")
               + f", local {differing_pixels(work / 'local0', work / 'wt1')}"
               + f", local 1 thread {differing_pixels(work / 'local1', work / 'wt1')}")
         print("farm outside POV-Ray (medians): start = connect + upload, per part = SSH round trip"
               " + fetch beyond POV-Ray's own wall time, stitch = while rendering + at the end,"
               " gated = cuts whose continuation started up before the band stopped,"
               " spared = cuts whose rest went to a POV-Ray started before its node's part ended,"
-              " by columns = cuts of a band's last block row, met = two parts stopped where they met"
-              " (render.meet), ends apart = between the first and the"
+              " by columns = cuts of a band's last block row, ends apart = between the first and the"
               " last node to finish (median, max); then any warning a run printed")
         for label, farmed in farm_runs.items():
             records = [farm.timings for farm in farmed]
@@ -252,8 +240,7 @@ class Bench:
                   f"  stitch {med('stitch_while_rendering'):4.2f}+{med('merge'):4.2f}s"
                   f"  cleanup {med('cleanup'):5.2f}s  cuts {med('cuts'):2.0f} ({med('gated_cuts'):.0f} gated,"
                   f" {med('spared_cuts'):.0f} spared, {med('column_cuts'):.0f} by columns)"
-                  + (f"  met {med('meets'):.0f}" if "meet" in label else "")
-                  + f"  {ends}")
+                  f"  {ends}")
         for label, farmed in farm_runs.items():
             for number, farm in enumerate(farmed, 1):
                 for warning in dict.fromkeys(farm.warnings):

@@ -315,16 +315,6 @@ class NodeJob:
             args += [f"+SF{span.start}", f"+EF{span.end}"]
         else:
             # +V: POV-Ray logs each finished block, the progress shown and cuts decided on.
-            if span.columns and span.head_end:
-                # A part from the bottom, stopped where it met the other (fabfile.meeting): continued
-                # (+C) over the rows below its first, narrowed one, which its state file holds, or
-                # over the right of a last row. It renders nothing and writes every block it has.
-                if resume_from is None:
-                    raise ValueError(f"{span.label()}: only a part continued from its state file is narrowed so")
-                if span.head_end < span.end:
-                    return [*args, "+V", f"+SR{span.head_end + 1}", f"+ER{span.end}", "+C"]
-                return [*args, "+V", f"+SR{span.start}", f"+ER{span.end}", f"+SC{span.columns[0]}",
-                        f"+EC{span.columns[1]}", "+C"]
             args += ["+V", f"+SR{span.start}"]
             if span.columns and span.columns_from > span.start:
                 # A band whose last block row was cut by columns once it had rendered them

@@ -11,10 +11,7 @@ frame. A part is a run of consecutive units.
 
 Near the end of a still, the last block row of a running band can be split by
 columns (POV-Ray's +SC/+EC, on the same block grid): the band keeps the left
-of it, and the rest goes to an idle core as a rectangle of its own. Where two
-parts render toward each other (fabfile.meeting), the one coming up from the
-bottom ends in the right of the block row where they met: its first block row
-is narrowed ("head").
+of it, and the rest goes to an idle core as a rectangle of its own.
 """
 
 from __future__ import annotations
@@ -24,7 +21,7 @@ from dataclasses import dataclass
 
 ROWS = "rows"
 FRAMES = "frames"
-PART_NAME = re.compile(r"^(rows|frames)-(-?\d+)-(-?\d+)(?:-([ch])(\d+)-(\d+)-(\d+))?$")
+PART_NAME = re.compile(r"^(rows|frames)-(-?\d+)-(-?\d+)(?:-c(\d+)-(\d+)-(\d+))?$")
 
 
 @dataclass(frozen=True)
@@ -32,9 +29,7 @@ class Span:
     """Rows (1-based, inclusive) or frame numbers (inclusive) of a part.
 
     `columns` (1-based, inclusive) narrows rows `columns_from`..end to those
-    columns: a band whose last block row was split, or a rectangle of one. With
-    `head_end`, they narrow rows start..head_end instead: a band whose first
-    block row was split (its rest is whole).
+    columns: a band whose last block row was split, or a rectangle of one.
     """
 
     kind: str
@@ -42,14 +37,11 @@ class Span:
     end: int
     columns: tuple[int, int] | None = None
     columns_from: int = 0
-    head_end: int = 0
 
     @property
     def name(self) -> str:
         name = f"{self.kind}-{self.start:04d}-{self.end:04d}"
-        if self.columns and self.head_end:
-            name += f"-h{self.head_end:04d}-{self.columns[0]:04d}-{self.columns[1]:04d}"
-        elif self.columns:
+        if self.columns:
             name += f"-c{self.columns_from:04d}-{self.columns[0]:04d}-{self.columns[1]:04d}"
         return name
 
@@ -59,9 +51,7 @@ class Span:
 
     def label(self) -> str:
         label = f"{self.kind} {self.start}-{self.end}" if self.size > 1 else f"{self.kind[:-1]} {self.start}"
-        if self.columns and self.head_end:
-            label += f" (columns {self.columns[0]}-{self.columns[1]} of rows {self.start}-{self.head_end})"
-        elif self.columns:
+        if self.columns:
             label += f" (columns {self.columns[0]}-{self.columns[1]} of rows {self.columns_from}-{self.end})"
         return label
 
@@ -69,17 +59,9 @@ class Span:
         """This span with rows from_row..end narrowed to the given columns."""
         return Span(self.kind, self.start, self.end, (first_column, last_column), from_row)
 
-    def headed(self, first_column: int, last_column: int, head_end: int) -> Span:
-        """This span with rows start..head_end narrowed to the given columns."""
-        return Span(self.kind, self.start, self.end, (first_column, last_column), head_end=head_end)
-
     def pieces(self) -> list[Span]:
         """Whole-width bands and rectangles that make up this span (a band whose last
-        block row was split is the rows above it, and a rectangle; one whose first
-        block row was split, a rectangle and the rows below it)."""
-        if self.columns and self.head_end:
-            head = Span(self.kind, self.start, self.head_end, self.columns, self.start)
-            return [head] if self.head_end >= self.end else [head, Span(self.kind, self.head_end + 1, self.end)]
+        block row was split is the rows above it, and a rectangle)."""
         if not self.columns or self.columns_from <= self.start:
             return [self]
         return [Span(self.kind, self.start, self.columns_from - 1),
@@ -104,12 +86,8 @@ class Plan:
 
     def units_of(self, span: Span) -> range:
         """The unit indices a span covers whole (across the full width)."""
-        first, last = span.start, span.end
-        if span.columns and span.head_end:
-            first = span.head_end + 1
-        elif span.columns:
-            last = span.columns_from - 1
-        indices = [i for i, (start, end) in enumerate(self.units) if start >= first and end <= last]
+        last = span.columns_from - 1 if span.columns else span.end
+        indices = [i for i, (start, end) in enumerate(self.units) if start >= span.start and end <= last]
         return range(indices[0], indices[-1] + 1) if indices else range(0)
 
 
@@ -142,10 +120,8 @@ def parse_part_name(name: str) -> Span | None:
     if not match:
         return None
     span = Span(match.group(1), int(match.group(2)), int(match.group(3)))
-    if match.group(4) == "h":
-        span = span.headed(int(match.group(6)), int(match.group(7)), int(match.group(5)))
-    elif match.group(4):
-        span = span.narrowed(int(match.group(6)), int(match.group(7)), int(match.group(5)))
+    if match.group(4):
+        span = span.narrowed(int(match.group(5)), int(match.group(6)), int(match.group(4)))
     return span
 
 

@@ -2,8 +2,7 @@
 
 Each node runs as many parts at once as it has slots; a worker thread per
 slot asks the scheduler for the next part, renders it, fetches it and
-reports back. A still starts as one band per core (or, with render.meet on
-two slots, two parts from either end that meet: `watch_meeting`); a worker with nothing
+reports back. A still starts as one band per core; a worker with nothing
 left to do looks at the running bands' progress and may cut the one that
 will finish last (`maybe_cut`): the continuation's POV-Ray starts up beside
 it and waits at a gate, then that band's POV-Ray is interrupted and its
@@ -27,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from fabfile import deps, meeting, merge, povopts
+from fabfile import deps, merge, povopts
 from fabfile.errors import JobError, NodeError, OptionsError, PovfarmError, SceneError
 from fabfile.inventory import Cluster, Node, load_cluster
 from fabfile.jobs import Job, create_job, earlier_costs, latest_job, load_job
@@ -92,11 +91,6 @@ class Tuning:
     spare_lead: float = 0.5  # ... this long before the end foreseen, beyond a POV-Ray's start-up
     progress_interval: float = 2.0  # seconds between looks at a still's running parts, for the progress bar
     stop_wait: float = 600.0  # the longest a band cut by columns is waited on to reach its cut
-    meet: bool = False  # a still's first render on two slots: one part from the top, one from the bottom
-    meet_lead: float = 2.0  # ... stopped where they meet once that is this many seconds away (fabfile.meeting)
-    meet_interval: float = 0.1  # ... seconds between looks at how far apart they are
-    meet_rows: int = 2  # ... once this many block rows or fewer are left between them
-    meet_profile: float = 0.6  # ... a block row that took this long tells what the next costs, by column
 
 
 @dataclass
@@ -400,11 +394,6 @@ class Farm:
             self.cutting and tuning.column_cuts and self.settings.bits == 8 and len(self.columns) > 1
             and self.unit_rows == self.settings.block_size
         )
-        # The blocks of the whole image, for two parts that render it toward each other.
-        self.grid = meeting.Grid(
-            tuple(end - start + 1 for start, end in self.plan.units), tuple(b - a + 1 for a, b in self.columns)
-        )
-        self.met: set[tuple] = set()  # the parts (_key) stopped where they met, and their continuations
         self.latency: float | None = None  # the least idle time of a POV-Ray run seen
         self.setup: float = 0.0  # the most a part spent before tracing: parsing, photons...
 
@@ -559,12 +548,6 @@ class Farm:
             hang_grace=self.tuning.hang_grace,
             hang_factor=self.tuning.hang_factor,
             column_blocks=len(self.columns) if self.column_cuts else 1,
-            # Parts that meet stop at a block by their POV-Ray's count: one thread's, in order. On
-            # two nodes: a part's folder on its node is named by its rows, the same for both.
-            meet=(
-                self.tuning.meet and self.column_cuts and prior is None and len(self.slots) == 2
-                and self.job.options.get("threads") == 1 and self.grid.blocks >= 3
-            ),
         )
         done_total = sum(self.plan.span(u, u).size for u in done)
         self.render_started = time.monotonic()
@@ -584,8 +567,6 @@ class Farm:
                 threading.Thread(target=self.watch_progress, daemon=True).start()
             if self.cutting and self.gated_cuts and self.tuning.spares:
                 threading.Thread(target=self.watch_ends, daemon=True).start()
-            if self.scheduler.meet:
-                threading.Thread(target=self.watch_meeting, daemon=True).start()
             self.watch()
         except PovfarmError:
             self.abort("failed")
@@ -623,7 +604,7 @@ class Farm:
                 on_log = self.trace_log(node, part) if self.plan.kind != FRAMES else None
                 try:
                     outcome = node_job.render(
-                        span, self.args_for(part), self.job.parts_folder, final, resume_from, gated, on_log
+                        span, self.part_args, self.job.parts_folder, final, resume_from, gated, on_log
                     )
                 except (SceneError, OptionsError) as exc:
                     self.events.put(("fatal", node, part, exc))
@@ -646,27 +627,12 @@ class Farm:
 
     # -- cutting ----------------------------------------------------------------
     def span_of(self, part: Part) -> Span:
-        """The rows a part renders, and the columns of its last unit if they were cut
-        (of its first, for a part from the bottom)."""
+        """The rows a part renders, and the columns of its last unit if they were cut."""
         span = self.plan.span(part.first, part.last)
         if part.columns is None:
             return span
         first, last = part.columns
-        if part.reverse:
-            return span.headed(self.columns[first][0], self.columns[last][1], self.plan.units[part.first][1])
         return span.narrowed(self.columns[first][0], self.columns[last][1], self.plan.units[part.last][0])
-
-    def args_for(self, part: Part) -> list[str]:
-        """POV-Ray's options for a part: the job's, and for a part from the bottom the
-        block step that reverses the order of the blocks POV-Ray renders (fabfile.meeting)."""
-        if not part.reverse:
-            return self.part_args
-        if part.columns and part.count == 1:  # its row's columns from the cut on: a tail of the blocks
-            blocks = part.columns[1] - part.columns[0] + 1
-        else:  # its whole rows (those below its narrowed first one)
-            blocks = (part.count - (1 if part.columns else 0)) * len(self.columns)
-        step = meeting.block_step(blocks)
-        return [*self.part_args, f"+RS{step}"] if step else self.part_args
 
     def extent(self, part: Part) -> float:
         """A part's size in units (a last unit narrowed to some columns counts its share)."""
@@ -758,7 +724,7 @@ class Farm:
             return None
         for (_, part), traced in list(self.traces.items()):
             # A part of one narrowed row renders only its columns: its counts are not the grid's.
-            if not part.first <= unit <= part.last or (part.columns and part.count == 1) or part.reverse:
+            if not part.first <= unit <= part.last or (part.columns and part.count == 1):
                 continue
             ends = [self.count_at(part, unit, traced.offset, column) for column in range(len(self.columns))]
             costs = block_costs(traced.trace, self.count_at(part, unit, traced.offset), ends)
@@ -776,9 +742,6 @@ class Farm:
         latest = traced.trace.latest() if traced is not None else None
         if latest is None or not units or part.columns or self.job.options.get("threads") != 1:
             return None
-        if part.reverse:
-            costs = self.bottom_up_costs(traced.trace, latest[1]) if traced.offset == 0 else None
-            return [costs.get(unit, 0.0) for unit in units] if costs else None
         width = self.settings.width
         # A continued run starts inside its first unit, where its state file ended; a cut
         # one ends inside its last. (A unit at the image's foot may have fewer rows.)
@@ -842,7 +805,6 @@ class Farm:
                 for r in scheduler.running
                 if (r.part.count >= 2 or self.column_cuts)
                 and not r.presumed_hung
-                and not r.part.reverse and _key(r.node, r.part) not in self.met
                 and scheduler.usable(r.node)
                 and _key(r.node, r.part) not in self.cuts
             ]
@@ -968,7 +930,6 @@ class Farm:
             running = [
                 (r, r.part) for r in scheduler.running
                 if not r.presumed_hung and scheduler.usable(r.node) and _key(r.node, r.part) not in self.cuts
-                and not scheduler.meet  # parts that meet share their rows so: spares are for cuts
             ]
             if len(running) < 2:
                 return
@@ -1027,111 +988,6 @@ class Farm:
             spare = Spare(victim.node, victim.part, keep_last, span, by_columns, forecast)
             self.spares[node] = spare
         threading.Thread(target=self.launch_spare, args=(node, spare), daemon=True).start()
-
-    # -- two parts that meet (fabfile.meeting) -------------------------------------------
-    def watch_meeting(self) -> None:
-        """Until the two parts that render toward each other have met, or one is gone."""
-        while not self.stopping.wait(self.tuning.meet_interval):
-            with self.lock:
-                pair = self.scheduler.meeting()
-                started = len(self.scheduler.running) == 2
-            if pair is None and started:
-                return  # met, or one failed: the other renders on, over everything if need be
-            if pair is None:
-                continue
-            try:
-                if self.meet_if_due(*pair):
-                    return
-            except Exception as exc:  # noqa: BLE001 - they render everything then: the image is whole, only later
-                self.reporter.warn(f"could not stop the two parts where they meet: {type(exc).__name__}: {exc}")
-                return
-
-    def meet_if_due(self, top: Running, bottom: Running) -> bool:
-        """Stop the two parts where both end soonest, once that is `meet_lead` seconds
-        away or less (by what the block rows they rendered last cost); True if done."""
-        grid = self.grid
-        with self.lock:
-            top_trace, bottom_trace = self.traces.get((top.node, top.part)), self.traces.get((bottom.node, bottom.part))
-        seen_top = top_trace.trace.latest() if top_trace else None
-        seen_bottom = bottom_trace.trace.latest() if bottom_trace else None
-        if seen_top is None or seen_bottom is None:
-            return False
-        done_top, bottom_from = grid.top_down_done(seen_top[1]), grid.bottom_up_from(seen_bottom[1])
-        gap = range(done_top, max(done_top, bottom_from))
-        if len(gap) > self.tuning.meet_rows * grid.columns:
-            return False  # what the rows between them cost shows only as they come near
-        top_row = done_top // grid.columns - 1  # the lowest block row the top-down part has finished
-        bottom_row = -(-bottom_from // grid.columns)  # the highest one the bottom-up part has finished
-        with self.lock:
-            top_profile = self.unit_profile(top_row) if top_row >= 0 else None
-        bottom_profile = self.bottom_up_profile(bottom_trace.trace, bottom_row) if bottom_row < len(grid.rows) else None
-        top_costs = self.gap_costs(top_trace.trace, top_profile, gap)
-        bottom_costs = self.gap_costs(bottom_trace.trace, bottom_profile, gap)
-        if top_costs is None or bottom_costs is None:
-            return False
-        kept, seconds = meeting.meeting_block(done_top, bottom_from, top_costs, bottom_costs)
-        if seconds > self.tuning.meet_lead:
-            return False
-        kept = min(max(kept, 1), grid.blocks - 1)
-        now = time.monotonic()
-        with self.lock:
-            top_part, bottom_part = top.part, bottom.part
-            met = self.scheduler.meet_at(kept, now)
-            if met is None:
-                return True
-            stops = (grid.top_down_count(kept), grid.bottom_up_count(kept))
-            cuts = []
-            for run_node, part, kept_part, stop_at in zip(
-                (top.node, bottom.node), (top_part, bottom_part), met, stops, strict=True
-            ):
-                key = _key(run_node, part)
-                self.cuts[key] = kept_part
-                continuation = self.continuations[key] = Continuation(stop_at=stop_at)
-                self.met.add(key)
-                cuts.append((run_node, part, kept_part, continuation))
-            self.timings["meets"] += 1
-        for cut in cuts:
-            threading.Thread(target=self.interrupt, args=cut, daemon=True).start()
-        return True
-
-    def gap_costs(self, trace: PixelTrace, profile: list[float] | None, gap: range) -> list[float] | None:
-        """What each block of `gap` should cost one of two parts that meet: its column in
-        `profile`, the last block row that part finished (rows next to each other cost
-        alike, left to right; on the same core), else its recent pace per pixel; None
-        before its trace shows a pace."""
-        # POV-Ray logs in bursts (~0.2 s): a row timed across fewer than a few says little.
-        if profile is not None and sum(profile) >= self.tuning.meet_profile:
-            return [profile[block % self.grid.columns] for block in gap]
-        pace = trace.pace()
-        if pace is None:
-            return None
-        return [pace * self.grid.pixels(block) for block in gap]
-
-    def bottom_up_profile(self, trace: PixelTrace, row: int) -> list[float] | None:
-        """What each block of a block row cost a part from the bottom (left to right):
-        it renders a row from its right end."""
-        grid = self.grid
-        columns = grid.columns
-        start = grid.bottom_up_count((row + 1) * columns) if row + 1 < len(grid.rows) else grid.pixels(0)
-        ends = [grid.bottom_up_count(row * columns + c) for c in range(columns - 1, -1, -1)]
-        costs = block_costs(trace, start, ends)
-        return None if costs is None else costs[::-1]
-
-    def bottom_up_costs(self, trace: PixelTrace, pixels: int) -> dict[int, float] | None:
-        """The seconds each unit took a part from the bottom over the whole image, by
-        its trace, up to `pixels` of its count (the unit it was in, in part); None if
-        the trace does not tell."""
-        grid = self.grid
-        columns = grid.columns
-        start, units, ends = grid.pixels(0), [], []
-        for unit in range(len(grid.rows) - 1, -1, -1):
-            end = grid.bottom_up_count(unit * columns) if unit else grid.total
-            units.append(unit)
-            ends.append(min(end, pixels))
-            if end >= pixels:
-                break
-        costs = block_costs(trace, start, ends)
-        return None if costs is None else dict(zip(units, costs, strict=True))
 
     def look_at(self, parts: list[tuple[Running, Part]]) -> dict[tuple[str, Part], tuple[float, float]]:
         """Looks at running parts' logs (see look), by (node, part); the unknown left out."""
@@ -1231,7 +1087,7 @@ class Farm:
         gated = False
         if self.gated_cuts:
             try:
-                gated = node_job.launch_gated(self.span_of(kept), self.args_for(kept), span)
+                gated = node_job.launch_gated(self.span_of(kept), self.part_args, span)
             except Exception:  # noqa: BLE001 - an early start is an optimisation: it then starts after the stop
                 gated = False
         with self.lock:
@@ -1284,9 +1140,6 @@ class Farm:
             self.timings["gated_cuts"] += int(gated)
             before = self.restored.pop((node, part), 0)  # from an earlier cut of the same band
             self.restored[(node, kept)] = before + error.pixels  # in its state file now
-            if part.reverse:  # from the bottom: what it rendered of each unit, the highest in part
-                self.record_bottom_up(node, part, kept, error)
-                return kept, gated
             # The units this run of POV-Ray rendered, the last perhaps in part.
             end = before + error.pixels
             rendered = range(
@@ -1300,28 +1153,12 @@ class Farm:
                 self.scheduler.record_cost(rendered, cpu, weights, min(1.0, share))
         return kept, gated
 
-    def record_bottom_up(self, node: str, part: Part, kept: Part, error: PartInterrupted) -> None:
-        """The cost of each unit a part from the bottom rendered before it was stopped where
-        it met the other: shared by its trace, else evenly. Call with the lock held."""
-        cpu = error.povray_times.get("cpu")
-        traced = self.traces.get((node, part))
-        if not cpu or traced is None:
-            return
-        costs = self.bottom_up_costs(traced.trace, error.pixels)
-        if not costs or not sum(costs.values()) > 0:
-            costs = dict.fromkeys(range(kept.first, kept.last + 1), 1.0)
-        total = sum(costs.values())
-        shares = {unit: cpu * cost / total for unit, cost in costs.items() if unit >= kept.first}
-        self.scheduler.record_shares(shares, kept.first if kept.columns else None)
-
     def rendered_itself(self, node: str, part: Part) -> range | None:
         """The units a finished part rendered in its last run, if it was continued after a cut."""
         with self.lock:
             restored = self.restored.pop((node, part), None)
         if restored is None:
             return None
-        if part.reverse:  # met the other part: its continuation renders nothing, writes what it has
-            return range(0)
         return range(min(part.first + restored // self.pixels_per_unit, part.last + 1), part.last + 1)
 
     def watch_progress(self) -> None:

@@ -29,10 +29,6 @@ far from its end, that unit's block columns are cut instead
 cut, and the rest goes out as a piece of its own, before anything else. A
 unit split so is done once its pieces have covered all its columns.
 
-On two part slots, a still's first render can start with two parts over the
-whole image, one from the top and one from the bottom (`meet`): they are
-stopped where they meet (`meet_at`), each keeping its side (fabfile.meeting).
-
 A part that fails goes back to the queue; a node that fails `max_failures`
 times is left out. A part running far longer than parts of its size have
 taken is presumed hung: its units are handed to others and its node gets
@@ -50,20 +46,12 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Part:
     """Units first..last (indices into the plan), one attempt of them; `columns`
-    (block column indices, inclusive) narrows its last unit to those columns.
-    A `reverse` part renders its units from the bottom up (fabfile.meeting); its
-    `columns` narrow its first unit, where it ends."""
+    (block column indices, inclusive) narrows its last unit to those columns."""
 
     first: int
     last: int
     attempt: int = 1
     columns: tuple[int, int] | None = None
-    reverse: bool = False
-
-    @property
-    def narrowed(self) -> int:
-        """The unit its columns narrow."""
-        return self.first if self.reverse else self.last
 
     @property
     def count(self) -> int:
@@ -98,7 +86,6 @@ class Scheduler:
     even_start: bool = False  # before anything is measured, one equal part per slot (cuts balance later)
     prior: list[float] | None = None  # each unit's cost in an earlier render, to make the even start even in cost
     column_blocks: int = 1  # block columns in a unit: more than one lets a unit be split (cut_columns)
-    meet: bool = False  # two slots, nothing known: one part from the top and one from the bottom (meet_at)
 
     def __post_init__(self) -> None:
         self.done = set(self.done)
@@ -112,10 +99,7 @@ class Scheduler:
         self._attempts: Counter[int] = Counter()
         self._probes = self._probe_order()
         self._retry: set[int] = set()
-        # Two parts over everything, toward each other: only on two slots, from scratch.
-        self.meet = self.meet and self.slots == 2 and not self.done and self.unit_count >= 2
-        self._first_wave = [(0, self.unit_count - 1)] if self.meet else self._even_runs() if self.even_start else []
-        self._bottom_up_next = self.meet  # the second slot's part: the same units, from the bottom
+        self._first_wave = self._even_runs() if self.even_start else []
         self.pieces: list[Part] = []  # the columns cut off units, to hand out before anything else
         self.partial: dict[int, set[int]] = {}  # block columns done of a unit split by columns
         self._begun: dict[int, float] = {}  # the cost of a unit's start, by a run cut inside it
@@ -143,7 +127,7 @@ class Scheduler:
             self.running.append(Running(piece, node, now))
             return piece
         if not self.pending:
-            return self._bottom_up(node, now)
+            return None
         pending = set(self.pending)
         retry = sorted(self._retry & pending)
         if retry:  # work taken back from a failed or hung node goes out first, as it was
@@ -163,54 +147,6 @@ class Scheduler:
         part = Part(first, last, attempt)
         self.running.append(Running(part, node, now))
         return part
-
-    def _bottom_up(self, node: str, now: float) -> Part | None:
-        """The part that meets the first one from the bottom, once that one runs."""
-        if not self._bottom_up_next:
-            return None
-        self._bottom_up_next = False
-        top = next((r.part for r in self.running if not r.part.reverse), None)
-        if top is None or (top.first, top.last) != (0, self.unit_count - 1) or self.unit_cost:
-            return None
-        part = Part(top.first, top.last, top.attempt, reverse=True)
-        self.running.append(Running(part, node, now))
-        return part
-
-    def meeting(self) -> tuple[Running, Running] | None:
-        """The two parts rendering toward each other, (top-down, bottom-up), while both
-        run over everything; None once they have met, or when one is gone."""
-        whole = (0, self.unit_count - 1)
-        top = [r for r in self.running if not r.part.reverse and (r.part.first, r.part.last) == whole]
-        bottom = [r for r in self.running if r.part.reverse and (r.part.first, r.part.last) == whole]
-        if len(top) != 1 or len(bottom) != 1 or top[0].presumed_hung or bottom[0].presumed_hung:
-            return None
-        if top[0].part.columns or bottom[0].part.columns:
-            return None
-        return top[0], bottom[0]
-
-    def _meets(self, part: Part) -> bool:
-        """Whether a part shares its rows by meeting another (fabfile.meeting): not cut."""
-        return part.reverse or self.meeting() is not None
-
-    def meet_at(self, kept: int, now: float) -> tuple[Part, Part] | None:
-        """Stop the two parts of `meeting` where they meet: the top-down one keeps its
-        first `kept` blocks (row by row, `column_blocks` a unit), the other the rest.
-        What each keeps, (top, bottom); None if they are no longer meeting."""
-        pair = self.meeting()
-        total = self.unit_count * self.column_blocks
-        if pair is None or not 1 <= kept < total:
-            return None
-        top, bottom = pair
-        rows, columns = divmod(kept, self.column_blocks)
-        if columns == 0:
-            top_kept = Part(0, rows - 1, top.part.attempt)
-            bottom_kept = Part(rows, self.unit_count - 1, bottom.part.attempt, reverse=True)
-        else:
-            top_kept = Part(0, rows, top.part.attempt, (0, columns - 1))
-            bottom_kept = Part(rows, self.unit_count - 1, bottom.part.attempt, (columns, self.column_blocks - 1), True)
-        top.part, top.started = top_kept, now
-        bottom.part, bottom.started = bottom_kept, now
-        return top_kept, bottom_kept
 
     def estimated_cost(self, unit: int) -> float:
         """A unit's cost: its own if measured, else the dearer of the nearest
@@ -327,8 +263,6 @@ class Scheduler:
         seconds_per_unit = self.pace(run, units_done, now, units_before)
         if run.presumed_hung or seconds_per_unit is None or run.part.count < 2 or run.part.columns:
             return None
-        if self._meets(run.part):
-            return None
         kept_cost = start_cost if kept_cost is None else kept_cost
         in_progress = min(int(units_done), run.part.count - 1)
         rest = run.part.count - in_progress - 1
@@ -389,8 +323,6 @@ class Scheduler:
         run = next((r for r in self.running if r.part == part and r.node == node), None)
         if run is None or run.presumed_hung or part.columns or not part.first <= keep_last < part.last:
             return None
-        if self._meets(part):
-            return None
         kept = Part(part.first, keep_last, part.attempt)
         run.part, run.started = kept, now
         given = [u for u in range(keep_last + 1, part.last + 1) if u not in self.done]
@@ -420,7 +352,7 @@ class Scheduler:
         keep at most half of the blocks after the one in progress (in a nebula's
         dear rows the right half costs six times the left or more).
         """
-        if run.presumed_hung or self.column_blocks < 2 or self._meets(run.part):
+        if run.presumed_hung or self.column_blocks < 2:
             return None
         first, last = run.part.columns or (0, self.column_blocks - 1)
         if not first <= position < last + 1 or len(block_costs) <= last:
@@ -440,8 +372,6 @@ class Scheduler:
         run = next((r for r in self.running if r.part == part and r.node == node), None)
         first, last = part.columns or (0, self.column_blocks - 1)
         if run is None or run.presumed_hung or not first <= keep_column < last or part.last in self.done:
-            return None
-        if self._meets(part):
             return None
         kept = Part(part.first, part.last, part.attempt, (first, keep_column))
         run.part, run.started = kept, now
@@ -473,19 +403,17 @@ class Scheduler:
         self.stalled.discard(node)
         new = [u for u in _whole_units(part) if u not in self.done]
         added: set[int] = set()  # block columns of a split unit that no part brought before
-        if part.columns and part.narrowed not in self.done:
-            columns = self.partial.setdefault(part.narrowed, set())
+        if part.columns and part.last not in self.done:
+            columns = self.partial.setdefault(part.last, set())
             added = set(range(part.columns[0], part.columns[1] + 1)) - columns
             columns |= added
             if len(columns) >= self.column_blocks:
-                new.append(part.narrowed)
+                new.append(part.last)
         if not new and not added:
             return False
         self.done.update(new)
         self.pending = [u for u in self.pending if u not in self.done]
         self._retry -= self.done
-        if measured is not None and not measured:  # its run rendered nothing: its work was counted before
-            return True
         spent_on = measured if measured else part.units
         if part.columns and not measured:  # a piece: its share of the unit's columns
             share = (part.columns[1] - part.columns[0] + 1) / self.column_blocks
@@ -513,17 +441,6 @@ class Scheduler:
             self.unit_cost[unit] = share + self._begun.pop(unit, 0.0)
         if last_share < 1.0:
             self._begun[units[-1]] = self.unit_cost[units[-1]]
-
-    def record_shares(self, shares: dict[int, float], partial: int | None = None) -> None:
-        """Work measured on units, as seconds each; the `partial` one was rendered in part,
-        the rest of it by another run, which adds its own share (either may come first)."""
-        for unit, seconds in shares.items():
-            if unit == partial:
-                self._begun[unit] = self._begun.get(unit, 0.0) + seconds
-                if unit in self.unit_cost:  # the other run's share is in already
-                    self.unit_cost[unit] += seconds
-            else:
-                self.unit_cost[unit] = max(seconds, 1e-6) + self._begun.pop(unit, 0.0)
 
     def fail(self, part: Part, node: str, reason: str, node_fault: bool = True) -> bool:
         """Requeue a failed part; True when the node is now left out."""
@@ -586,12 +503,12 @@ class Scheduler:
         back = [u for u in whole if u not in self.done and u not in busy and u not in self.pending]
         self.pending = sorted(self.pending + back)
         self._retry.update(back)
-        if part.columns and part.narrowed not in self.done and part.narrowed not in busy:
+        if part.columns and part.last not in self.done:
             # Its columns go out again as a piece (the columns cut off it are out already).
-            done = self.partial.get(part.narrowed, set())
+            done = self.partial.get(part.last, set())
             todo = [c for c in range(part.columns[0], part.columns[1] + 1) if c not in done]
             if todo:
-                self.pieces.append(Part(part.narrowed, part.narrowed, part.attempt, (todo[0], todo[-1])))
+                self.pieces.append(Part(part.last, part.last, part.attempt, (todo[0], todo[-1])))
 
 
 def _balanced_keep(
@@ -616,16 +533,9 @@ def _balanced_keep(
 
 def _whole_units(part: Part) -> range:
     """The units a part renders across the full width."""
-    if not part.columns:
-        return part.units
-    return range(part.first + 1, part.last + 1) if part.reverse else range(part.first, part.last)
+    return range(part.first, part.last) if part.columns else part.units
 
 
 def part_origin(part: Part) -> tuple[int, int]:
-    """What stays of a part through its cuts: its first unit and its first column; of
-    a bottom-up part, its last unit (-1 tells it apart)."""
-    if part.reverse:
-        return part.last, -1
+    """What stays of a part through its cuts: its first unit and its first column."""
     return part.first, part.columns[0] if part.columns else 0
-
-

@@ -66,22 +66,6 @@ class PixelTrace:
                 return before_at + (at - before_at) * (pixels - before) / (count - before)
         return None
 
-    def pace(self, window: float = 1.0) -> float | None:
-        """Seconds per pixel over about the last `window` seconds of the trace (the whole
-        of it while it is shorter); None before two bursts."""
-        samples = self.samples
-        if len(samples) < 2:
-            return None
-        end_at, end = samples[-1]
-        start_at, start = samples[0]
-        for at, count in reversed(samples[:-1]):
-            start_at, start = at, count
-            if end_at - at >= window:
-                break
-        if end <= start or end_at <= start_at:
-            return None
-        return (end_at - start_at) / (end - start)
-
 
 def block_costs(trace: PixelTrace, row_start: int, block_ends: Sequence[int]) -> list[float] | None:
     """The seconds each block of a block row took, from a one-thread POV-Ray's

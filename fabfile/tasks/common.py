@@ -32,7 +32,6 @@ DEFAULTS: dict[str, Any] = {
         "probes": 0,
         "cuts": True,
         "column_cuts": True,
-        "meet": False,
         "gate_limit": 6.0,
         "allow_outside": False,
         "keep_remote": False,

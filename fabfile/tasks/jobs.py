@@ -74,7 +74,6 @@ def render(
         probes=setting(c, int, "render", "probes"),
         cuts=setting(c, bool, "render", "cuts"),
         column_cuts=setting(c, bool, "render", "column_cuts"),
-        meet=setting(c, bool, "render", "meet"),
         gate_limit=setting(c, float, "render", "gate_limit"),
     )
     summary = render_scene(request, RichReporter(), tuning)

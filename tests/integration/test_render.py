@@ -235,25 +235,6 @@ def test_a_band_in_its_dear_last_block_row_renders_on_to_a_cut_by_columns(ssh_cl
     assert any("-c0033-" in name for name in record["parts"]), record["parts"]
 
 
-def test_two_parts_that_meet_from_either_end_match_povray_alone(ssh_cluster, tmp_path):
-    # render.meet: on two nodes, one part renders the whole image from the top and one from the
-    # bottom (POV-Ray's block step); they are stopped where they meet, each continued (+C) over
-    # its side from its state file. The image is POV-Ray's, the rows split between the two.
-    scene = SCENES / "uneven" / "uneven.pov"
-    render_still_as_povray_would(
-        ssh_cluster, tmp_path, scene, 160, 384, "+A0.3 Declare=Samples=1500", nodes=2,
-        settings="povfarm:\n  render:\n    meet: true\n",
-    )
-    record = job_record(tmp_path)
-    assert record["timings"].get("meets") == 1, record["timings"]
-    assert record["timings"].get("cuts", 0) == 0, record["timings"]
-    assert len({part["node"] for part in record["parts"].values()}) == 2, record["parts"]
-    rows = sorted({(span.start, span.end) for span in map(parse_part_name, record["parts"])})
-    assert rows[0][0] == 1 and rows[-1][1] == 384, rows
-    assert len(record["unit_costs"]) == 12  # what each row block cost, from both ends
-    assert not ssh_cluster.all_povray_pids(), "a POV-Ray was left on a node"
-
-
 def test_a_users_include_header_travels_and_a_cut_continues_after_the_stop(ssh_cluster, tmp_path):
     # The scene's own header (+HI) makes the media dear; it travels with the scene. povfarm's
     # early-started continuation waits at a header of its own, so with the user's it starts

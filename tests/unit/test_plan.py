@@ -78,18 +78,3 @@ def test_a_unit_split_by_columns_is_covered_once_its_columns_join_up():
     assert covered_units(plan, [left, right], 100) == {0, 1}
     assert column_ranges(100, 32) == [(1, 32), (33, 64), (65, 96), (97, 100)]
     assert joined([(33, 64), (1, 32), (65, 100)], 100) and not joined([(1, 32), (34, 100)], 100)
-
-
-def test_a_band_whose_first_block_row_was_split_names_and_pieces_itself():
-    # A part from the bottom that met the other inside block row 33-64 keeps its right end.
-    band = Span(ROWS, 33, 360).headed(353, 480, 64)
-    assert band.name == "rows-0033-0360-h0064-0353-0480"
-    assert parse_part_name(band.name) == band
-    assert band.pieces() == [Span(ROWS, 33, 64, (353, 480), 33), Span(ROWS, 65, 360)]
-    assert plan_still(360, 32).units_of(band) == range(2, 12)
-    assert "columns 353-480 of rows 33-64" in band.label()
-    last_row = Span(ROWS, 353, 360).headed(97, 480, 360)
-    assert last_row.pieces() == [Span(ROWS, 353, 360, (97, 480), 353)]
-    plan = plan_still(360, 32)
-    top = Span(ROWS, 1, 64).narrowed(1, 352, 33)
-    assert covered_units(plan, [top, band], 480) == set(range(12))

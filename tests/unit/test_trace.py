@@ -54,12 +54,3 @@ def test_a_neighbouring_rows_costs_are_scaled_to_this_rows_pace_when_it_says_eno
     assert scaled_costs(cheap_start, range(0, 1), 5.0, 4.4) == [0.2, 0.2, 2.0, 2.0]
     assert scaled_costs(profile, range(0, 0), None, 6.0) == [1.0, 1.0, 2.0, 2.0]
     assert scaled_costs([0.0, 0.0], range(0, 0), None, 1.0) == [0.5, 0.5]
-
-
-def test_a_traces_pace_is_that_of_its_last_second():
-    trace = PixelTrace()
-    assert trace.pace() is None
-    for at, count in [(0.0, 0), (1.0, 1000), (2.0, 1500), (2.5, 2000)]:
-        trace.samples.append((at, count))
-    assert trace.pace() == (2.5 - 1.0) / (2000 - 1000)  # the bursts of the last second or just over
-    assert trace.pace(window=10.0) == 2.5 / 2000  # a trace shorter than the window: all of it
