@@ -759,8 +759,9 @@ class Farm:
         profile = self.unit_profile(part.last - 1) or self.unit_profile(part.last + 1)
         if profile is None:
             return uniform, False
-        first = part.columns[0] if part.columns else 0
-        done = range(first, max(first, int(position)))
+        first, last = part.columns or (0, len(self.columns) - 1)
+        # A row rendered whole while its part has not ended yet is past its last block.
+        done = range(first, min(last + 1, max(first, int(position))))
         return scaled_costs(profile, done, self.row_seconds(node, part, done), sum(uniform)), True
 
     def row_seconds(self, node: str, part: Part, blocks: range) -> float | None:

@@ -87,7 +87,7 @@ def scaled_costs(
     what this row's blocks `done` took (`seconds_done`) against that row's same
     blocks when those are a tenth of that row or more, else to `expected_total`
     (this row's cost at the pace seen so far)."""
-    known = sum(profile[i] for i in done)
+    known = sum(profile[done.start : done.stop])  # blocks past the row's end are not in it
     total = sum(profile)
     if total <= 0:
         return [expected_total / len(profile)] * len(profile)

@@ -54,3 +54,5 @@ def test_a_neighbouring_rows_costs_are_scaled_to_this_rows_pace_when_it_says_eno
     assert scaled_costs(cheap_start, range(0, 1), 5.0, 4.4) == [0.2, 0.2, 2.0, 2.0]
     assert scaled_costs(profile, range(0, 0), None, 6.0) == [1.0, 1.0, 2.0, 2.0]
     assert scaled_costs([0.0, 0.0], range(0, 0), None, 1.0) == [0.5, 0.5]
+    # The row rendered whole (its part still running): every block is done, none beyond.
+    assert scaled_costs(profile, range(0, 6), 12.0, 3.0) == [2.0, 2.0, 4.0, 4.0]
