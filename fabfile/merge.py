@@ -3,7 +3,8 @@
 POV-Ray writes a partial render as a full-size PNG whose rows outside the
 band are black, so each band is cut from its own part and pasted in place.
 8-bit images are decoded with Pillow, one part at a time, and encoded as they
-arrive (BandCanvas): the submitter holds one part and the deflated rows.
+arrive (BandCanvas), a few hundred rows at a time: the submitter holds one
+decoded part, the rows being deflated and the deflated rows.
 Pillow reads 16-bit RGB(A) PNGs as 8-bit, which would lose the
 low byte, so 16-bit images are streamed row by row through pypng instead,
 holding one row at a time.
@@ -16,7 +17,7 @@ import shutil
 import struct
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -124,6 +125,9 @@ class BandCanvas:
                 self.mode, self.info_source = part.mode, path
             elif part.mode != self.mode:
                 raise JobError(f"{path}: part is {part.mode}, expected {self.mode}; render it again")
+            if not span.columns:
+                self._encode(span, part, span.start - 1)
+                return True
             band = part.crop((first - 1, span.start - 1, last, span.end))
         if span.columns:
             if (span.start, span.end) not in self.split:
@@ -134,22 +138,25 @@ class BandCanvas:
             if not joined(columns, self.width):
                 return True
             del self.split[(span.start, span.end)]
-            band, span = rows, Span(span.kind, span.start, span.end)
-        self._encode(span, band)
+            self._encode(Span(span.kind, span.start, span.end), rows, 0)
         return True
 
-    def _encode(self, span: Span, band: Image.Image) -> None:
-        filtered = sub_filtered(band)
-        stride = len(filtered) // band.height
-        # A late band is deflated on every core; an early one costs the nodes little.
-        count = max(1, min(self.workers, band.height // MIN_PIECE_ROWS))
-        bounds = [band.height * k // count for k in range(count + 1)]
-        self.pieces[span] = [
-            self._pool.submit(
-                deflate_rows, filtered[first * stride : last * stride], span.start + last - 1 == self.height
-            )
-            for first, last in zip(bounds, bounds[1:], strict=False)
-        ]
+    def _encode(self, span: Span, source: Image.Image, top: int) -> None:
+        """Deflate the span's rows, rows top.. of `source` (the full width), in pieces."""
+        # A late band is deflated on every core; an early one costs the nodes little. A
+        # piece is at most MAX_PIECE_ROWS, and no more than one per core is cut out at a
+        # time: what a band holds beside its decoded part does not grow with its size.
+        rows = span.size
+        count = max(1, min(self.workers, rows // MIN_PIECE_ROWS), -(-rows // MAX_PIECE_ROWS))
+        bounds = [rows * k // count for k in range(count + 1)]
+        pieces: list[Future[DeflatedRows]] = []
+        for first, last in zip(bounds, bounds[1:], strict=False):
+            busy = [piece for piece in pieces if not piece.done()]
+            if len(busy) >= self.workers:
+                wait(busy, return_when=FIRST_COMPLETED)
+            rows_here = source.crop((0, top + first, self.width, top + last))
+            pieces.append(self._pool.submit(deflate_band, rows_here, span.start + last - 1 == self.height))
+        self.pieces[span] = pieces
 
     @property
     def complete(self) -> bool:
@@ -187,6 +194,7 @@ PNG_COLOUR_TYPES = {"L": 0, "LA": 4, "RGB": 2, "RGBA": 6}  # 8 bits a sample
 ZLIB_HEADER = b"\x78\x9c"  # deflate, 32 KiB window, default level
 ZLIB_START_ADLER = 1
 MIN_PIECE_ROWS = 64  # rows below which a band is not worth deflating in several pieces
+MAX_PIECE_ROWS = 128  # rows deflated as one piece at most (a sync flush and a fresh window each)
 ADLER_BASE = 65521
 
 
@@ -209,6 +217,11 @@ def sub_filtered(band: Image.Image) -> bytes:
     left.paste(plane.crop((0, 0, stride - pixel, band.height)), (pixel, 0))
     filtered = ImageChops.subtract_modulo(plane, left).tobytes()
     return b"".join(b"\x01" + filtered[row : row + stride] for row in range(0, len(filtered), stride))
+
+
+def deflate_band(band: Image.Image, last: bool) -> DeflatedRows:
+    """A band's rows, filtered and deflated: one piece of the image's zlib stream."""
+    return deflate_rows(sub_filtered(band), last)
 
 
 def deflate_rows(rows: bytes, last: bool) -> DeflatedRows:
