@@ -117,7 +117,6 @@ class BandCanvas:
         (a block row split by columns) waits until its block row's columns are all in."""
         if png_header(path)[2] != 8:
             return False
-        first, last = span.columns or (1, self.width)
         with Image.open(path) as part:
             if part.mode not in PNG_COLOUR_TYPES:
                 raise JobError(f"{path}: POV-Ray wrote a {part.mode} image, which povfarm cannot stitch")
@@ -128,17 +127,17 @@ class BandCanvas:
             if not span.columns:
                 self._encode(span, part, span.start - 1)
                 return True
+            first, last = span.columns
             band = part.crop((first - 1, span.start - 1, last, span.end))
-        if span.columns:
-            if (span.start, span.end) not in self.split:
-                self.split[(span.start, span.end)] = (Image.new(self.mode, (self.width, span.size)), [])
-            rows, columns = self.split[(span.start, span.end)]
-            rows.paste(band, (first - 1, 0))
-            columns.append(span.columns)
-            if not joined(columns, self.width):
-                return True
-            del self.split[(span.start, span.end)]
-            self._encode(Span(span.kind, span.start, span.end), rows, 0)
+        if (span.start, span.end) not in self.split:
+            self.split[(span.start, span.end)] = (Image.new(self.mode, (self.width, span.size)), [])
+        rows, columns = self.split[(span.start, span.end)]
+        rows.paste(band, (first - 1, 0))
+        columns.append(span.columns)
+        if not joined(columns, self.width):
+            return True
+        del self.split[(span.start, span.end)]
+        self._encode(Span(span.kind, span.start, span.end), rows, 0)
         return True
 
     def _encode(self, span: Span, source: Image.Image, top: int) -> None:

@@ -647,9 +647,10 @@ class Farm:
         return (end - start + 1) * self.settings.block_size
 
     def column_position(self, part: Part, units_done: float) -> float:
-        """How far along its last unit a part is, in block columns (see look)."""
-        first = part.columns[0] if part.columns else 0
-        return first + (units_done - (part.count - 1)) * self.pixels_per_unit / self.block_pixels(part)
+        """How far along its last unit a part is, in block columns (see look); a row
+        rendered whole while its part has not ended yet is at its end, not past it."""
+        first, last = part.columns or (0, len(self.columns) - 1)
+        return min(last + 1, first + (units_done - (part.count - 1)) * self.pixels_per_unit / self.block_pixels(part))
 
     def look(self, node: str, part: Part) -> tuple[float, float] | None:
         """Look at a running part's log: its progress in units, and how many of them
@@ -759,9 +760,8 @@ class Farm:
         profile = self.unit_profile(part.last - 1) or self.unit_profile(part.last + 1)
         if profile is None:
             return uniform, False
-        first, last = part.columns or (0, len(self.columns) - 1)
-        # A row rendered whole while its part has not ended yet is past its last block.
-        done = range(first, min(last + 1, max(first, int(position))))
+        first = part.columns[0] if part.columns else 0
+        done = range(first, max(first, int(position)))
         return scaled_costs(profile, done, self.row_seconds(node, part, done), sum(uniform)), True
 
     def row_seconds(self, node: str, part: Part, blocks: range) -> float | None:
