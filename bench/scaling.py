@@ -25,6 +25,7 @@ import compileall
 import json
 import os
 import platform
+import resource
 import signal
 import statistics
 import subprocess
@@ -98,6 +99,7 @@ class FarmRun:
     timings: dict
     ends_apart: float | None  # between the first and the last node to finish its last part (None: one node)
     warnings: list[str]
+    client_cpu: float  # CPU seconds of the `inv render` process itself (all its threads), the submitting side
 
 
 def time_farm(
@@ -107,6 +109,7 @@ def time_farm(
     how far apart the nodes finished and what it warned about."""
     out.mkdir(parents=True, exist_ok=True)
     output = out if scene.frames else out / f"{scene.path.stem}.png"
+    cpu_before = children_cpu()
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "invoke", "--search-root", str(REPO), "render", *scene.farm_args(),
@@ -114,6 +117,7 @@ def time_farm(
         cwd=work, capture_output=True, text=True,
     )
     seconds = time.monotonic() - started
+    client_cpu = children_cpu() - cpu_before
     if result.returncode != 0:
         raise SystemExit(f"farm render of {scene.name} failed: {result.stderr.strip().splitlines()[-1:]}")
     records = sorted(renders.glob("*/job.json"), key=lambda p: p.stat().st_mtime)
@@ -125,7 +129,14 @@ def time_farm(
     warnings = [line.strip() for line in (result.stdout + result.stderr).splitlines()
                 if line.strip().startswith("warning:")]
     apart = max(ends.values()) - min(ends.values()) if len(ends) > 1 else None
-    return FarmRun(seconds, record["timings"], apart, warnings)
+    return FarmRun(seconds, record["timings"], apart, warnings, client_cpu)
+
+
+def children_cpu() -> float:
+    """CPU seconds of this script's finished children: an `inv render`, with its threads,
+    and what it ran itself."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def differing_pixels(folder: Path, reference: Path) -> str:
@@ -223,8 +234,10 @@ class Bench:
               " + fetch beyond POV-Ray's own wall time, stitch = while rendering + at the end,"
               " gated = cuts whose continuation started up before the band stopped,"
               " spared = cuts whose rest went to a POV-Ray started before its node's part ended,"
-              " by columns = cuts of a band's last block row, ends apart = between the first and the"
-              " last node to finish (median, max); then any warning a run printed")
+              " by columns = cuts of a band's last block row, client = CPU of the `inv render` process"
+              " (on sshd nodes the submitting side alone; here it shares the nodes' cores),"
+              " ends apart = between the first and the last node to finish (median, max);"
+              " then any warning a run printed")
         for label, farmed in farm_runs.items():
             records = [farm.timings for farm in farmed]
 
@@ -234,13 +247,16 @@ class Bench:
             parts = med("parts") or 1
             per_part = (med("part_commands") - med("povray_wall") + med("fetch")) / parts
             apart = [farm.ends_apart for farm in farmed if farm.ends_apart is not None]
+            # On the local node POV-Ray runs under `inv render` itself: its CPU is not the client's.
+            client_cpu = statistics.median(farm.client_cpu for farm in farmed)
+            client = "" if label in self.local_runs else f"client {client_cpu:4.2f}s  "
             ends = f"ends apart {statistics.median(apart):4.2f}s (max {max(apart):.2f})" if apart else "one node"
             print(f"  {label:20} parts {parts:4.0f}  start {med('start'):5.2f}s  fetch {med('fetch'):5.2f}s"
                   f"  per part {per_part * 1000:5.1f}ms  parse {med('povray_parse'):5.2f}s"
                   f"  stitch {med('stitch_while_rendering'):4.2f}+{med('merge'):4.2f}s"
                   f"  cleanup {med('cleanup'):5.2f}s  cuts {med('cuts'):2.0f} ({med('gated_cuts'):.0f} gated,"
                   f" {med('spared_cuts'):.0f} spared, {med('column_cuts'):.0f} by columns)"
-                  f"  {ends}")
+                  f"  {client}{ends}")
         for label, farmed in farm_runs.items():
             for number, farm in enumerate(farmed, 1):
                 for warning in dict.fromkeys(farm.warnings):
