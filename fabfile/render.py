@@ -1093,6 +1093,8 @@ class Farm:
                 gated = False
         with self.lock:
             continuation.launched, continuation.gated, continuation.gated_at = True, gated, time.monotonic()
+            # Not at its gate in time (a loaded node), or it failed there: job.json tells why a cut was not gated.
+            self.timings["gates_missed"] += int(self.gated_cuts and not gated)
             needed = continuation.needed
         try:
             if needed and continuation.stop_at is not None:
@@ -1132,6 +1134,8 @@ class Farm:
             return None  # not cut, finished whole before the cut took, or failed: reported as such
         if gated and time.monotonic() - continuation.gated_at > self.tuning.gate_limit:
             # The part rendered on to its cut for long: its continuation starts afresh instead.
+            with self.lock:
+                self.timings["gates_outwaited"] += 1
             try:
                 self.node_jobs[node].cancel_gated(self.span_of(kept), remove=True)
             except PovfarmError:

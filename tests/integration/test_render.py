@@ -151,8 +151,13 @@ def test_a_slow_band_is_cut_and_continued_and_still_matches(ssh_cluster, tmp_pat
     render_still_as_povray_would(ssh_cluster, tmp_path, scene, 160, 384, "+A0.3 Declare=Samples=1500")
     record = job_record(tmp_path)
     assert record["timings"].get("cuts", 0) >= 1, record["parts"]
-    # Each continuation's POV-Ray started up while the band it continues still rendered.
-    assert record["timings"].get("gated_cuts", 0) == record["timings"]["cuts"], record["timings"]
+    # Each continuation's POV-Ray started up while the band it continues still rendered, but
+    # for at most one: on a loaded machine a POV-Ray may not reach its gate in time, or wait
+    # there past the gate limit, and then starts after the stop (job.json counts these as
+    # gates_missed and gates_outwaited; one cut of five went ungated once in 15 runs of this
+    # test, before they were counted). The pixels are compared either way.
+    timings = record["timings"]
+    assert timings.get("gated_cuts", 0) >= max(1, timings["cuts"] - 1), timings
     # The parts still tile the image: the cut band's rows are split between two parts (and a
     # block row cut by columns between two rectangles of the same rows).
     rows = sorted({(span.start, span.end) for span in map(parse_part_name, record["parts"])})
@@ -198,6 +203,8 @@ def test_a_povray_that_waited_too_long_at_its_gate_is_replaced(ssh_cluster, tmp_
     record = job_record(tmp_path)
     assert record["timings"].get("cuts", 0) >= 1, record["timings"]
     assert record["timings"].get("gated_cuts", 0) == 0, record["timings"]
+    outwaited, missed = record["timings"].get("gates_outwaited", 0), record["timings"].get("gates_missed", 0)
+    assert outwaited >= 1 and outwaited + missed <= record["timings"]["cuts"], record["timings"]
     assert not ssh_cluster.all_povray_pids(), "a POV-Ray was left waiting at its gate"
 
 
