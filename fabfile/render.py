@@ -1132,10 +1132,9 @@ class Farm:
                 pass  # the node's failure is its worker's to report; stop_all ends it anyway
         if not stopped:
             return None  # not cut, finished whole before the cut took, or failed: reported as such
-        if gated and time.monotonic() - continuation.gated_at > self.tuning.gate_limit:
+        outwaited = gated and time.monotonic() - continuation.gated_at > self.tuning.gate_limit
+        if outwaited:
             # The part rendered on to its cut for long: its continuation starts afresh instead.
-            with self.lock:
-                self.timings["gates_outwaited"] += 1
             try:
                 self.node_jobs[node].cancel_gated(self.span_of(kept), remove=True)
             except PovfarmError:
@@ -1143,6 +1142,7 @@ class Farm:
             gated = False
         with self.lock:
             self.timings["gated_cuts"] += int(gated)
+            self.timings["gates_outwaited"] += int(outwaited)
             before = self.restored.pop((node, part), 0)  # from an earlier cut of the same band
             self.restored[(node, kept)] = before + error.pixels  # in its state file now
             # The units this run of POV-Ray rendered, the last perhaps in part.
