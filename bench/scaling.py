@@ -221,9 +221,14 @@ class Bench:
         for label, samples in results.items():
             median = statistics.median(samples)
             print(f"{label:22} {summary(samples):>24} {one / median:15.2f}x {best / median:15.2f}x")
-        paired = [wt / farm for wt, farm in zip(results[self.wt_all], results["farm, 2 node(s)"], strict=True)]
+        # The machine's speed drifts over minutes: ratios of neighbours in time are fairer than of medians.
+        two = results["farm, 2 node(s)"]
+        paired = [wt / farm for wt, farm in zip(results[self.wt_all], two, strict=True)]
+        paired_one = [wt / farm for wt, farm in zip(results["povray +WT1"], two, strict=True)]
         print(f"2 nodes against {self.wt_all[7:]}, run by run (timed one after the other): "
-              + " ".join(f"{ratio:.2f}x" for ratio in paired))
+              + " ".join(f"{ratio:.2f}x" for ratio in paired) + f", median {statistics.median(paired):.2f}x;"
+              + " against +WT1 (timed just before): "
+              + " ".join(f"{ratio:.2f}x" for ratio in paired_one) + f", median {statistics.median(paired_one):.2f}x")
         print(f"pixels against +WT1: {self.wt_all[7:]} {differing_pixels(work / 'wtall', work / 'wt1')}; "
               + ", ".join(f"farm on {count} {differing_pixels(work / f'farm{count}', work / 'wt1')}"
                           for count in self.inventories)

@@ -24,6 +24,7 @@ def test_scaling_benchmark_quick_run_prints_its_table():
     assert "speedup vs +WT1" in result.stdout
     assert result.stdout.count("pixels against +WT1") == 3
     assert result.stdout.count("2 nodes against +WT") == 3  # the headline ratio, run by run
+    assert result.stdout.count("against +WT1 (timed just before)") == 3  # and against one core
     # Each legend, and each still's rows of 2 and 4 nodes (one band per node at first).
     assert result.stdout.count("ends apart") >= 3 + 3 + 3
     assert "differ" not in result.stdout and "missing" not in result.stdout
