@@ -2,9 +2,10 @@
 
 POV-Ray writes a partial render as a full-size PNG whose rows outside the
 band are black, so each band is cut from its own part and pasted in place.
-8-bit images are decoded with Pillow, one part at a time, and encoded as they
-arrive (BandCanvas), a few hundred rows at a time: the submitter holds one
-decoded part, the rows being deflated and the deflated rows.
+8-bit parts are decoded a strip of rows at a time (png_strips: zlib
+inflates, Pillow undoes PNG's filters) down to the band's last row, and the
+output is encoded as they arrive (BandCanvas): the submitter holds the strips
+being deflated and the deflated rows, not a decoded part.
 Pillow reads 16-bit RGB(A) PNGs as 8-bit, which would lose the
 low byte, so 16-bit images are streamed row by row through pypng instead,
 holding one row at a time.
@@ -12,6 +13,7 @@ holding one row at a time.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import struct
@@ -98,7 +100,7 @@ class BandCanvas:
     stream: every piece but the image's last ends on a byte boundary (a sync
     flush) with no back-references into other pieces, so pieces made apart
     join into one stream, as pigz makes them. Their Adler-32 sums combine. The
-    submitter holds one part at a time and the deflated pieces.
+    submitter holds the strips of rows in hand (see png_strips) and the deflated pieces.
     """
 
     def __init__(self, width: int, height: int) -> None:
@@ -115,20 +117,21 @@ class BandCanvas:
     def add(self, span: Span, path: Path) -> bool:
         """Encode a part's band; False (nothing done) for a 16-bit part. A rectangle
         (a block row split by columns) waits until its block row's columns are all in."""
-        if png_header(path)[2] != 8:
+        _, _, depth, colour = png_header(path)
+        if depth != 8:
             return False
-        with Image.open(path) as part:
-            if part.mode not in PNG_COLOUR_TYPES:
-                raise JobError(f"{path}: POV-Ray wrote a {part.mode} image, which povfarm cannot stitch")
-            if self.mode is None:
-                self.mode, self.info_source = part.mode, path
-            elif part.mode != self.mode:
-                raise JobError(f"{path}: part is {part.mode}, expected {self.mode}; render it again")
-            if not span.columns:
-                self._encode(span, part, span.start - 1)
-                return True
-            first, last = span.columns
-            band = part.crop((first - 1, span.start - 1, last, span.end))
+        mode = PNG_MODES.get(colour)
+        if mode is None:
+            raise JobError(f"{path}: POV-Ray wrote a PNG of colour type {colour}, which povfarm cannot stitch")
+        if self.mode is None:
+            self.mode, self.info_source = mode, path
+        elif mode != self.mode:
+            raise JobError(f"{path}: part is {mode}, expected {self.mode}; render it again")
+        if not span.columns:
+            self._encode(span, path)
+            return True
+        first, last = span.columns
+        band = next(png_strips(path, [span.start - 1, span.end])).crop((first - 1, 0, last, span.size))
         if (span.start, span.end) not in self.split:
             self.split[(span.start, span.end)] = (Image.new(self.mode, (self.width, span.size)), [])
         rows, columns = self.split[(span.start, span.end)]
@@ -137,24 +140,29 @@ class BandCanvas:
         if not joined(columns, self.width):
             return True
         del self.split[(span.start, span.end)]
-        self._encode(Span(span.kind, span.start, span.end), rows, 0)
+        self._encode(Span(span.kind, span.start, span.end), rows)
         return True
 
-    def _encode(self, span: Span, source: Image.Image, top: int) -> None:
-        """Deflate the span's rows, rows top.. of `source` (the full width), in pieces."""
+    def _encode(self, span: Span, source: Path | Image.Image) -> None:
+        """Deflate the span's rows in pieces: from its part's PNG (the full image), or
+        from an image of just those rows (a block row joined from its rectangles)."""
         # A late band is deflated on every core; an early one costs the nodes little. A
-        # piece is at most MAX_PIECE_ROWS, and no more than one per core is cut out at a
-        # time: what a band holds beside its decoded part does not grow with its size.
+        # piece is at most MAX_PIECE_ROWS, and no more than one per core is decoded at a
+        # time: what a band holds does not grow with its size, nor with the image's.
         rows = span.size
         count = max(1, min(self.workers, rows // MIN_PIECE_ROWS), -(-rows // MAX_PIECE_ROWS))
         bounds = [rows * k // count for k in range(count + 1)]
+        if isinstance(source, Path):
+            strips = png_strips(source, [span.start - 1 + bound for bound in bounds])
+        else:
+            pairs = zip(bounds, bounds[1:], strict=False)
+            strips = (source.crop((0, first, self.width, last)) for first, last in pairs)
         pieces: list[Future[DeflatedRows]] = []
-        for first, last in zip(bounds, bounds[1:], strict=False):
+        for last, strip in zip(bounds[1:], strips, strict=True):
+            pieces.append(self._pool.submit(deflate_band, strip, span.start + last - 1 == self.height))
             busy = [piece for piece in pieces if not piece.done()]
             if len(busy) >= self.workers:
                 wait(busy, return_when=FIRST_COMPLETED)
-            rows_here = source.crop((0, top + first, self.width, top + last))
-            pieces.append(self._pool.submit(deflate_band, rows_here, span.start + last - 1 == self.height))
         self.pieces[span] = pieces
 
     @property
@@ -190,6 +198,8 @@ class BandCanvas:
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_COLOUR_TYPES = {"L": 0, "LA": 4, "RGB": 2, "RGBA": 6}  # 8 bits a sample
+PNG_MODES = {colour: mode for mode, colour in PNG_COLOUR_TYPES.items()}
+INFLATE_CHUNK = 1 << 20  # bytes inflated at a time: a part's black rows deflate a thousandfold
 ZLIB_HEADER = b"\x78\x9c"  # deflate, 32 KiB window, default level
 ZLIB_START_ADLER = 1
 MIN_PIECE_ROWS = 64  # rows below which a band is not worth deflating in several pieces
@@ -202,6 +212,93 @@ class DeflatedRows:
     data: bytes  # raw deflate, ending on a byte boundary (the image's last piece: the final block)
     adler: int  # Adler-32 of the filtered rows
     length: int  # their length in bytes
+
+
+def png_strips(path: Path, bounds: Sequence[int]) -> Iterator[Image.Image]:
+    """Rows bounds[0]..bounds[-1] (0-based, the end excluded) of an 8-bit PNG, one
+    image for each pair of neighbouring bounds, decoded as the file is read and
+    no further than the last bound: the whole image is never held.
+
+    zlib inflates the scanlines; Pillow undoes their filters, a strip at a time, as a
+    PNG of its own whose first row is the row above the strip, unfiltered (a filter
+    reads the row above). Rows above the first bound are undone only back to the
+    last that needs no row above (filter type None, as black rows are written).
+    """
+    width, height, depth, colour = png_header(path)
+    with path.open("rb") as handle:
+        interlaced = handle.read(29)[28]
+    mode = PNG_MODES.get(colour)
+    if depth != 8 or mode is None or interlaced:
+        raise JobError(f"{path}: not an 8-bit, non-interlaced L, LA, RGB or RGBA PNG")
+    line = width * len(mode) + 1  # a scanline: its filter type, then its bytes
+    first, last = bounds[0], bounds[-1]
+    if any(a >= b for a, b in zip(bounds, bounds[1:], strict=False)) or not 0 <= first < last <= height:
+        raise ValueError(f"{path}: strips {list(bounds)} of {height} rows")
+    header = struct.pack(">BBBBB", 8, colour, 0, 0, 0)
+    above: bytes | None = None  # the row above the held ones, unfiltered; None above the first row
+    held: list[bytes] = []  # scanlines not undone yet, in runs
+    held_rows = 0
+
+    def undo() -> Image.Image:
+        nonlocal above, held, held_rows
+        count = held_rows + (above is not None)
+        raw = b"".join(held if above is None else [b"\x00", above, *held])
+        strip = io.BytesIO()
+        strip.write(PNG_SIGNATURE)
+        _write_chunk(strip, b"IHDR", struct.pack(">II", width, count) + header)
+        _write_chunk(strip, b"IDAT", zlib.compress(raw, 0))
+        _write_chunk(strip, b"IEND", b"")
+        with Image.open(strip) as image:
+            image.load()
+            rows = image.crop((0, count - held_rows, width, count)) if above is not None else image.copy()
+        above = rows.crop((0, held_rows - 1, width, held_rows)).tobytes()
+        held, held_rows = [], 0
+        return rows
+
+    def inflated() -> Iterator[bytes]:
+        """The image's scanlines as zlib inflates them, whole ones at a time."""
+        inflate = zlib.decompressobj()
+        pending = b""
+        with path.open("rb") as handle:
+            for chunk_type, data in png.Reader(file=handle).chunks():
+                if chunk_type == b"IEND":
+                    break
+                while chunk_type == b"IDAT" and data:
+                    pending += inflate.decompress(data, INFLATE_CHUNK)
+                    data = inflate.unconsumed_tail
+                    whole = len(pending) // line * line
+                    if whole:
+                        yield pending[:whole]
+                        pending = pending[whole:]
+
+    ends = iter(bounds[1:])
+    end = next(ends)
+    row = 0  # the image row the block in hand starts at
+    for block in inflated():
+        count = len(block) // line
+        done = 0  # rows of the block dealt with
+        if row < first:  # rows above the strips: wanted only as the row above the first
+            done = min(count, first - row)
+            plain = block[0 : done * line : line].rfind(0)  # the last row filtered None is itself
+            if plain >= 0:
+                above, held, held_rows = block[plain * line + 1 : (plain + 1) * line], [], 0
+            if done > plain + 1:
+                held.append(block[(plain + 1) * line : done * line])
+                held_rows += done - plain - 1
+            if held_rows >= MAX_PIECE_ROWS or (held_rows and row + done == first):
+                undo()
+        while done < count:
+            take = min(count - done, end - row - done)
+            held.append(block[done * line : (done + take) * line])
+            held_rows += take
+            done += take
+            if row + done == end:
+                yield undo()
+                if end == last:
+                    return
+                end = next(ends)
+        row += count
+    raise JobError(f"{path}: its image data ends before row {last}")
 
 
 def sub_filtered(band: Image.Image) -> bytes:

@@ -6,7 +6,15 @@ import pytest
 from PIL import Image
 
 from fabfile.errors import JobError
-from fabfile.merge import BandCanvas, adler32_combine, covering, gather_frames, png_header, stitch_bands
+from fabfile.merge import (
+    BandCanvas,
+    adler32_combine,
+    covering,
+    gather_frames,
+    png_header,
+    png_strips,
+    stitch_bands,
+)
 from fabfile.plan import ROWS, Span
 
 
@@ -142,3 +150,44 @@ def test_a_block_row_split_by_columns_is_encoded_once_its_columns_are_in(tmp_pat
     assert covering([*band.pieces(), right], width) == [Span(ROWS, 1, 32), band.pieces()[1], right]
     with Image.open(canvas.save(tmp_path / "out.png")) as image:
         assert image.tobytes() == source.tobytes()
+
+
+def filter_types(path: Path) -> set[int]:
+    """The PNG filter types a file's rows were written with."""
+    width, _, _, colour = png_header(path)
+    with path.open("rb") as handle:
+        data = zlib.decompress(b"".join(d for t, d in png.Reader(file=handle).chunks() if t == b"IDAT"))
+    stride = width * {0: 1, 2: 3, 4: 2, 6: 4}[colour] + 1
+    return {data[row] for row in range(0, len(data), stride)}
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
+def test_strips_of_a_png_are_its_rows_whatever_filters_came_before(tmp_path, mode):
+    # Noise saved by Pillow, which picks each row's filter: rows that read the row above
+    # (Up, Average, Paeth) lie above and inside every strip asked for.
+    width, height = 29, 70
+    source = noise_image(mode, width, height)
+    path = tmp_path / "noise.png"
+    source.save(path)
+    assert len(filter_types(path)) >= 3, filter_types(path)
+    for bounds in ([0, 70], [0, 1, 2, 70], [13, 14], [13, 40, 41, 69], [69, 70]):
+        strips = list(png_strips(path, bounds))
+        assert len(strips) == len(bounds) - 1
+        for (first, last), strip in zip(zip(bounds, bounds[1:], strict=False), strips, strict=True):
+            assert strip.mode == mode and strip.size == (width, last - first)
+            assert strip.tobytes() == source.crop((0, first, width, last)).tobytes(), (bounds, first)
+
+
+def test_strips_of_a_truncated_png_say_what_is_missing(tmp_path):
+    path = tmp_path / "part.png"
+    noise_image("RGB", 16, 40).save(path)
+    data = path.read_bytes()
+    idat = data.index(b"IDAT")
+    length = int.from_bytes(data[idat - 4 : idat], "big")
+    # The image data cut short, as a part fetched half-way would be, its chunk still whole.
+    short = zlib.compress(zlib.decompress(data[idat + 4 : idat + 4 + length])[: 49 * 20])
+    chunk = len(short).to_bytes(4, "big") + b"IDAT" + short + zlib.crc32(b"IDAT" + short).to_bytes(4, "big")
+    path.write_bytes(data[: idat - 4] + chunk + data[idat + 8 + length :])
+    assert list(png_strips(path, [0, 10]))[0].size == (16, 10)
+    with pytest.raises(JobError, match="ends before row 40"):
+        list(png_strips(path, [10, 40]))
