@@ -217,7 +217,8 @@ class DeflatedRows:
 def png_strips(path: Path, bounds: Sequence[int]) -> Iterator[Image.Image]:
     """Rows bounds[0]..bounds[-1] (0-based, the end excluded) of an 8-bit PNG, one
     image for each pair of neighbouring bounds, decoded as the file is read and
-    no further than the last bound: the whole image is never held.
+    no further than the last bound: the whole image is never held (but for an
+    interlaced PNG, which POV-Ray does not write).
 
     zlib inflates the scanlines; Pillow undoes their filters, a strip at a time, as a
     PNG of its own whose first row is the row above the strip, unfiltered (a filter
@@ -228,12 +229,18 @@ def png_strips(path: Path, bounds: Sequence[int]) -> Iterator[Image.Image]:
     with path.open("rb") as handle:
         interlaced = handle.read(29)[28]
     mode = PNG_MODES.get(colour)
-    if depth != 8 or mode is None or interlaced:
-        raise JobError(f"{path}: not an 8-bit, non-interlaced L, LA, RGB or RGBA PNG")
-    line = width * len(mode) + 1  # a scanline: its filter type, then its bytes
+    if depth != 8 or mode is None:
+        raise JobError(f"{path}: not an 8-bit L, LA, RGB or RGBA PNG")
     first, last = bounds[0], bounds[-1]
     if any(a >= b for a, b in zip(bounds, bounds[1:], strict=False)) or not 0 <= first < last <= height:
         raise ValueError(f"{path}: strips {list(bounds)} of {height} rows")
+    if interlaced:  # rows come in seven passes (not as POV-Ray writes them): decoded whole
+        with Image.open(path) as image:
+            image.load()
+            for top, bottom in zip(bounds, bounds[1:], strict=False):
+                yield image.crop((0, top, width, bottom))
+        return
+    line = width * len(mode) + 1  # a scanline: its filter type, then its bytes
     header = struct.pack(">BBBBB", 8, colour, 0, 0, 0)
     above: bytes | None = None  # the row above the held ones, unfiltered; None above the first row
     held: list[bytes] = []  # scanlines not undone yet, in runs

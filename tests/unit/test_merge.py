@@ -191,3 +191,17 @@ def test_strips_of_a_truncated_png_say_what_is_missing(tmp_path):
     assert list(png_strips(path, [0, 10]))[0].size == (16, 10)
     with pytest.raises(JobError, match="ends before row 40"):
         list(png_strips(path, [10, 40]))
+
+
+def test_strips_of_an_interlaced_png_are_its_rows_too(tmp_path):
+    # POV-Ray does not interlace its PNGs; a part that was would be decoded whole.
+    source = noise_image("RGB", 9, 20)
+    path = tmp_path / "interlaced.png"
+    with path.open("wb") as handle:
+        rows = [source.crop((0, y, 9, y + 1)).tobytes() for y in range(20)]
+        png.Writer(9, 20, greyscale=False, interlace=True).write(handle, rows)
+    with path.open("rb") as handle:
+        assert handle.read(29)[28] == 1
+    strips = list(png_strips(path, [3, 10, 20]))
+    assert [strip.tobytes() for strip in strips] == [source.crop((0, 3, 9, 10)).tobytes(),
+                                                     source.crop((0, 10, 9, 20)).tobytes()]
