@@ -36,12 +36,17 @@ CARRIED_CHUNKS = (b"gAMA", b"sRGB", b"cHRM", b"iCCP")
 
 def png_header(path: Path) -> tuple[int, int, int, int]:
     """Width, height, bit depth and colour type from a PNG's IHDR."""
+    return _ihdr(path)[:4]
+
+
+def _ihdr(path: Path) -> tuple[int, int, int, int, int]:
+    """Width, height, bit depth, colour type and interlace method from a PNG's IHDR."""
     with path.open("rb") as handle:
         head = handle.read(29)
     if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
         raise JobError(f"{path}: not a PNG file")
-    width, height, depth, colour = struct.unpack(">IIBB", head[16:26])
-    return width, height, depth, colour
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", head[16:29])
+    return width, height, depth, colour, interlace
 
 
 def stitch_bands(parts: Sequence[tuple[Span, Path]], width: int, height: int, output: Path) -> Path:
@@ -225,9 +230,7 @@ def png_strips(path: Path, bounds: Sequence[int]) -> Iterator[Image.Image]:
     reads the row above). Rows above the first bound are undone only back to the
     last that needs no row above (filter type None, as black rows are written).
     """
-    width, height, depth, colour = png_header(path)
-    with path.open("rb") as handle:
-        interlaced = handle.read(29)[28]
+    width, height, depth, colour, interlaced = _ihdr(path)
     mode = PNG_MODES.get(colour)
     if depth != 8 or mode is None:
         raise JobError(f"{path}: not an 8-bit L, LA, RGB or RGBA PNG")
@@ -257,7 +260,7 @@ def png_strips(path: Path, bounds: Sequence[int]) -> Iterator[Image.Image]:
         _write_chunk(strip, b"IEND", b"")
         with Image.open(strip) as image:
             image.load()
-            rows = image.crop((0, count - held_rows, width, count)) if above is not None else image.copy()
+            rows = image.crop((0, count - held_rows, width, count))  # a copy: it outlives the image
         above = rows.crop((0, held_rows - 1, width, held_rows)).tobytes()
         held, held_rows = [], 0
         return rows

@@ -7,6 +7,7 @@ from PIL import Image
 
 from fabfile.errors import JobError
 from fabfile.merge import (
+    PNG_MODES,
     BandCanvas,
     adler32_combine,
     covering,
@@ -157,7 +158,7 @@ def filter_types(path: Path) -> set[int]:
     width, _, _, colour = png_header(path)
     with path.open("rb") as handle:
         data = zlib.decompress(b"".join(d for t, d in png.Reader(file=handle).chunks() if t == b"IDAT"))
-    stride = width * {0: 1, 2: 3, 4: 2, 6: 4}[colour] + 1
+    stride = width * len(PNG_MODES[colour]) + 1  # a mode's letters are its samples
     return {data[row] for row in range(0, len(data), stride)}
 
 
