@@ -237,9 +237,7 @@ class Bench:
               + f", local 1 thread {differing_pixels(work / 'local1', work / 'wt1')}")
         print("farm outside POV-Ray (medians): start = connect + upload, per part = SSH round trip"
               " + fetch beyond POV-Ray's own wall time, stitch = while rendering + at the end,"
-              " gated = cuts whose continuation started up before the band stopped,"
-              " spared = cuts whose rest went to a POV-Ray started before its node's part ended,"
-              " by columns = cuts of a band's last block row, client = CPU of the `inv render` process"
+              " cuts = running bands cut and continued, client = CPU of the `inv render` process"
               " (on sshd nodes the submitting side alone; here it shares the nodes' cores),"
               " ends apart = between the first and the last node to finish (median, max);"
               " then any warning a run printed")
@@ -259,8 +257,7 @@ class Bench:
             print(f"  {label:20} parts {parts:4.0f}  start {med('start'):5.2f}s  fetch {med('fetch'):5.2f}s"
                   f"  per part {per_part * 1000:5.1f}ms  parse {med('povray_parse'):5.2f}s"
                   f"  stitch {med('stitch_while_rendering'):4.2f}+{med('merge'):4.2f}s"
-                  f"  cleanup {med('cleanup'):5.2f}s  cuts {med('cuts'):2.0f} ({med('gated_cuts'):.0f} gated,"
-                  f" {med('spared_cuts'):.0f} spared, {med('column_cuts'):.0f} by columns)"
+                  f"  cleanup {med('cleanup'):5.2f}s  cuts {med('cuts'):2.0f}"
                   f"  {client}{ends}")
         for label, farmed in farm_runs.items():
             for number, farm in enumerate(farmed, 1):

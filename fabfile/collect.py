@@ -1,20 +1,23 @@
-"""Collect: fetch the parts of a job that are still on its nodes.
+"""Collect and merge: fetch the parts of a job that are still on its nodes, stitch them.
 
 After an interrupt or a lost connection, parts may have finished on a node
 without being fetched. Each node's job folder tells which (a part whose rc
 file says 0); those not yet here are fetched and recorded in the job.
+`merge_job` writes a job's output from the parts in its folder.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from fabfile import povopts
-from fabfile.errors import PovfarmError
+from fabfile import merge, povopts
+from fabfile.errors import JobError, PovfarmError
 from fabfile.inventory import load_cluster
-from fabfile.jobs import Job
+from fabfile.jobs import Job, resume_command
 from fabfile.nodejob import NodeJob, output_names
-from fabfile.render import connect_nodes
+from fabfile.nodes import connect_nodes
+from fabfile.plan import FRAMES, parse_part_name
 
 
 @dataclass
@@ -55,3 +58,25 @@ def collect_job(job: Job, remove: bool = True) -> CollectResult:
         finally:
             item.session.close()
     return result
+
+
+def merge_job(job: Job) -> Path:
+    """Write the job's output from the parts in its folder."""
+    settings = povopts.Settings(**job.settings)
+    output = Path(job.output)
+    spans = [(parse_part_name(name), job.part_path(name)) for name in job.parts]
+    present = [(span, path) for span, path in spans if span is not None and path.is_file()]
+    missing = set(range(len(job.plan.units))) - job.done_units()
+    if missing:
+        labels = ", ".join(job.plan.span(u, u).label() for u in sorted(missing)[:3])
+        raise JobError(
+            f"job {job.id} is missing {len(missing)} part(s) ({labels}...); "
+            f"fetch them with inv collect, or continue with: {resume_command(job)}"
+        )
+    if job.plan_kind == FRAMES:
+        merge.gather_frames([(s.start, p) for s, p in present], output, Path(job.scene).stem, settings.final_frame)
+    else:
+        paths = dict(present)
+        chosen = [(span, paths[span]) for span in merge.covering(paths, settings.width)]
+        merge.stitch_bands(chosen, settings.width, settings.height, output)
+    return output

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -152,3 +153,16 @@ def earlier_costs(job: Job) -> tuple[Job, list[float]] | None:
         return None
     earlier = max(candidates, key=lambda j: (j.created, j.id))
     return earlier, rescale_costs(earlier.plan, earlier.unit_costs, job.plan)
+
+
+def find_job(renders: Path, job: str | None) -> Job:
+    """A job by id or folder, or the latest one."""
+    if job:
+        folder = Path(job) if Path(job).is_dir() else renders / job
+        return load_job(folder)
+    return latest_job(renders)
+
+
+def resume_command(job: Job) -> str:
+    """The command that continues a job, as the user types it."""
+    return f"inv render --scene={shlex.quote(os.path.relpath(job.scene))} --resume"

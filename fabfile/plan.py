@@ -91,7 +91,7 @@ class Plan:
         return range(indices[0], indices[-1] + 1) if indices else range(0)
 
 
-FINE_ROWS = 4  # rows in a unit of a still without antialiasing
+FINE_ROWS = 1  # rows in a unit of a still without antialiasing: a band starts or is cut on any row
 
 
 def still_unit_rows(antialias: bool, block_size: int = 32) -> int:

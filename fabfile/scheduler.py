@@ -1,57 +1,57 @@
-"""The scheduler: who renders what next, what to retry, whom to leave out.
+"""The scheduler: every decision of a job, as a pure state machine.
 
-Pure bookkeeping, no I/O and no clock of its own (callers pass `now`), so it
-is tested without SSH.
+Events come in (a part made progress, finished, was stopped for a cut,
+failed; a node was lost; the clock ticked), each with the time it happened;
+commands go out (start a part, cut one, stop one, keep a finished part's
+output, warn, leave a node out, finish, give up). There are no threads, no
+clock and no I/O here: the coordinator (`fabfile.coordinator`) carries the
+events in and the commands out, and `bench/simulate.py` drives the same
+class with a simulated clock and a model of POV-Ray.
 
-Rows are not equally dear (a nebula in one corner can make some rows 50x
-dearer than the rest), so parts are sized by estimated cost, not by rows:
+What is pending is never stored: it is every unit that is neither done nor
+in a live part (a part presumed hung is not live), so a requeue is just the
+end of a run.
 
-* a unit's estimated cost is that of the dearer of its nearest measured
-  neighbours, and a free slot takes the dearest pending region first, grown
-  into a run of about remaining cost / (factor * capacity): big parts early,
-  small ones near the end, so that no node is left finishing long after the
-  others; units far from any measurement are guesses, and a part takes only
-  a share of them;
-* an optional first wave of `probes` single units spread over the image maps
-  the cost early (off by default: each pays a POV-Ray start-up);
-* a part's cost is measured as POV-Ray's CPU seconds, which do not swell
-  when several parts share a core.
+The decisions, each a method below:
 
-When nothing is left to hand out and a core is idle, a running still part
-can be cut: POV-Ray is interrupted, keeps the rows it has (its state file)
-and continues the first half of what is left (`+C`), while the second half
-goes to the idle core. `cut_point` decides from the part's progress whether
-that pays for the extra POV-Ray start.
-
-A part in its last unit cannot be cut by rows. With a core idle and the part
-far from its end, that unit's block columns are cut instead
-(`column_cut_point`, `cut_columns`): the part keeps the columns left of the
-cut, and the rest goes out as a piece of its own, before anything else. A
-unit split so is done once its pieces have covered all its columns.
-
-A part that fails goes back to the queue; a node that fails `max_failures`
-times is left out. A part running far longer than parts of its size have
-taken is presumed hung: its units are handed to others and its node gets
-nothing more until that part comes back.
+* the first wave (`_first_wave`): a still is split into one band per slot,
+  equal in the cost an earlier render measured (else in rows), in order;
+* a free slot's next part (`_next_part`): the dearest pending unit grown
+  into a run of about remaining cost / (factor x cores), so that parts
+  shrink towards the end; a unit's unmeasured cost is the dearer of its
+  measured neighbours';
+* a cut (`_best_cut`): with nothing pending and a slot idle, the live band
+  that will end last is stopped; it keeps the unit in progress and the
+  first part of the rest and continues from POV-Ray's state file (+C), and
+  the rest goes to the idle slot, where both end together by the pace seen
+  (or by an earlier render's row costs); only when that saves more than the
+  cut costs;
+* a hang (`_overdue`): a part not seen moving and running `hang_factor`
+  times longer than the slowest pace seen for its size is handed on, and its
+  node gets nothing more until it answers;
+* failures: a failed part's units are pending again; a node that fails
+  `max_failures` times is left out, and with no node left the job gives up.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+from fabfile.costs import UnitCosts
+
+# -- parts ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Part:
-    """Units first..last (indices into the plan), one attempt of them; `columns`
-    (block column indices, inclusive) narrows its last unit to those columns."""
+    """Units first..last (indices into the plan), one attempt of them."""
 
     first: int
     last: int
     attempt: int = 1
-    columns: tuple[int, int] | None = None
 
     @property
     def count(self) -> int:
@@ -62,121 +62,390 @@ class Part:
         return range(self.first, self.last + 1)
 
 
+# -- events in -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tick:
+    now: float
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A running part has finished `units_done` of its units (from its first, those
+    restored from a state file included; fractions within a unit)."""
+
+    node: str
+    part: Part
+    units_done: float
+    now: float
+
+
+@dataclass(frozen=True)
+class PartDone:
+    node: str
+    part: Part
+    now: float
+    cpu: float | None = None  # POV-Ray's CPU seconds for the units this run rendered
+    startup: float | None = None  # POV-Ray's idle seconds (wall minus CPU), its start-up
+    setup: float = 0.0  # POV-Ray's seconds before tracing: parsing, photons...
+    weights: tuple[float, ...] | None = None  # how that CPU fell on the units, if the log told
+
+
+@dataclass(frozen=True)
+class PartStopped:
+    """A part's POV-Ray stopped as a cut asked; its state file holds `units_done`."""
+
+    node: str
+    part: Part
+    units_done: float
+    now: float
+    cpu: float | None = None
+    weights: tuple[float, ...] | None = None  # how that CPU fell on the units it rendered, if the log told
+
+
+@dataclass(frozen=True)
+class PartFailed:
+    node: str
+    part: Part
+    reason: str
+    now: float
+    node_fault: bool = True  # False: the scene's or the user's fault, not the node's
+
+
+@dataclass(frozen=True)
+class NodeLost:
+    node: str
+    reason: str
+    now: float
+
+
+Event = Tick | Progress | PartDone | PartStopped | PartFailed | NodeLost
+
+
+# -- commands out --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Start:
+    """Render `part` on `node`; with `resume_from`, continue that part's state file."""
+
+    node: str
+    part: Part
+    resume_from: Part | None = None
+    units_before: float = 0.0  # units of the part in that state file
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Stop `part`'s POV-Ray on `node`: it will continue over first..keep_last."""
+
+    node: str
+    part: Part
+    keep_last: int
+
+
+@dataclass(frozen=True)
+class Stop:
+    """End `part`'s POV-Ray on `node`: nobody will use what it renders."""
+
+    node: str
+    part: Part
+    reason: str
+
+
+@dataclass(frozen=True)
+class Keep:
+    """A finished part's output is new: record it and stitch it."""
+
+    node: str
+    part: Part
+    new_units: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Warn:
+    text: str  # "{part}" in it stands for the rows or frames of `part`
+    part: Part | None = None
+
+
+@dataclass(frozen=True)
+class LeaveOut:
+    node: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Finish:
+    pass
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    reason: str
+
+
+Command = Start | Cut | Stop | Keep | Warn | LeaveOut | Finish | GiveUp
+
+
+# -- the state -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How the scheduler decides; each number is a knob in invoke.yaml."""
+
+    cuts: bool = True  # a still: one band per slot, then cut the band that ends last
+    guided_factor: float = 1.5  # a free slot takes about remaining cost / (factor x cores)
+    max_failures: int = 2
+    hang_grace: float = 20.0  # seconds before any part can be presumed hung
+    hang_factor: float = 4.0  # ... and how many times the slowest pace seen for its size
+    moving_window: float = 5.0  # a part whose progress grew this recently is dear, not hung
+    start_cost: float = 0.5  # seconds a POV-Ray start costs its core until one is measured
+    latency_factor: float = 1.0  # frames: a part carries at least this many start-ups of work
+    forecast: bool = True  # a first render's cuts placed by the costs bands showed, not by count
+
+
 @dataclass
-class Running:
+class Run:
+    """A part running on a node."""
+
     part: Part
     node: str
     started: float
-    presumed_hung: bool = False
+    units_before: float = 0.0  # restored from a state file: not this run's work
+    units_done: float = 0.0
+    grew_at: float | None = None  # when its progress last grew
+    hung: bool = False
+    keep_last: int | None = None  # a cut is under way: the last unit it keeps
+
+    @property
+    def live(self) -> bool:
+        return not self.hung
+
+    def pace(self, now: float) -> float | None:
+        """Seconds per unit of this run, or None before it has shown any."""
+        if self.units_done <= self.units_before:
+            return None
+        return (now - self.started) / (self.units_done - self.units_before)
 
 
 @dataclass
 class Scheduler:
     unit_count: int
-    slots: int = 1  # parts that may run at once, all nodes together
+    slots: Mapping[str, int]  # parts a node runs at once
+    capacity: int  # cores that render at once, all nodes together
+    policy: Policy = field(default_factory=Policy)
     done: set[int] = field(default_factory=set)
-    guided_factor: float = 1.5
-    max_part_units: int | None = None
-    max_failures: int = 2
-    hang_grace: float = 10.0
-    hang_factor: float = 4.0
-    capacity: int | None = None  # cores that render at once; slots beyond them only hide start-up
-    min_part_cost: float = 0.0  # seconds of work below which a part is not worth its own start
-    probes: int = 0  # single-unit parts spread over the image first (each pays a POV-Ray start-up)
-    even_start: bool = False  # before anything is measured, one equal part per slot (cuts balance later)
-    prior: list[float] | None = None  # each unit's cost in an earlier render, to make the even start even in cost
-    column_blocks: int = 1  # block columns in a unit: more than one lets a unit be split (cut_columns)
+    prior: Sequence[float] | None = None  # each unit's cost in an earlier render of this still
+    cuttable: bool = False  # a still of more than one unit: its bands can be cut and continued
 
     def __post_init__(self) -> None:
         self.done = set(self.done)
-        self.pending: list[int] = [i for i in range(self.unit_count) if i not in self.done]
-        self.running: list[Running] = []
+        self.runs: list[Run] = []
         self.failures: Counter[str] = Counter()
         self.excluded: dict[str, str] = {}
         self.stalled: set[str] = set()
-        self.seconds_per_unit: list[float] = []
-        self.unit_cost: dict[int, float] = {}
+        self.costs = UnitCosts(self.unit_count, self.prior)
+        self.seconds_per_unit: list[float] = []  # wall seconds per unit of finished parts
+        self.startup: float | None = None  # the least idle start-up of a POV-Ray seen
+        self.setup: float = 0.0  # the most a part spent before tracing
+        self.cuts = 0
         self._attempts: Counter[int] = Counter()
-        self._probes = self._probe_order()
-        self._retry: set[int] = set()
-        self._first_wave = self._even_runs() if self.even_start else []
-        self.pieces: list[Part] = []  # the columns cut off units, to hand out before anything else
-        self.partial: dict[int, set[int]] = {}  # block columns done of a unit split by columns
-        self._begun: dict[int, float] = {}  # the cost of a unit's start, by a run cut inside it
+        self._wave = self._first_wave() if self.policy.cuts and self.cuttable else []
+        self._over = False
 
-    # -- state -----------------------------------------------------------
+    # -- what is known ---------------------------------------------------------------
     @property
     def finished(self) -> bool:
         return len(self.done) >= self.unit_count
 
-    @property
-    def waiting(self) -> bool:
-        """Whether anything is left to hand out."""
-        return bool(self.pending or self.pieces)
-
     def usable(self, node: str) -> bool:
         return node not in self.excluded and node not in self.stalled
 
-    # -- handing out work ------------------------------------------------
-    def next_part(self, node: str, now: float) -> Part | None:
-        """The next part for a free slot of `node`, or None for now."""
-        if not self.usable(node):
-            return None
-        if self.pieces:  # the columns cut off a unit: the end of the job waits for them
-            piece = self.pieces.pop(0)
-            self.running.append(Running(piece, node, now))
-            return piece
-        if not self.pending:
-            return None
-        pending = set(self.pending)
-        retry = sorted(self._retry & pending)
-        if retry:  # work taken back from a failed or hung node goes out first, as it was
-            first = last = retry[0]
-            while last + 1 in self._retry and last + 1 in pending:
-                last += 1
-            self._retry -= set(range(first, last + 1))
-        elif (probe := self._next_probe(pending)) is not None:
-            first = last = probe
+    def pending(self) -> list[int]:
+        """Units neither done nor in a live part."""
+        busy = {u for run in self.runs if run.live for u in self._covers(run)}
+        return [u for u in range(self.unit_count) if u not in self.done and u not in busy]
+
+    def free_slots(self, node: str) -> int:
+        return self.slots[node] - sum(1 for run in self.runs if run.node == node)
+
+    @property
+    def unit_cost(self) -> dict[int, float]:
+        """The CPU seconds of each unit rendered so far."""
+        return self.costs.measured
+
+    # -- events ----------------------------------------------------------------------
+    def begin(self, now: float) -> list[Command]:
+        """The first wave of parts."""
+        return self._assign(now)
+
+    def handle(self, event: Event) -> list[Command]:
+        """What to do now that `event` happened."""
+        if self._over:  # a part that reports after the end was told to stop already
+            return []
+        if isinstance(event, Progress):
+            commands = self._progress(event)
+        elif isinstance(event, PartDone):
+            commands = self._part_done(event)
+        elif isinstance(event, PartStopped):
+            commands = self._part_stopped(event)
+        elif isinstance(event, PartFailed):
+            commands = self._part_failed(event.node, event.part, event.reason, event.node_fault)
+        elif isinstance(event, NodeLost):
+            commands = self._leave_out(event.node, event.reason)
         else:
-            first, last = self._costed_run(pending)
-        for unit in range(first, last + 1):
-            self.pending.remove(unit)
+            commands = self._overdue(event.now)
+        return commands + self._settle(event.now)
+
+    def _progress(self, event: Progress) -> list[Command]:
+        run = self._run(event.node, event.part)
+        if run is not None and event.units_done > run.units_done:
+            if run.grew_at is not None:  # the pace between two looks: what these rows cost
+                self.costs.observe(run.part.first, run.units_done, event.units_done, event.now - run.grew_at)
+            run.units_done = event.units_done
+            run.grew_at = event.now
+        return []
+
+    def _part_done(self, event: PartDone) -> list[Command]:
+        run = self._run(event.node, event.part)
+        if run is None:
+            return []
+        self._end(run)
+        if event.startup is not None:
+            self.startup = event.startup if self.startup is None else min(self.startup, event.startup)
+        self.setup = max(self.setup, event.setup)
+        new = tuple(u for u in event.part.units if u not in self.done)
+        if not new:
+            return []
+        self.done.update(new)
+        measured = range(event.part.first + math.floor(run.units_before), event.part.last + 1)
+        if measured:
+            self.seconds_per_unit.append((event.now - run.started) / len(measured))
+            if event.cpu is not None:
+                share = 1.0 - (run.units_before - math.floor(run.units_before))
+                self.costs.record(measured, event.cpu, event.weights, first_share=share)
+        commands: list[Command] = [Keep(event.node, event.part, new)]
+        for other in list(self.runs):  # parts whose every unit is now done elsewhere
+            if all(u in self.done for u in self._covers(other)):
+                self._end(other)
+                commands.append(Stop(other.node, other.part, "its rows were rendered elsewhere"))
+        return commands
+
+    def _part_stopped(self, event: PartStopped) -> list[Command]:
+        run = self._run(event.node, event.part)
+        if run is None:
+            return []
+        self._end(run)
+        if run.keep_last is None or run.hung:  # not stopped for a cut: its units are pending again
+            return []
+        start, end = run.units_before, event.units_done
+        whole = range(event.part.first + math.floor(start), min(event.part.first + math.ceil(end), run.keep_last + 1))
+        if event.cpu and whole and end > start:
+            last_share = end - math.floor(end) or 1.0
+            self.costs.record(whole, event.cpu, event.weights, 1.0 - (start - math.floor(start)), last_share)
+        kept = Part(event.part.first, run.keep_last, event.part.attempt)
+        self.runs.append(Run(kept, event.node, event.now, event.units_done, event.units_done))
+        return [Start(event.node, kept, event.part, event.units_done)]
+
+    def _part_failed(self, node: str, part: Part, reason: str, node_fault: bool) -> list[Command]:
+        run = self._run(node, part)
+        if run is None:
+            return []
+        self._end(run)
+        if run.hung or not node_fault:
+            return []
+        self.failures[node] += 1
+        commands: list[Command] = [Warn(f"{reason}; {{part}} goes back to the queue", part)]
+        if self.failures[node] >= self.policy.max_failures:
+            commands += self._leave_out(node, reason)
+        return commands
+
+    def _leave_out(self, node: str, reason: str) -> list[Command]:
+        if node in self.excluded:
+            return []
+        self.excluded[node] = reason
+        for run in [r for r in self.runs if r.node == node]:
+            self.runs.remove(run)
+        return [LeaveOut(node, reason)]
+
+    def _overdue(self, now: float) -> list[Command]:
+        """Parts newly presumed hung: handed on, their nodes given nothing more."""
+        if not self.seconds_per_unit:
+            return []
+        slowest = max(self.seconds_per_unit)
+        commands: list[Command] = []
+        for run in self.runs:
+            if run.hung or (run.grew_at is not None and now - run.grew_at <= self.policy.moving_window):
+                continue
+            limit = max(self.policy.hang_grace, self.policy.hang_factor * slowest * run.part.count)
+            if now - run.started > limit:
+                run.hung = True
+                self.stalled.add(run.node)
+                commands.append(Warn(f"node {run.node}: {{part}} is taking far longer than expected; "
+                                     "handing it to other nodes", run.part))
+                commands.append(Stop(run.node, run.part, "presumed hung"))
+        live = [n for n in self.slots if n not in self.excluded]
+        if commands and live and all(n in self.stalled for n in live):
+            commands.append(Warn("every node left is on a part taking far longer than expected; waiting "
+                                 "for them (Ctrl-C keeps the finished parts for --resume)"))
+        return commands
+
+    def _settle(self, now: float) -> list[Command]:
+        """After any event: finish, give up, or hand out work."""
+        if self.finished:
+            self._over = True
+            commands: list[Command] = [Stop(r.node, r.part, "the job is finished") for r in self.runs]
+            self.runs.clear()
+            return [*commands, Finish()]
+        if all(node in self.excluded for node in self.slots):
+            self._over = True
+            reasons = "; ".join(f"{node}: {reason}" for node, reason in self.excluded.items())
+            return [GiveUp(f"no node is left to render on: {reasons}")]
+        return self._assign(now)
+
+    # -- handing out work ---------------------------------------------------------------
+    def _assign(self, now: float) -> list[Command]:
+        commands: list[Command] = []
+        for node in self.slots:
+            while self.usable(node) and self.free_slots(node) > 0:
+                part = self._next_part()
+                if part is None:
+                    break
+                self.runs.append(Run(part, node, now))
+                commands.append(Start(node, part))
+        idle = [node for node in self.slots if self.usable(node) for _ in range(self.free_slots(node))]
+        if idle and self.policy.cuts and self.cuttable and not self.pending():
+            commands += self._cut_for(idle, now)
+        return commands
+
+    def _next_part(self) -> Part | None:
+        pending = self.pending()
+        if not pending:
+            return None
+        while self._wave:
+            first, last = self._wave.pop(0)
+            if all(u in pending for u in range(first, last + 1)):
+                return self._part(first, last)
+        return self._part(*self._costed_run(pending))
+
+    def _part(self, first: int, last: int) -> Part:
         attempt = max(self._attempts[u] for u in range(first, last + 1)) + 1
         for unit in range(first, last + 1):
             self._attempts[unit] = attempt
-        part = Part(first, last, attempt)
-        self.running.append(Running(part, node, now))
-        return part
+        return Part(first, last, attempt)
 
-    def estimated_cost(self, unit: int) -> float:
-        """A unit's cost: its own if measured, else the dearer of the nearest
-        measured units on either side (a guess on the dear side keeps a part
-        from swallowing an unseen nebula whole)."""
-        if unit in self.unit_cost:
-            return self.unit_cost[unit]
-        if not self.unit_cost:
-            return 1.0
-        below = [m for m in self.unit_cost if m < unit]
-        above = [m for m in self.unit_cost if m > unit]
-        sides = ([max(below)] if below else []) + ([min(above)] if above else [])
-        return max(self.unit_cost[m] for m in sides)
-
-    def _trusted(self, unit: int) -> bool:
-        """Measured, or next to a measured unit: its estimate can be trusted."""
-        return any(u in self.unit_cost for u in (unit - 1, unit, unit + 1))
-
-    def _even_runs(self) -> list[tuple[int, int]]:
-        """The first wave of an even start: the pending units, in order, in one run
-        per slot of about equal cost (as an earlier render measured it, else equal
-        in units); a run also ends where pending units do."""
-        weights = {u: self.prior[u] if self.prior and u < len(self.prior) else 1.0 for u in self.pending}
-        if self.prior and not sum(weights.values()) > 0:
-            weights = dict.fromkeys(self.pending, 1.0)
-        share = sum(weights.values()) / max(1, self.slots)
+    def _first_wave(self) -> list[tuple[int, int]]:
+        """One run per slot, in order, of about equal cost (an earlier render's, else
+        equal in units); a run also ends where the pending units do."""
+        pending = self.pending()
+        weights = {u: self.costs.estimated(u) for u in pending}
+        share = sum(weights.values()) / max(1, sum(self.slots.values()))
         runs: list[tuple[int, int]] = []
         first = last = None
         total = 0.0
-        for unit in self.pending:
+        for unit in pending:
             if first is not None and (unit != last + 1 or total + weights[unit] / 2 > share * (len(runs) + 1)):
                 runs.append((first, last))
                 first = None
@@ -188,354 +457,140 @@ class Scheduler:
             runs.append((first, last))
         return runs
 
-    def _probe_order(self) -> list[int]:
-        # Optional single units spread over the image: a first wave that maps where the
-        # cost is. Off by default: measured here, their start-ups cost more than they save.
-        count = min(self.probes, len(self.pending))
-        if count <= 0:
-            return []
-        return sorted({self.pending[int((k + 0.5) * len(self.pending) / count)] for k in range(count)})
-
-    def _next_probe(self, pending: set[int]) -> int | None:
-        while self._probes:
-            unit = self._probes.pop(0)
-            if unit in pending:
-                return unit
-        return None
-
-    def _costed_run(self, pending: set[int]) -> tuple[int, int]:
-        costs = {unit: self.estimated_cost(unit) for unit in pending}
-        capacity = self.capacity or self.slots
-        target = max(sum(costs.values()) / (self.guided_factor * max(1, capacity)), self.min_part_cost)
-        # Estimates far from any measurement can be wrong: a part takes no more than
-        # a share of such units. Units next to measured ones are trusted.
-        limit = math.ceil(len(pending) / (self.guided_factor * max(1, self.slots)))
-        while self._first_wave and not self.unit_cost:
-            first, last = self._first_wave.pop(0)
-            if all(unit in pending for unit in range(first, last + 1)):
-                return first, last
-        seed = max(sorted(pending), key=lambda unit: costs[unit])  # the dearest first: no late giant
+    def _costed_run(self, pending: list[int]) -> tuple[int, int]:
+        """The dearest pending unit, grown into a run of about remaining / (factor x cores)."""
+        costs = {unit: self.costs.estimated(unit) for unit in pending}
+        target = max(sum(costs.values()) / (self.policy.guided_factor * max(1, self.capacity)), self._min_cost())
+        seed = max(pending, key=lambda unit: costs[unit])
         first = last = seed
         total = costs[seed]
-        guesses = 0 if self._trusted(seed) else 1
-
-        def fits(unit: int) -> bool:
-            if unit not in pending or total + costs[unit] > target:
-                return False
-            return self._trusted(unit) or guesses < limit
-
-        while not self.max_part_units or last - first + 1 < self.max_part_units:
-            if fits(last + 1):
+        while True:
+            if last + 1 in costs and total + costs[last + 1] <= target:
                 last += 1
-                added = last
-            elif fits(first - 1):
+                total += costs[last]
+            elif first - 1 in costs and total + costs[first - 1] <= target:
                 first -= 1
-                added = first
+                total += costs[first]
             else:
+                return first, last
+
+    def _min_cost(self) -> float:
+        """The least work a part should carry: enough to hide POV-Ray's start-up behind
+        the node's other parts, and ten times what parsing costs."""
+        spare = sum(self.slots.values()) - self.capacity
+        hide = (self.startup or 0.0) * self.policy.latency_factor * (self.capacity / spare if spare > 0 else 10.0)
+        return max(hide, 10 * self.setup)
+
+    # -- cutting running bands --------------------------------------------------------
+    def _cut_for(self, idle: list[str], now: float) -> list[Command]:
+        """Idle slots and nothing pending: the bands that will end last are cut into
+        pieces for them, a band that will end later into more (each slot goes to the
+        band whose pieces would still take longest), where a cut pays."""
+        if not idle:
+            return []
+        start_cost = max(self.startup or 0.0, self.policy.start_cost) + self.setup
+        left: dict[int, float] = {}  # a cuttable run (by index): its seconds left at its pace
+        for index, run in enumerate(self.runs):
+            pace = run.pace(now)
+            if run.hung or run.keep_last is not None or not self.usable(run.node) or pace is None:
+                continue
+            if run.grew_at is None or now - run.grew_at > self.policy.moving_window:
+                continue  # only a band seen moving is cut: a frozen node is the hang detector's
+            if run.part.count - min(int(run.units_done), run.part.count - 1) > 1:
+                left[index] = (run.part.count - run.units_done) * pace
+        pieces: dict[int, int] = dict.fromkeys(left, 0)
+        for _ in idle:
+            open_runs = [i for i in left if pieces[i] + 1 < self.runs[i].part.count - int(self.runs[i].units_done)]
+            if not open_runs:
                 break
-            total += costs[added]
-            guesses += 0 if self._trusted(added) else 1
-        return first, last
+            chosen = max(open_runs, key=lambda i: (left[i] / (pieces[i] + 1), -i))
+            pieces[chosen] += 1
+        commands: list[Command] = []
+        for index, count in pieces.items():
+            run = self.runs[index]
+            plan = self.cut_plan(run, now, count, start_cost) if count else None
+            if plan is None:
+                continue
+            keep_last, given = plan
+            run.keep_last = keep_last
+            self.cuts += 1
+            commands.append(Cut(run.node, run.part, keep_last))
+            for first, last in given:
+                piece = Part(first, last, run.part.attempt + 1)
+                node = idle.pop(0)
+                self.runs.append(Run(piece, node, now))
+                commands.append(Start(node, piece))
+        return commands
 
-    # -- cutting a running part ------------------------------------------
-    def cut_point(
-        self,
-        run: Running,
-        units_done: float,
-        now: float,
-        start_cost: float,
-        units_before: float = 0.0,
-        kept_cost: float | None = None,
-    ) -> int | None:
-        """The last unit a running part should keep if cutting it pays, else None.
+    def cut_plan(
+        self, run: Run, now: float, pieces: int, start_cost: float
+    ) -> tuple[int, list[tuple[int, int]]] | None:
+        """Where to cut a running band for up to `pieces` idle slots: the last unit it
+        keeps, and the units of each piece given away; None if no cut pays.
 
-        `units_done` is its progress in units (POV-Ray renders a band's blocks
-        in order), `units_before` how many of them were done before this run
-        started (a continued part). The rest goes to an idle core, where a new
-        POV-Ray first costs `start_cost` seconds; the part's own continuation
-        costs `kept_cost` (a start too, unless it was started early: see
-        NodeJob.launch_gated). The part keeps the unit in progress and half the
-        rest, or, when an earlier render measured what its rows cost (`prior`),
-        as many as end both sides together by that cost. It pays when both
-        sides end sooner than the part alone would, by what the cut costs the
-        part's own core.
-        """
-        seconds_per_unit = self.pace(run, units_done, now, units_before)
-        if run.presumed_hung or seconds_per_unit is None or run.part.count < 2 or run.part.columns:
-            return None
-        kept_cost = start_cost if kept_cost is None else kept_cost
-        in_progress = min(int(units_done), run.part.count - 1)
-        rest = run.part.count - in_progress - 1
-        if rest < 1:
-            return None
-        known = self.prior and len(self.prior) == self.unit_count
-        if known and self._prior_between(run.part, units_before, units_done) > 0:
-            return self._cut_by_prior(run, units_done, now, units_before, start_cost, kept_cost)
-        remaining = (run.part.count - units_done) * seconds_per_unit
-        # Half the rows after the unit in progress: the pace so far says little about
-        # the cost of rows not rendered yet (a nebula's rows differ tenfold).
-        given = rest - rest // 2
-        after = max(remaining - given * seconds_per_unit + kept_cost, given * seconds_per_unit + start_cost)
-        if remaining - after < kept_cost:
-            return None
-        return run.part.last - given
-
-    def _cut_by_prior(
-        self, run: Running, units_done: float, now: float, units_before: float, start_cost: float, kept_cost: float
-    ) -> int | None:
-        """cut_point placed by an earlier render's row costs (`prior`), scaled to this
-        run's pace: the last unit to keep, or None if no cut pays.
-
-        Rows next to each other cost alike, but a band's rows do not: on a render of
-        the nebula again, a band still in its dear rows gave away half of what was
-        left by count, its cheap tail, and was cut four times over (the idle core
-        came back for more each second or so, paying a POV-Ray start each time)."""
+        It keeps the unit in progress and continues from its state file; the rest
+        is shared so that every side ends together, by what its units are forecast
+        to cost: an earlier render's costs scaled to this run's pace, else the costs
+        bands showed as they went (`UnitCosts.forecast`), else this run's pace. Each
+        side pays a POV-Ray start; the cut pays when the band ends sooner by more
+        than that costs its own core."""
+        pace = run.pace(now)
         part = run.part
-        # This run's seconds per unit of earlier cost (the cores' speed may have changed since).
-        scale = (now - run.started) / self._prior_between(part, units_before, units_done)
-        in_progress = min(int(units_done), part.count - 1)
-        left_of_unit = self._prior_between(part, units_done, in_progress + 1) * scale
-        after = [self.prior[unit] * scale for unit in range(part.first + in_progress + 1, part.last + 1)]
-        keep = _balanced_keep(left_of_unit, after, len(after) - 1, start_cost, kept_cost)
-        return None if keep is None else part.first + in_progress + keep
+        in_progress = min(int(run.units_done), part.count - 1)
+        rest = range(part.first + in_progress + 1, part.last + 1)
+        if pace is None or not rest:
+            return None
+        left = (in_progress + 1 - run.units_done) * pace
+        spent = self.costs.prior_between(part.first, run.units_before, run.units_done)
+        if spent > 0:
+            scale = (now - run.started) / spent
+            after = [self.costs.prior[u] * scale for u in rest]
+        elif self.policy.forecast:
+            after = [self.costs.forecast(u, pace) for u in rest]
+        else:
+            after = [pace] * len(rest)
+        for count in range(min(pieces, len(rest)), 0, -1):
+            groups = split_evenly(left, after, count, start_cost)
+            if groups is None:
+                continue
+            ends = [left + sum(after[: groups[0]]) + start_cost]
+            ends += [sum(after[a:b]) + start_cost for a, b in zip(groups, [*groups[1:], len(after)], strict=True)]
+            if left + sum(after) - max(ends) >= start_cost:
+                bounds = [*groups, len(after)]
+                given = [(rest[a], rest[b - 1]) for a, b in zip(bounds, bounds[1:], strict=False)]
+                return part.first + in_progress + groups[0], given
+        return None
 
-    def _prior_between(self, part: Part, start: float, end: float) -> float:
-        """The earlier render's cost of a part's units from `start` to `end` (fractions
-        of a unit count in share), counted from the part's first unit."""
-        prior = self.prior or []
-        total = 0.0
-        for index in range(math.floor(start), math.ceil(end)):
-            share = min(end, index + 1) - max(start, index)
-            if share > 0 and part.first + index < len(prior):
-                total += prior[part.first + index] * share
-        return total
+    # -- helpers ---------------------------------------------------------------------
+    def _run(self, node: str, part: Part) -> Run | None:
+        return next((r for r in self.runs if r.node == node and r.part == part), None)
+
+    def _end(self, run: Run) -> None:
+        self.runs.remove(run)
+        if run.hung and not any(r.hung for r in self.runs if r.node == run.node):
+            self.stalled.discard(run.node)  # it answered: it may render again
 
     @staticmethod
-    def pace(run: Running, units_done: float, now: float, units_before: float = 0.0) -> float | None:
-        """Seconds per unit of a running part's current run of POV-Ray, or None before
-        that run has shown any (units restored from a state file are not its work)."""
-        if units_done <= units_before:
-            return None
-        return (now - run.started) / (units_done - units_before)
-
-    def cut(self, part: Part, node: str, keep_last: int, now: float) -> Part | None:
-        """Shrink a running part to units first..keep_last; the rest goes out next, whole."""
-        run = next((r for r in self.running if r.part == part and r.node == node), None)
-        if run is None or run.presumed_hung or part.columns or not part.first <= keep_last < part.last:
-            return None
-        kept = Part(part.first, keep_last, part.attempt)
-        run.part, run.started = kept, now
-        given = [u for u in range(keep_last + 1, part.last + 1) if u not in self.done]
-        self.pending = sorted(set(self.pending) | set(given))
-        self._retry.update(given)
-        return kept
-
-    def column_cut_point(
-        self,
-        run: Running,
-        position: float,
-        block_costs: Sequence[float],
-        start_cost: float,
-        kept_cost: float,
-        known_costs: bool = False,
-    ) -> int | None:
-        """The last block column a running part in its last unit should keep if
-        cutting that unit by columns pays, else None.
-
-        `position` is how far the part is along its last unit, in block columns
-        (POV-Ray renders a block row left to right); `block_costs` the seconds
-        each block column of that unit is expected to take. As in `cut_point`,
-        the part keeps the block in progress, and the cut pays when both sides
-        end sooner than the part alone would, by what the cut costs the part's
-        own core. Costs forecast from a neighbouring row (`known_costs`) place the
-        cut where both sides end together; costs that are only the pace so far
-        keep at most half of the blocks after the one in progress (in a nebula's
-        dear rows the right half costs six times the left or more).
-        """
-        if run.presumed_hung or self.column_blocks < 2:
-            return None
-        first, last = run.part.columns or (0, self.column_blocks - 1)
-        if not first <= position < last + 1 or len(block_costs) <= last:
-            return None
-        in_progress = int(position)
-        rest = last - in_progress
-        if rest < 1 or any(cost < 0 for cost in block_costs) or sum(block_costs[in_progress:last + 1]) <= 0:
-            return None
-        left_of_block = (in_progress + 1 - position) * block_costs[in_progress]
-        most = min(rest - 1, rest if known_costs else rest // 2)
-        keep = _balanced_keep(left_of_block, block_costs[in_progress + 1 : last + 1], most, start_cost, kept_cost)
-        return None if keep is None else in_progress + keep
-
-    def cut_columns(self, part: Part, node: str, keep_column: int, now: float) -> Part | None:
-        """Shrink a running part's last unit to its block columns up to keep_column; the
-        rest goes out next, as a piece of its own."""
-        run = next((r for r in self.running if r.part == part and r.node == node), None)
-        first, last = part.columns or (0, self.column_blocks - 1)
-        if run is None or run.presumed_hung or not first <= keep_column < last or part.last in self.done:
-            return None
-        kept = Part(part.first, part.last, part.attempt, (first, keep_column))
-        run.part, run.started = kept, now
-        self.pieces.append(self.columns_after(part, keep_column))
-        return kept
-
-    def columns_after(self, part: Part, keep_column: int) -> Part:
-        """The piece a cut of a part's last unit after block column keep_column gives away."""
-        last = part.columns[1] if part.columns else self.column_blocks - 1
-        return Part(part.last, part.last, part.attempt, (keep_column + 1, last))
-
-    # -- outcomes --------------------------------------------------------
-    def complete(
-        self,
-        part: Part,
-        node: str,
-        seconds: float,
-        cost: float | None = None,
-        measured: range | None = None,
-        weights: Sequence[float] | None = None,
-    ) -> bool:
-        """Record a finished part (wall seconds, and its work if known); False for a duplicate.
-
-        `measured` names the units the work was spent on when it was not all of
-        them (a part continued after a cut rendered only its tail); `weights`, if
-        known, how that work was shared among them (see record_cost).
-        """
-        self._forget(part, node)
-        self.stalled.discard(node)
-        new = [u for u in _whole_units(part) if u not in self.done]
-        added: set[int] = set()  # block columns of a split unit that no part brought before
-        if part.columns and part.last not in self.done:
-            columns = self.partial.setdefault(part.last, set())
-            added = set(range(part.columns[0], part.columns[1] + 1)) - columns
-            columns |= added
-            if len(columns) >= self.column_blocks:
-                new.append(part.last)
-        if not new and not added:
-            return False
-        self.done.update(new)
-        self.pending = [u for u in self.pending if u not in self.done]
-        self._retry -= self.done
-        spent_on = measured if measured else part.units
-        if part.columns and not measured:  # a piece: its share of the unit's columns
-            share = (part.columns[1] - part.columns[0] + 1) / self.column_blocks
-            self.seconds_per_unit.append(seconds / share)
-            if part.first == part.last and part.last not in self.unit_cost:
-                self.record_cost(part.units, (seconds if cost is None else cost) / share)
-            return True
-        self.seconds_per_unit.append(seconds / len(spent_on))
-        self.record_cost(spent_on, seconds if cost is None else cost, weights)
-        return True
-
-    def record_cost(
-        self, units: range, cost: float, weights: Sequence[float] | None = None, last_share: float = 1.0
-    ) -> None:
-        """Work measured on units, shared by `weights` (what each unit took, as POV-Ray's
-        log told), else evenly. A run cut inside its last unit rendered `last_share` of
-        it: the run that continues it adds the rest of that unit's cost."""
-        if not units:
-            return
-        if weights is None or len(weights) != len(units) or not sum(weights) > 0:
-            weights = [1.0] * (len(units) - 1) + [last_share]
-        total = sum(weights)
-        for unit, weight in zip(units, weights, strict=True):
-            share = max(cost * weight / total, 1e-6)
-            self.unit_cost[unit] = share + self._begun.pop(unit, 0.0)
-        if last_share < 1.0:
-            self._begun[units[-1]] = self.unit_cost[units[-1]]
-
-    def fail(self, part: Part, node: str, reason: str, node_fault: bool = True) -> bool:
-        """Requeue a failed part; True when the node is now left out."""
-        self._forget(part, node)
-        self.stalled.discard(node)
-        self._requeue(part)
-        if not node_fault:
-            return False
-        self.failures[node] += 1
-        if self.failures[node] >= self.max_failures:
-            self.exclude(node, reason)
-            return True
-        return False
-
-    def exclude(self, node: str, reason: str) -> list[Part]:
-        """Leave a node out; its running parts go back to the queue."""
-        self.excluded.setdefault(node, reason)
-        lost = [r.part for r in self.running if r.node == node]
-        for part in lost:
-            self._forget(part, node)
-            self._requeue(part)
-        return lost
-
-    def expected_seconds(self, part: Part) -> float | None:
-        """How long a part should take at the slowest pace seen, or None."""
-        if not self.seconds_per_unit:
-            return None
-        return part.count * max(self.seconds_per_unit)
-
-    def overdue(self, now: float, moving: Collection[tuple[str, Part]] = ()) -> list[Running]:
-        """Parts newly presumed hung; their units go back to the queue.
-
-        `moving` names the (node, part) seen making progress lately: such a part is
-        dear, not hung (a band of a nebula's rows can take many times the pace of
-        the cheap band that finished first), and handing it on would only render
-        it twice and keep it from being cut.
-        """
-        hung: list[Running] = []
-        for run in self.running:
-            if run.presumed_hung or (run.node, run.part) in moving:
-                continue
-            expected = self.expected_seconds(run.part)
-            if expected is None:
-                continue
-            if now - run.started > max(self.hang_grace, self.hang_factor * expected):
-                run.presumed_hung = True
-                self.stalled.add(run.node)
-                self._requeue(run.part)
-                hung.append(run)
-        return hung
-
-    # -- helpers ---------------------------------------------------------
-    def _forget(self, part: Part, node: str) -> None:
-        # A part cut while it finished anyway is known here by its first unit and column.
-        self.running = [r for r in self.running if not (part_origin(r.part) == part_origin(part) and r.node == node)]
-
-    def _requeue(self, part: Part) -> None:
-        busy = {u for r in self.running if not r.presumed_hung for u in _whole_units(r.part)}
-        whole = _whole_units(part)
-        back = [u for u in whole if u not in self.done and u not in busy and u not in self.pending]
-        self.pending = sorted(self.pending + back)
-        self._retry.update(back)
-        if part.columns and part.last not in self.done:
-            # Its columns go out again as a piece (the columns cut off it are out already).
-            done = self.partial.get(part.last, set())
-            todo = [c for c in range(part.columns[0], part.columns[1] + 1) if c not in done]
-            if todo:
-                self.pieces.append(Part(part.last, part.last, part.attempt, (todo[0], todo[-1])))
+    def _covers(run: Run) -> range:
+        """The units a run will render: a band being cut keeps only its head."""
+        last = run.part.last if run.keep_last is None else run.keep_last
+        return range(run.part.first, last + 1)
 
 
-def _balanced_keep(
-    left_of_current: float, after: Sequence[float], most: int, start_cost: float, kept_cost: float
-) -> int | None:
-    """How many of the units (or blocks) `after` the one in progress a cut part keeps,
-    at most `most`, so that it and the core given the rest end soonest: the part has
-    `left_of_current` seconds left of the one in progress, then those it keeps, plus
-    `kept_cost`; the other core starts a POV-Ray (`start_cost`) for the rest. None if
-    the cut does not save what it costs the part's own core."""
-    kept, given = left_of_current, sum(after)
-    remaining = kept + given
-    best = (max(kept + kept_cost, given + start_cost), 0)  # (when both sides end, kept), keeping none first
-    for keep in range(1, most + 1):
-        kept += after[keep - 1]
-        given -= after[keep - 1]
-        best = min(best, (max(kept + kept_cost, given + start_cost), keep))
-    if remaining - best[0] < kept_cost:
+def split_evenly(left: float, after: Sequence[float], pieces: int, start_cost: float) -> list[int] | None:
+    """Where the units `after` a band's unit in progress are split, so that the band
+    (with `left` seconds of that unit, then the units it keeps) and each of `pieces`
+    others end as near together as can be, each paying `start_cost` for a POV-Ray
+    start: the index of each piece's first unit, or None if some piece would be empty."""
+    total = left + sum(after)
+    finish = (total + (pieces + 1) * start_cost) / (pieces + 1)
+    bounds: list[int] = []
+    spent = left + start_cost
+    for index, cost in enumerate(after):
+        if len(bounds) < pieces and spent + cost / 2 > finish:
+            bounds.append(index)
+            spent = start_cost
+        spent += cost
+    if len(bounds) < pieces:
         return None
-    return best[1]
-
-
-def _whole_units(part: Part) -> range:
-    """The units a part renders across the full width."""
-    return range(part.first, part.last) if part.columns else part.units
-
-
-def part_origin(part: Part) -> tuple[int, int]:
-    """What stays of a part through its cuts: its first unit and its first column."""
-    return part.first, part.columns[0] if part.columns else 0
+    return bounds

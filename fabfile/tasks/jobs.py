@@ -7,9 +7,10 @@ from pathlib import Path
 from invoke import Context, Exit, task
 from rich.table import Table
 
-from fabfile.collect import collect_job
+from fabfile.collect import collect_job, merge_job
+from fabfile.jobs import find_job
 from fabfile.progress import RichReporter
-from fabfile.render import RenderRequest, RenderSummary, Tuning, find_job, merge_job
+from fabfile.render import RenderRequest, RenderSummary, Tuning
 from fabfile.render import render as render_scene
 from fabfile.tasks.common import clean_errors, console, option, setting, whole_number
 
@@ -71,10 +72,7 @@ def render(
         hang_grace=setting(c, float, "render", "hang_grace"),
         hang_factor=setting(c, float, "render", "hang_factor"),
         latency_factor=setting(c, float, "render", "latency_factor"),
-        probes=setting(c, int, "render", "probes"),
         cuts=setting(c, bool, "render", "cuts"),
-        column_cuts=setting(c, bool, "render", "column_cuts"),
-        gate_limit=setting(c, float, "render", "gate_limit"),
     )
     summary = render_scene(request, RichReporter(), tuning)
     print_summary(summary)

@@ -87,31 +87,6 @@ def test_a_cut_part_counts_the_cpu_read_while_its_povray_winds_down():
     assert povray_times("povfarm-cpu=\n") == {}  # /proc unreadable: no figure rather than a wrong one
 
 
-def test_a_continuation_started_early_does_not_count_its_wait_at_the_gate_as_parsing():
-    # POV-Ray's parse clock runs while it waits at its gate (a FIFO include header).
-    log = (
-        "povfarm-gate-ns=250000000\npovfarm-povray-ns=1000000000\npovfarm-times\n0m0.001s 0m0.002s\n0m0.000s 0m0.000s\n"
-        "  Parse Time:       0 hours  0 minutes  0 seconds (0.262 seconds)\n"
-        "  Trace Time:       0 hours  0 minutes  0 seconds (0.700 seconds)\n"
-        "              using 1 thread(s) with 0.710 CPU-seconds total\n"
-    )
-    times = povray_times(log)
-    assert times["gate"] == 0.25 and round(times["parse"], 3) == 0.012 and times["wall"] == 1.0
-
-
-def test_a_band_cut_by_columns_continues_over_its_rows_above_and_a_rectangle_is_narrowed():
-    node_job = NodeJob(SimpleNamespace(node=SimpleNamespace(name="n1")), "/w", "job", "povray", ["a.pov"])
-    band = Span(ROWS, 1, 256).narrowed(1, 800, 225)
-    command = node_job.part_command(band, ["+W960"], resume_from=Span(ROWS, 1, 256))
-    # Its blocks are found by number in the rendered area: it keeps the area's width.
-    assert "+ER224" in command and "+SC" not in command and "+EC" not in command and "+C" in command
-    rectangle = Span(ROWS, 225, 256).narrowed(801, 960, 225)
-    command = node_job.part_command(rectangle, ["+W960"])
-    assert all(arg in command for arg in ("+SR225", "+ER256", "+SC801", "+EC960"))
-    with pytest.raises(ValueError, match="continued"):
-        node_job.part_command(band, ["+W960"])
-
-
 def test_a_cut_is_known_by_its_report_when_the_logs_tail_no_longer_holds_the_signal(tmp_path):
     # In cheap rows POV-Ray logs a hundred blocks and more after SIGINT: the 4000 bytes of log
     # sent back ended in progress lines, and the band was taken for failed and rendered again.

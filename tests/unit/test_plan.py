@@ -49,14 +49,15 @@ def test_an_earlier_renders_costs_rescale_to_another_size():
     assert weights == pytest.approx([3.0 + 1.0 / 3, 2.0 / 3])
 
 
-def test_a_still_without_antialiasing_splits_on_a_few_rows():
+def test_a_still_without_antialiasing_splits_on_any_row():
     # Antialiasing looks across POV-Ray's render blocks; without it any row may start a band.
     assert still_unit_rows(antialias=True) == 32
     assert still_unit_rows(antialias=True, block_size=16) == 16
-    assert still_unit_rows(antialias=False) == FINE_ROWS
+    assert still_unit_rows(antialias=False) == FINE_ROWS == 1
     plan = plan_still(360, still_unit_rows(antialias=False))
-    assert len(plan.units) == 90
-    assert plan.span(0, 44) == Span(ROWS, 1, 180)  # two even bands of a 360-row image
+    assert len(plan.units) == 360
+    assert plan.span(0, 179) == Span(ROWS, 1, 180)  # two even bands of a 360-row image
+    assert plan.span(7, 9) == Span(ROWS, 8, 10)  # off POV-Ray's 32-row block grid
 
 
 def test_a_band_split_by_columns_names_and_pieces_itself():

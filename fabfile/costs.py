@@ -1,0 +1,101 @@
+"""What a still's units (row blocks) cost: measured, seen, or known from an earlier render.
+
+Pure bookkeeping for the scheduler. Two kinds of figure, kept apart:
+
+* CPU seconds of each unit rendered (`measured`), from POV-Ray's own count
+  when a part ends or is stopped, shared among its units by its log's block
+  times where the log tells; they size the next render of the scene;
+* wall seconds per unit seen while bands render (`seen`), from their
+  progress; rows next to each other cost alike, so a running band's rows
+  still to come are forecast from the nearest rows seen on either side.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass
+class UnitCosts:
+    count: int
+    prior: Sequence[float] | None = None  # each unit's cost in an earlier render
+    measured: dict[int, float] = field(default_factory=dict)
+    seen: dict[int, list[float]] = field(default_factory=dict)  # unit: [wall seconds, share of the unit]
+
+    def __post_init__(self) -> None:
+        if self.prior is not None and (len(self.prior) != self.count or not sum(self.prior) > 0):
+            self.prior = None
+        self._begun: dict[int, float] = {}  # the cost of a unit's start, by a run cut inside it
+
+    def estimated(self, unit: int) -> float:
+        """A unit's CPU cost: measured, else the dearer of its nearest measured neighbours
+        (a guess on the dear side keeps a part from swallowing an unseen nebula whole),
+        else the earlier render's, else 1."""
+        if unit in self.measured:
+            return self.measured[unit]
+        if not self.measured:
+            return self.prior[unit] if self.prior and self.prior[unit] > 0 else 1.0
+        below = max((u for u in self.measured if u < unit), default=None)
+        above = min((u for u in self.measured if u > unit), default=None)
+        return max(self.measured[u] for u in (below, above) if u is not None)
+
+    def forecast(self, unit: int, default: float) -> float:
+        """A unit's wall seconds as bands showed them: its own, else on the line between
+        the nearest seen units on either side, else the nearer one, else `default`."""
+        seen = {u: total / share for u, (total, share) in self.seen.items() if share >= 0.5}
+        if unit in seen:
+            return seen[unit]
+        below = max((u for u in seen if u < unit), default=None)
+        above = min((u for u in seen if u > unit), default=None)
+        if below is not None and above is not None:
+            return seen[below] + (seen[above] - seen[below]) * (unit - below) / (above - below)
+        nearest = below if below is not None else above
+        return default if nearest is None else seen[nearest]
+
+    def observe(self, first_unit: int, start: float, end: float, seconds: float) -> None:
+        """A band went from `start` to `end` units (counted from its first unit,
+        `first_unit`) in `seconds` of wall time."""
+        pace = seconds / (end - start)
+        for index in range(math.floor(start), math.ceil(end)):
+            share = min(end, index + 1) - max(start, index)
+            seen = self.seen.setdefault(first_unit + index, [0.0, 0.0])
+            seen[0] += pace * share
+            seen[1] += share
+
+    def prior_between(self, first_unit: int, start: float, end: float) -> float:
+        """The earlier render's cost from `start` to `end` units of a band starting at
+        `first_unit` (fractions of a unit count in share)."""
+        if self.prior is None:
+            return 0.0
+        total = 0.0
+        for index in range(math.floor(start), math.ceil(end)):
+            share = min(end, index + 1) - max(start, index)
+            if share > 0 and first_unit + index < self.count:
+                total += self.prior[first_unit + index] * share
+        return total
+
+    def record(
+        self,
+        units: range,
+        cpu: float,
+        weights: Sequence[float] | None = None,
+        first_share: float = 1.0,
+        last_share: float = 1.0,
+    ) -> None:
+        """CPU seconds spent on `units`, shared by `weights` (what each took, as POV-Ray's
+        log told), else by how much of each the run rendered: a run that continued a
+        cut part rendered `first_share` of its first unit, a run cut inside its last
+        unit `last_share` of it (the run continuing it adds the rest)."""
+        if not units:
+            return
+        if weights is None or len(weights) != len(units) or not sum(weights) > 0:
+            weights = [1.0] * len(units)
+            weights[0] = first_share if len(units) > 1 else min(first_share, last_share)
+            weights[-1] = min(weights[-1], last_share)
+        total = sum(weights) or 1.0
+        for unit, weight in zip(units, weights, strict=True):
+            self.measured[unit] = max(cpu * weight / total, 1e-6) + self._begun.pop(unit, 0.0)
+        if last_share < 1.0:
+            self._begun[units[-1]] = self.measured[units[-1]]

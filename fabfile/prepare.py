@@ -1,0 +1,161 @@
+"""Preparing a job: the options checked, the scene's files found, the job record made.
+
+Everything here happens before any node is touched, so bad input is refused
+before anything renders.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from fabfile import deps, povopts
+from fabfile.errors import OptionsError, SceneError
+from fabfile.inventory import Cluster
+from fabfile.jobs import Job, create_job, latest_job
+from fabfile.nodejob import povray_ini_line
+from fabfile.plan import plan_frames, plan_still, still_unit_rows
+from fabfile.progress import Reporter
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """What the user asked for; None means "as the scene or POV-Ray says"."""
+
+    scene: Path
+    cluster: Path = Path("cluster.yaml")
+    renders: Path = Path("renders")
+    width: int | None = None
+    height: int | None = None
+    frames: int | None = None
+    args: str = ""
+    output: Path | None = None
+    resume: bool = False
+    threads: int | None = None  # POV-Ray threads per part; None: a node's cores for a still, 1 for frames
+    allow_outside: bool = False
+    keep_remote: bool = False
+
+
+def prepare_job(request: RenderRequest, cluster: Cluster, reporter: Reporter) -> tuple[Job, deps.SceneFiles]:
+    """Check the scene and options, find its files, and create (or reopen) its job."""
+    scene = Path(os.path.abspath(request.scene))
+    if not scene.is_file():
+        raise SceneError(f"{request.scene}: scene not found; check the path given to --scene")
+    if request.resume:
+        job = latest_job(request.renders, scene=scene, unfinished=True)
+        files = scan_files(
+            scene, job.settings.get("input_file"), job.settings.get("include_header"),
+            job.options.get("allow_outside", False), reporter,
+        )
+        reporter.info(f"resuming job {job.id}: {len(job.parts)} parts already here")
+        given = {"--width": request.width, "--height": request.height, "--frames": request.frames,
+                 "--args": request.args or None}
+        ignored = [name for name, value in given.items() if value is not None]
+        if ignored:
+            reporter.warn(f"--resume continues job {job.id} with the options it started with; "
+                          f"ignoring {', '.join(ignored)}")
+        return job, files
+    settings, job_args = resolve_settings(scene, request)
+    files = scan_files(scene, settings.input_file, settings.include_header, request.allow_outside, reporter)
+    if settings.animated:
+        plan = plan_frames(settings.frames)
+    elif files.whole_image:
+        # Radiosity's pretrace samples the region being rendered, and jitter and crand
+        # draw from one random stream: bands would not match POV-Ray alone.
+        reporter.warn(
+            f"the scene uses {', '.join(files.whole_image)}, whose result depends on the whole image: "
+            "rendering the still as one part so that it matches POV-Ray alone "
+            "(animations still spread frame by frame)"
+        )
+        plan = plan_still(settings.height, block=settings.height)
+    else:
+        plan = plan_still(settings.height, still_unit_rows(settings.antialias, settings.block_size))
+    job = create_job(
+        request.renders,
+        scene,
+        cluster=cluster.source,
+        options={
+            "job_args": list(job_args),
+            "args": request.args,
+            "threads": request.threads,
+            "allow_outside": request.allow_outside,
+            "keep_remote": request.keep_remote,
+        },
+        settings=asdict(settings),
+        plan_kind=plan.kind,
+        plan_units=[list(u) for u in plan.units],
+        output="",
+    )
+    default_output = job.folder / ("frames" if settings.animated else f"{scene.stem}.png")
+    job.output = str(request.output or default_output)
+    job.save()
+    return job, files
+
+
+def resolve_settings(scene: Path, request: RenderRequest) -> tuple[povopts.Settings, list[str]]:
+    """What POV-Ray will render, and the options every part of the job gets."""
+    for name, value in (("--width", request.width), ("--height", request.height), ("--frames", request.frames)):
+        if value is not None and value < 1:
+            raise OptionsError(f"{name} {value}: must be 1 or more")
+    if request.threads is not None and request.threads < 1:
+        raise OptionsError(f"--threads {request.threads}: must be 1 or more")
+    user_args = povopts.split_args(request.args)
+    settings = povopts.Settings(input_file=scene.name)
+    if scene.suffix.lower() == ".ini":
+        settings = povopts.read_ini(scene, povopts.Settings(input_file=None))
+        if not settings.input_file:
+            raise SceneError(f"{scene.name}: the INI file names no Input_File_Name; add one")
+    for token in user_args:
+        settings = povopts.apply_switch(settings, token, "--args")
+    if request.width is not None:
+        settings = replace(settings, width=request.width)
+    if request.height is not None:
+        settings = replace(settings, height=request.height)
+    job_args = [*user_args, f"+W{settings.width}", f"+H{settings.height}"]
+    if request.frames is not None:
+        settings = replace(settings, initial_frame=1, final_frame=request.frames)
+        job_args += ["+KFI1", f"+KFF{request.frames}"]
+    povopts.validate(settings)
+    job_args += ["-D", "-P", f"+FN{settings.bits}"]  # +WT follows once the nodes' cores are known
+    return settings, job_args
+
+
+def scan_files(
+    scene: Path, input_file: str | None, header: str | None, allow_outside: bool, reporter: Reporter
+) -> deps.SceneFiles:
+    extra = []
+    if scene.suffix.lower() == ".ini" and input_file:
+        extra_path = scene.parent / input_file
+        if not extra_path.is_file():
+            raise SceneError(f"{extra_path}: the scene named by {scene.name} is not found")
+        extra.append(extra_path)
+    if header and (scene.parent / header).is_file():
+        extra.append(scene.parent / header)  # else POV-Ray's library path has it, or POV-Ray says so
+    files = deps.scan_scene(scene, extra)
+    if files.outside:
+        names = ", ".join(str(p) for p in files.outside[:5])
+        if not allow_outside:
+            raise SceneError(
+                f"the scene reads files outside {files.root}: {names}; move them into the scene's "
+                "folder, or pass --allow-outside to upload them too"
+            )
+        reporter.warn(f"uploading files from outside the scene's folder: {names}")
+    return files
+
+
+def entry_line(job: Job) -> str:
+    """The line of povfarm.ini that names what POV-Ray reads first."""
+    scene = Path(job.scene)
+    if scene.suffix.lower() == ".ini":
+        return povray_ini_line("Include_Ini", scene.name)
+    return povray_ini_line("Input_File_Name", scene.name)
+
+
+def shipped_names(files: deps.SceneFiles) -> list[str]:
+    """Every file to upload, as a path relative to the scene's folder."""
+    names = list(files.files)
+    names += [os.path.relpath(path, files.root) for path in files.outside]
+    return names
+
+
