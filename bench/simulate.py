@@ -101,6 +101,8 @@ class Model:
     round_trip: float = 0.02  # an SSH command's round trip
     burst: float = 0.2  # POV-Ray's log reports progress this often
     tick: float = 0.5  # the coordinator's clock events
+    gated: bool = True  # a cut band's continuation started up before the band stopped
+    settle: float = 0.05  # ... and then idles this long: the state file moved, the gate opened
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,7 @@ class Simulation:
             unit_count=len(costs),
             slots=dict.fromkeys(self.names, slots),
             capacity=capacity * farm.nodes,
-            policy=policy or Policy(),
+            policy=policy or Policy(gated=model.gated),
             prior=prior,
             cuttable=not frames and len(costs) > 1,
         )
@@ -277,8 +279,10 @@ class Simulation:
                 return
             part = payload.part
             costs = [self.costs[u] for u in part.units]
-            self.procs.append(Proc(payload.node, part, costs, self.threads, self.now + self.model.startup,
-                                   self.model.parse, payload.units_before))
+            gated = self.model.gated and payload.resume_from is not None
+            ready = self.now + (self.model.settle if gated else self.model.startup)
+            self.procs.append(Proc(payload.node, part, costs, self.threads, ready, self.model.parse,
+                                   payload.units_before))
         elif kind in ("cut", "stop"):
             proc = next((p for p in self.procs if p.node == payload.node and p.part == payload.part), None)
             if proc is None:

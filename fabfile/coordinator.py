@@ -195,6 +195,8 @@ class Coordinator:
             return Progress(report.node, report.part, units_done, now)
         if isinstance(report, Failed):
             del self.runs[key]
+            if info.keep_last is not None:
+                self.workers[report.node].drop_early(self._kept(report.part, info.keep_last))
             self._show_running()
             if report.fatal:
                 args = self.job.options.get("args")
@@ -204,6 +206,8 @@ class Coordinator:
             return PartFailed(report.node, report.part, str(report.error), now)
         offset = round(info.units_before * geometry.pixels_per_unit)
         part = report.part
+        if info.keep_last is not None and not isinstance(report, Interrupted):  # it ended before its cut
+            self.workers[report.node].drop_early(self._kept(part, info.keep_last))
         if isinstance(report, Interrupted):
             units_done = info.units_before + report.pixels / geometry.pixels_per_unit
             last = info.keep_last if info.keep_last is not None else part.last
@@ -218,6 +222,9 @@ class Coordinator:
         units = range(part.first + math.floor(info.units_before), part.last + 1)
         weights = geometry.weights(report.trace, part, offset, units)
         return PartDone(report.node, part, now, times.get("cpu"), startup, setup, weights)
+
+    def _kept(self, part: Part, keep_last: int) -> Span:
+        return self.geometry.span(Part(part.first, keep_last, part.attempt))
 
     def _count(self, times: dict[str, float], outcome) -> None:
         self.timings["parts"] += 1
@@ -234,7 +241,8 @@ class Coordinator:
             elif isinstance(command, Cut):
                 self.runs[(command.node, command.part)].keep_last = command.keep_last
                 self.timings["cuts"] += 1
-                self.workers[command.node].cut(self.geometry.span(command.part))
+                kept = self._kept(command.part, command.keep_last)
+                self.workers[command.node].cut(self.geometry.span(command.part), kept)
             elif isinstance(command, Stop):
                 self.runs.pop((command.node, command.part), None)
                 self.workers[command.node].stop(self.geometry.span(command.part))
@@ -296,3 +304,4 @@ class Coordinator:
     def close_workers(self) -> None:
         for worker in self.workers.values():
             worker.close()
+        self.timings["gated_cuts"] = sum(worker.gated_cuts for worker in self.workers.values())

@@ -6,7 +6,9 @@ that share a machine and a workdir never touch each other's files:
     povfarm.ini        names the scene for POV-Ray (quoted, so any name works)
     files/.../scene/   the scene's files, at their paths relative to the scene
     parts/<part>/      one part: pid, rc, log, the PNG(s) POV-Ray wrote and,
-                       for a still, its state file (+C continues a cut part)
+                       for a still, its state file (+C continues a cut part); a
+                       continuation started early also has its gate (a FIFO)
+                       and exit (POV-Ray's status, written by its launcher)
 
 Every command is one shell line whose words are quoted by shell_join.
 """
@@ -36,6 +38,9 @@ CUT_SIGNAL = "received signal SIGINT"  # what POV-Ray logs at once when a cut st
 # back may no longer hold CUT_SIGNAL: in cheap rows POV-Ray logs a hundred blocks or more
 # after it, and the band was taken for failed, its rows rendered again from the start.
 CUT_REPORTED = "povfarm-cut"
+# The POV-Ray whose reading of an include header was checked for a gate: it opens the header
+# twice and reads its size (0 for a FIFO), so the gate adds nothing to the scene.
+GATED_VERSION = "Ray Tracer Version 3.7."
 TIME_LINES = "(Parse|Bounding|Photon|Radiosity|Trace) Time:|CPU-seconds total"
 
 
@@ -96,10 +101,14 @@ def povray_times(log: str) -> dict[str, float]:
                 times["cpu"] = max(times.get("cpu", 0.0), float(line.partition("=")[2]))
             except ValueError:
                 pass
+        if line.startswith("povfarm-gate-ns="):  # a continuation started early: how long it waited
+            times["gate"] = max(0, int(line.partition("=")[2])) / 1e9
         match = POVRAY_TIME.match(line)
         if match:
             key = match.group("what").lower()
             times[key] = times.get(key, 0.0) + float(match.group("seconds"))
+    if "gate" in times and "parse" in times:
+        times["parse"] = max(0.0, times["parse"] - times["gate"])
     return times
 
 
@@ -172,11 +181,18 @@ class NodeJob:
             self.session.put(local_root / name, remote)
 
     # -- parts -----------------------------------------------------------
-    def part_command(self, span: Span, job_args: Sequence[str], resume_from: Span | None = None) -> str:
-        """The command that renders a part (or continues a cut one) and returns its log's tail."""
+    def part_command(
+        self, span: Span, job_args: Sequence[str], resume_from: Span | None = None, gated: bool = False
+    ) -> str:
+        """The command that renders a part (or continues a cut one) and returns its log's tail.
+
+        `gated`: the continuation's POV-Ray was started beforehand by `launch_gated`
+        and waits at its gate; this command hands it the state file, opens the
+        gate and follows it to its end.
+        """
         part_dir = posixpath.join(self.up, "parts", span.name)
-        names = ("log", "pid", "rc", f"{PART_OUTPUT}.png", PART_STATE)
-        log, pid, rc, png, state = (shell_join([f"{part_dir}/{n}"]) for n in names)
+        names = ("log", "pid", "rc", f"{PART_OUTPUT}.png", PART_STATE, "gate", "exit")
+        log, pid, rc, png, state, gate, exited = (shell_join([f"{part_dir}/{n}"]) for n in names)
         prepare = f"mkdir -p {shell_join([part_dir])}"
         if resume_from is not None:
             # A cut part continues from its state file (+C) under its new, shorter name. The
@@ -185,14 +201,29 @@ class NodeJob:
             if old_dir != part_dir:
                 old_state, new_dir, old = (shell_join([f]) for f in (f"{old_dir}/{PART_STATE}", part_dir, old_dir))
                 prepare += f" && {{ mv -f -- {old_state} {new_dir}/ 2>/dev/null; rm -rf -- {old}; }}"
-        # POV-Ray runs in the background so its pid can be recorded for a kill;
-        # rc marks a finished part for `inv collect` (a retry's stale rc goes first).
-        povray = shell_join([self.povray, *self._povray_args(span, job_args, resume_from, part_dir)])
-        start = (
-            f"{prepare} && rm -f {rc} {png} && "
-            f"{{ {_clock_us('t0')}{povray} </dev/null >/dev/null 2>{log} & pid=$!; echo $pid >{pid}; "
-        )
-        reap = "wait $pid; status=$?"
+        if gated:
+            # Opening the gate (a FIFO POV-Ray reads as its include header) for writing
+            # lets it parse; this shell holds it open until the part ends.
+            # POV-Ray counts its wait at the gate as parsing; it logged nothing while it waited.
+            start = (
+                f"{prepare} && exec 3<>{gate} && {{ {_clock_us('t0')}pid=$(cat {pid}); "
+                f"echo povfarm-gate-ns=$((t0 * 1000 - $(date -r {log} +%s%N))) >&2; "
+            )
+            # POV-Ray is not this shell's child: its exit status is in the file its launcher wrote.
+            reap = (
+                "while kill -0 $pid 2>/dev/null; do sleep 0.02; done; n=0; "
+                f"until [ -s {exited} ] || [ $n -ge 100 ]; do sleep 0.01; n=$((n+1)); done; "
+                f"status=$(cat {exited} 2>/dev/null); status=${{status:-1}}"
+            )
+        else:
+            # POV-Ray runs in the background so its pid can be recorded for a kill;
+            # rc marks a finished part for `inv collect` (a retry's stale rc goes first).
+            povray = shell_join([self.povray, *self._povray_args(span, job_args, resume_from, part_dir)])
+            start = (
+                f"{prepare} && rm -f {rc} {png} && "
+                f"{{ {_clock_us('t0')}{povray} </dev/null >/dev/null 2>{log} & pid=$!; echo $pid >{pid}; "
+            )
+            reap = "wait $pid; status=$?"
         # The log's tail comes back. POV-Ray's own wall time is measured on the node, so
         # the farm's cost per part (the SSH round trip, the fetch) can be told apart from it.
         if span.kind == FRAMES:
@@ -233,6 +264,52 @@ class NodeJob:
         )
         return self._command(script)
 
+    def launch_gated(self, span: Span, job_args: Sequence[str], resume_from: Span | None = None) -> bool:
+        """Start the continuation of a part being cut (`resume_from`) before that part
+        stops, held at a gate.
+
+        POV-Ray spends its first ~0.3 s idle, starting up; started here, it does
+        so while the node's core still renders. It waits before parsing, at
+        its include header: a FIFO (POV-Ray reads the header's size, 0, so the
+        scene is unchanged). `part_command(..., gated=True)` brings the state file
+        (a continuation) and opens the gate. True once it waits there.
+        """
+        part_dir = posixpath.join(self.up, "parts", span.name)
+        args = self._povray_args(span, job_args, resume_from, part_dir)
+        povray = shell_join([self.povray, *args, f"+HI{part_dir}/gate"])
+        log, pid, rc, png, gate, exited = (
+            shell_join([f"{part_dir}/{n}"]) for n in ("log", "pid", "rc", f"{PART_OUTPUT}.png", "gate", "exit")
+        )
+        # A launcher subshell outlives this command: it records POV-Ray's pid and,
+        # at the end, its exit status. POV-Ray logs "[Parsing...]" as it reaches the gate.
+        script = (
+            f"mkdir -p {shell_join([part_dir])} && rm -f {rc} {png} {exited} {gate} && mkfifo {gate} && "
+            f"{{ ( {povray} </dev/null >/dev/null 2>{log} & echo $! >{pid}; wait $!; echo $? >{exited} ) "
+            "</dev/null >/dev/null 2>&1 & n=0; "
+            f"until grep -q -F '[Parsing' {log} 2>/dev/null || [ -s {exited} ] || [ $n -ge 500 ]; "
+            f"do sleep 0.01; n=$((n+1)); done; grep -q -F '[Parsing' {log} && [ ! -s {exited} ] && "
+            f"grep -q -F '{GATED_VERSION}' {log} && exit 0; "
+            # Not there in time (a loaded node), or a POV-Ray whose header reading was not
+            # checked: stop it; the continuation starts after the stop.
+            f'kill -KILL "$(cat {pid} 2>/dev/null)" 2>/dev/null; exit 1; }}'
+        )
+        return self.session.run(self._command(script), timeout=30.0).ok
+
+    def cancel_gated(self, span: Span, remove: bool = False) -> None:
+        """Stop a POV-Ray started by `launch_gated` that is not needed after all. Its
+        folder goes with the next command, or with this one (`remove`: its rows may
+        be rendered here later, under the same name)."""
+        part_dir = self.part_folder(span)
+        pid = shell_join([f"{part_dir}/pid"])
+        # Its POV-Ray waits in open(), where only SIGKILL reaches it; it has written nothing yet.
+        script = f'kill -KILL "$(cat {pid} 2>/dev/null)" 2>/dev/null; '
+        if remove:
+            script += f"rm -rf -- {shell_join([part_dir])}; "
+        else:
+            with self._fetched_lock:
+                self._fetched.append(part_dir)
+        self.session.run(script + "true", timeout=10.0)
+
     def _povray_args(self, span: Span, job_args: Sequence[str], resume_from: Span | None, part_dir: str) -> list[str]:
         args = [posixpath.join(self.up, "povfarm.ini"), *job_args]
         args.append(f"+O{part_dir}/{PART_OUTPUT}.png")
@@ -260,6 +337,7 @@ class NodeJob:
         local_parts: Path,
         final_frame: int,
         resume_from: Span | None = None,
+        gated: bool = False,
         on_log: OutputHandler | None = None,
     ) -> PartOutcome:
         """Render one part (or continue a cut one) and fetch what it wrote.
@@ -269,7 +347,7 @@ class NodeJob:
         Its folder goes with the next command.
         """
         started = time.monotonic()
-        result = self.session.run(self.part_command(span, job_args, resume_from), on_output=on_log)
+        result = self.session.run(self.part_command(span, job_args, resume_from, gated), on_output=on_log)
         seconds = time.monotonic() - started
         if not result.ok:
             stopped = any(mark in result.stderr for mark in (CUT_REPORTED, CUT_SIGNAL, "Render cancelled by user"))
@@ -340,7 +418,9 @@ class NodeJob:
         parts = posixpath.join(self.root, "parts")
         script = (
             f"( cd {shell_join([parts])} 2>/dev/null || exit 0; "
-            'for d in */; do [ -f "$d/pid" ] && [ ! -f "$d/rc" ] && kill -TERM "$(cat "$d/pid")" 2>/dev/null; '
+            # A continuation started early (it has a gate) may wait in open(), where only SIGKILL reaches it.
+            'for d in */; do [ -f "$d/pid" ] && [ ! -f "$d/rc" ] && '
+            'kill "-$([ -p "$d/gate" ] && echo KILL || echo TERM)" "$(cat "$d/pid")" 2>/dev/null; '
             "done ); "
         )
         if remove:

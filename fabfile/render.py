@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fabfile import deps, merge, povopts
@@ -131,6 +131,9 @@ def open_nodes(job: Job, files: deps.SceneFiles, cluster: Cluster, reporter: Rep
 def render_parts(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning) -> Coordinator:
     """Every missing part rendered and fetched: the scheduler, the nodes' workers and the loop."""
     threads = int(job.options["threads"])
+    povray = povopts.Settings(**job.settings)
+    # A cut band's continuation starts early at an include-header FIFO: not when the scene has its own.
+    gated = not povray.include_header
     still = job.plan_kind != FRAMES
     cuttable = still and tuning.cuts and len(job.plan.units) > 1
     capacity = {name: max(1, cores // threads) for name, cores in nodes.cores.items()}
@@ -142,15 +145,14 @@ def render_parts(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning) 
     if found is not None:
         reporter.info(f"first bands sized by the cost of rows measured in job {found[0].id}")
     scheduler = Scheduler(
-        unit_count=len(job.plan.units), slots=slots, capacity=sum(capacity.values()), policy=tuning.policy(),
+        unit_count=len(job.plan.units), slots=slots, capacity=sum(capacity.values()),
+        policy=replace(tuning.policy(), gated=gated),
         done=done, prior=found[1] if found else None, cuttable=cuttable,
     )
     reports: queue.Queue = queue.Queue()
-    settings = Settings([*job.options["job_args"], f"+WT{threads}"], job.parts_folder,
-                        povopts.Settings(**job.settings).final_frame)
+    settings = Settings([*job.options["job_args"], f"+WT{threads}"], job.parts_folder, povray.final_frame, gated)
     workers = {name: NodeWorker(nj, slots[name], settings, reports.put) for name, nj in nodes.node_jobs.items()}
-    width, height = int(job.settings["width"]), int(job.settings["height"])
-    stitcher = Stitcher(merge.BandCanvas(width, height)) if still else None
+    stitcher = Stitcher(merge.BandCanvas(povray.width, povray.height)) if still else None
     coordinator = Coordinator(job, scheduler, Geometry(job, threads), reporter, reports, workers, stitcher,
                               tuning.tick, f"finished parts are kept, continue with: {resume_command(job)}")
     rows_done = sum(job.plan.span(u, u).size for u in done)

@@ -204,6 +204,8 @@ class Policy:
     start_cost: float = 0.5  # seconds a POV-Ray start costs its core until one is measured
     latency_factor: float = 1.0  # frames: a part carries at least this many start-ups of work
     forecast: bool = True  # a first render's cuts placed by the costs bands showed, not by count
+    gated: bool = False  # a cut band's continuation starts up before the band stops (NodeJob.launch_gated)
+    gated_start: float = 0.1  # ... and then costs its core this much: the state file, settling
 
 
 @dataclass
@@ -549,13 +551,14 @@ class Scheduler:
             after = [self.costs.forecast(u, pace) for u in rest]
         else:
             after = [pace] * len(rest)
+        kept_cost = self.policy.gated_start + self.setup if self.policy.gated else start_cost
         for count in range(min(pieces, len(rest)), 0, -1):
-            groups = split_evenly(left, after, count, start_cost)
+            groups = split_evenly(left, after, count, start_cost, kept_cost)
             if groups is None:
                 continue
-            ends = [left + sum(after[: groups[0]]) + start_cost]
+            ends = [left + sum(after[: groups[0]]) + kept_cost]
             ends += [sum(after[a:b]) + start_cost for a, b in zip(groups, [*groups[1:], len(after)], strict=True)]
-            if left + sum(after) - max(ends) >= start_cost:
+            if left + sum(after) - max(ends) >= kept_cost:
                 bounds = [*groups, len(after)]
                 given = [(rest[a], rest[b - 1]) for a, b in zip(bounds, bounds[1:], strict=False)]
                 return part.first + in_progress + groups[0], given
@@ -577,15 +580,18 @@ class Scheduler:
         return range(run.part.first, last + 1)
 
 
-def split_evenly(left: float, after: Sequence[float], pieces: int, start_cost: float) -> list[int] | None:
+def split_evenly(
+    left: float, after: Sequence[float], pieces: int, start_cost: float, kept_cost: float
+) -> list[int] | None:
     """Where the units `after` a band's unit in progress are split, so that the band
-    (with `left` seconds of that unit, then the units it keeps) and each of `pieces`
-    others end as near together as can be, each paying `start_cost` for a POV-Ray
-    start: the index of each piece's first unit, or None if some piece would be empty."""
+    (with `left` seconds of that unit, then the units it keeps, then `kept_cost` for
+    its continuation's start) and each of `pieces` others (each paying `start_cost`)
+    end as near together as can be: the index of each piece's first unit, or None
+    if some piece would be empty."""
     total = left + sum(after)
-    finish = (total + (pieces + 1) * start_cost) / (pieces + 1)
+    finish = (total + kept_cost + pieces * start_cost) / (pieces + 1)
     bounds: list[int] = []
-    spent = left + start_cost
+    spent = left + kept_cost
     for index, cost in enumerate(after):
         if len(bounds) < pieces and spent + cost / 2 > finish:
             bounds.append(index)

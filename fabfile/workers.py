@@ -8,9 +8,18 @@ thread is busy following its part then). Reports go to the coordinator's
 queue as values, never as exceptions: a failure on a node is a report like
 any other (Fabric's `group.py` does the same with one thread per host).
 
+A cut is the one place where a worker does more than it is told, and only
+to be quicker: before it stops the band, the control thread starts the
+band's continuation on the node, held at a gate (`NodeJob.launch_gated`),
+so that POV-Ray's start-up (~0.3 s, mostly idle) overlaps the band's last
+moments; the slot thread told to continue the band then opens that gate.
+A continuation that turns out not to be wanted (the band ended whole) is
+stopped by the worker itself.
+
 Threads: the slot and control threads are daemons that end when their
-queue hands them None; they share nothing but the queues, and a part's
-PixelTrace, which only its own slot thread feeds.
+queue hands them None. They share the queues, and the continuations started
+early (`_early`, `_running`), under `_lock`; a part's PixelTrace is fed
+only by its own slot thread.
 """
 
 from __future__ import annotations
@@ -84,6 +93,13 @@ class Settings:
     args: Sequence[str]
     parts_folder: Path
     final_frame: int
+    gated: bool = True  # start a cut band's continuation early (not with the scene's own include header)
+
+
+# POV-Ray 3.7 aborts when its include header opens after it has waited ~10.5 s at it
+# (vfepovms.cpp:150, m_Sanity; measured): a continuation that waited longer than this
+# is replaced by one started then.
+GATE_LIMIT = 6.0
 
 
 class NodeWorker:
@@ -95,7 +111,11 @@ class NodeWorker:
         self.settings = settings
         self.report = report
         self.parts: queue.Queue[PartJob | None] = queue.Queue()
-        self.controls: queue.Queue[tuple[str, Span] | None] = queue.Queue()
+        self.controls: queue.Queue[tuple[str, Span, Span | None] | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._running: set[Span] = set()  # parts a slot thread is rendering now
+        self._early: dict[Span, tuple[Span, float]] = {}  # a continuation at its gate: (the cut band, since)
+        self.gated_cuts = 0  # cuts whose continuation was started early and used
         self.threads = [threading.Thread(target=self._slot, daemon=True) for _ in range(slots)]
         self.threads.append(threading.Thread(target=self._control, daemon=True))
         for thread in self.threads:
@@ -105,11 +125,12 @@ class NodeWorker:
     def start(self, job: PartJob) -> None:
         self.parts.put(job)
 
-    def cut(self, span: Span) -> None:
-        self.controls.put(("cut", span))
+    def cut(self, span: Span, kept: Span) -> None:
+        """Stop the part rendering `span`; it will continue over `kept`."""
+        self.controls.put(("cut", span, kept))
 
     def stop(self, span: Span) -> None:
-        self.controls.put(("stop", span))
+        self.controls.put(("stop", span, None))
 
     def close(self) -> None:
         """The threads end once their queues are drained (a part already rendering runs out)."""
@@ -126,9 +147,10 @@ class NodeWorker:
         trace = PixelTrace() if job.streamed else None
         on_log = self._follow(job.part, trace) if trace is not None else None
         try:
+            gated = self._take_early(job)
             outcome = self.node_job.render(
                 job.span, self.settings.args, self.settings.parts_folder, self.settings.final_frame,
-                job.resume_from, on_log=on_log,
+                job.resume_from, gated, on_log,
             )
         except PartInterrupted as exc:
             return Interrupted(self.name, job.part, exc.pixels, exc.povray_times.get("cpu"), trace)
@@ -138,7 +160,48 @@ class NodeWorker:
             return Failed(self.name, job.part, exc, fatal=False)
         except Exception as exc:  # noqa: BLE001 - a surprise on one node is that node's failure
             return Failed(self.name, job.part, PovfarmError(f"node {self.name}: {type(exc).__name__}: {exc}"), False)
+        finally:
+            self._ended(job.span)
         return Rendered(self.name, job.part, outcome, trace)
+
+    def _take_early(self, job: PartJob) -> bool:
+        """Whether this continuation's POV-Ray waits at its gate already (see module doc)."""
+        with self._lock:
+            self._running.add(job.span)
+            early = self._early.pop(job.span, None)
+        if early is None or early[0] != job.resume_from:
+            return False
+        if time.monotonic() - early[1] > GATE_LIMIT:
+            self.node_job.cancel_gated(job.span, remove=True)
+            return False
+        self.gated_cuts += 1
+        return True
+
+    def _ended(self, span: Span) -> None:
+        with self._lock:
+            self._running.discard(span)
+
+    def _cut(self, span: Span, kept: Span) -> None:
+        """Start the continuation early where it can be, then stop the part."""
+        with self._lock:
+            launch = self.settings.gated and span in self._running
+        if launch and self.node_job.launch_gated(kept, self.settings.args, span):
+            with self._lock:
+                wanted = span in self._running
+                if wanted:
+                    self._early[kept] = (span, time.monotonic())
+            if not wanted:  # it ended whole meanwhile
+                self.node_job.cancel_gated(kept, remove=True)
+                return
+        self.node_job.interrupt(span)
+
+    def drop_early(self, kept: Span) -> None:
+        """A continuation started early that will not be asked for (its band ended
+        whole, or failed): stopped."""
+        with self._lock:
+            early = self._early.pop(kept, None)
+        if early is not None:
+            self.controls.put(("cancel", kept, None))
 
     def _follow(self, part: Part, trace: PixelTrace) -> Callable[[str], None]:
         """The part's log as it streams back: into its trace, and a report when it grew."""
@@ -154,10 +217,12 @@ class NodeWorker:
 
     def _control(self) -> None:
         while (item := self.controls.get()) is not None:
-            action, span = item
+            action, span, kept = item
             try:
-                if action == "cut":
-                    self.node_job.interrupt(span)
+                if action == "cut" and kept is not None:
+                    self._cut(span, kept)
+                elif action == "cancel":
+                    self.node_job.cancel_gated(span, remove=True)
                 else:
                     self.node_job.stop_part(span)
             except Exception:  # noqa: BLE001 - a node that does not answer: its part's own command reports it

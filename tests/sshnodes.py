@@ -90,6 +90,7 @@ class SshNode:
     port: int
     folder: Path
     core: int
+    shell_delay: float = 0.0  # seconds of CPU each command's shell spends starting, as a slow .bashrc does
     process: subprocess.Popen | None = None
     host_key_line: str = ""
 
@@ -113,6 +114,17 @@ class SshNode:
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
         public = (self.folder / "host_ed25519.pub").read_text().split()
         self.host_key_line = f"[{self.address}]:{self.port} {public[0]} {public[1]}"
+        environment = "SetEnv SHLVL=1"
+        if self.shell_delay > 0:
+            # A login shell that spends CPU starting (a .bashrc running `pyenv init`): sshd's
+            # command shell reads BASH_ENV; the commands povfarm nests inside it do not pay again.
+            slow = self.folder / "slow_shell.sh"
+            slow.write_text(
+                'if [ -z "$POVFARM_SLOW_SHELL" ]; then export POVFARM_SLOW_SHELL=1; '
+                f"end=$(( ${{EPOCHREALTIME/[.,]/}} + {int(self.shell_delay * 1e6)} )); "
+                "while (( ${EPOCHREALTIME/[.,]/} < end )); do :; done; fi\n"
+            )
+            environment += f" BASH_ENV={slow}"
         config = self.folder / "sshd_config"
         config.write_text(
             "\n".join(
@@ -134,7 +146,7 @@ class SshNode:
                     # bash sources ~/.bashrc for commands run by sshd unless SHLVL says it is
                     # nested; this machine's root .bashrc runs pyenv, whose lock a killed
                     # node can leave behind, stalling every later command for a minute.
-                    "SetEnv SHLVL=1",
+                    environment,
                     "",
                 ]
             )
@@ -219,6 +231,7 @@ class SshCluster:
     folder: Path
     count: int
     nodes: list[SshNode] = field(default_factory=list)
+    shell_delay: float = 0.0  # see SshNode
 
     def __post_init__(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -234,7 +247,8 @@ class SshCluster:
         port = free_port(addresses, 20000 + os.getpid() % 20000)
         cores = os.cpu_count() or 1
         self.nodes = [
-            SshNode(f"node{i + 1}", address, port, self.folder / f"node{i + 1}", core=i % cores)
+            SshNode(f"node{i + 1}", address, port, self.folder / f"node{i + 1}", core=i % cores,
+                    shell_delay=self.shell_delay)
             for i, address in enumerate(addresses)
         ]
 

@@ -151,6 +151,10 @@ def test_a_slow_band_is_cut_and_continued_and_still_matches(ssh_cluster, tmp_pat
     render_still_as_povray_would(ssh_cluster, tmp_path, scene, 160, 384, "+A0.3 Declare=Samples=1500")
     record = job_record(tmp_path)
     assert record["timings"].get("cuts", 0) >= 1, record["parts"]
+    # A continuation's POV-Ray started up while the band it continues still rendered (on a
+    # loaded machine one may not reach its gate in time; then it starts after the stop).
+    assert record["timings"].get("gated_cuts", 0) >= 1, record["timings"]
+    assert not ssh_cluster.all_povray_pids(), "a POV-Ray was left on a node"
     # The parts still tile the image: the cut band's rows are split between two parts.
     rows = sorted({(span.start, span.end) for span in map(parse_part_name, record["parts"])})
     assert rows[0][0] == 1 and rows[-1][1] == 384
@@ -170,13 +174,15 @@ def test_a_slow_band_is_cut_and_continued_and_still_matches(ssh_cluster, tmp_pat
 
 def test_a_users_include_header_travels_and_a_cut_band_with_it_matches(ssh_cluster, tmp_path):
     # The scene's own header (+HI) makes the media dear; it travels with the scene, and a band
-    # cut and continued from its state file with it still matches.
+    # cut and continued from its state file with it still matches. povfarm's early-started
+    # continuation waits at a header of its own, so here it starts once the band has stopped.
     (tmp_path / "scene").mkdir()
     (tmp_path / "scene" / "dear_media.inc").write_text("#declare Samples = 1500;\n")
     scene = SCENES / "uneven" / "uneven.pov"
     render_still_as_povray_would(ssh_cluster, tmp_path, scene, 160, 384, "+A0.3 +HIdear_media.inc")
     record = job_record(tmp_path)
     assert record["timings"].get("cuts", 0) >= 1, record["parts"]
+    assert record["timings"].get("gated_cuts", 0) == 0, record["timings"]
 
 
 def test_bands_without_antialiasing_start_and_are_cut_off_the_block_grid(ssh_cluster, tmp_path):
