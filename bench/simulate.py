@@ -79,17 +79,18 @@ PROFILES: dict[str, Callable[[int], list[float]]] = {
 }
 
 
-def recorded_profiles(folder: Path) -> dict[str, list[float]]:
-    """Row-block costs recorded by real renders (`unit_costs` in job.json files of
-    bench/profiles/), by file name."""
+def recorded_profiles(folder: Path) -> dict[str, tuple[list[float], int]]:
+    """Row-block costs recorded by real renders (`unit_costs` of a job.json, in the files
+    of bench/profiles/), by file name, with the block columns of a row (`columns`, 1
+    for a still without antialiasing)."""
     import json
 
     found = {}
     for path in sorted(folder.glob("*.json")):
         record = json.loads(path.read_text(encoding="utf-8"))
-        costs = record.get("unit_costs") or []
-        if costs and sum(costs) > 0:
-            found[path.stem] = [float(c) for c in costs]
+        costs = [max(0.001, float(c)) for c in record.get("unit_costs") or []]  # a log's 0 is a short cost
+        if costs:
+            found[path.stem] = (costs, int(record.get("columns", 1)))
     return found
 
 
@@ -125,7 +126,7 @@ class Proc:
     threads: int
     ready_at: float  # start-up over
     parse_left: float
-    position: float  # units done, from the part's first
+    position: float  # units done, from the part's first (a narrowed last unit counts as one)
     started_at: float = 0.0  # ... when this run began (a continuation's state file)
 
     def __post_init__(self) -> None:
@@ -157,6 +158,7 @@ class Simulation:
         prior: Sequence[float] | None = None,
         frames: bool = False,
         policy: Policy | None = None,
+        columns: int = 1,
     ) -> None:
         self.costs = list(costs)
         self.farm = farm
@@ -164,6 +166,7 @@ class Simulation:
         self.frames = frames
         self.names = [f"n{i}" for i in range(farm.nodes)]
         self.threads = 1 if frames else farm.cores
+        self.columns = columns
         capacity = farm.cores // self.threads
         slots = capacity + (1 if frames else 0)
         self.scheduler = Scheduler(
@@ -173,6 +176,7 @@ class Simulation:
             policy=policy or Policy(gated=model.gated),
             prior=prior,
             cuttable=not frames and len(costs) > 1,
+            columns=columns,
         )
         self.now = 0.0
         self.procs: list[Proc] = []
@@ -238,8 +242,7 @@ class Simulation:
         if proc.parse_left > 0:
             return proc.parse_left / rate
         unit = min(int(proc.position), proc.part.count - 1)
-        left_in_unit = (unit + 1 - proc.position) * proc.costs[unit]
-        return max(left_in_unit / rate, 1e-9)
+        return max((unit + 1.0 - proc.position) * proc.costs[unit] / rate, 1e-9)
 
     def _work(self, proc: Proc, amount: float) -> None:
         if proc.parse_left > 0:
@@ -279,6 +282,8 @@ class Simulation:
                 return
             part = payload.part
             costs = [self.costs[u] for u in part.units]
+            if part.columns:  # its last unit narrowed to some block columns
+                costs[-1] *= (part.columns[1] - part.columns[0] + 1) / self.columns
             gated = self.model.gated and payload.resume_from is not None
             ready = self.now + (self.model.settle if gated else self.model.startup)
             self.procs.append(Proc(payload.node, part, costs, self.threads, ready, self.model.parse,
@@ -289,17 +294,21 @@ class Simulation:
                 return
             self.procs.remove(proc)
             if kind == "cut":
-                # POV-Ray's state file keeps finished blocks: a 32-column block of 60 in a row.
-                kept = math.floor(proc.position * 60) / 60
-                start = proc.started_at
-                cpu = sum(_shares(proc.costs, start, kept))
-                self.at(self.now + self.model.round_trip / 2,
-                        ("event", PartStopped(proc.node, proc.part, kept, 0, cpu, self.weights(proc, start, kept))))
+                self.stopped(proc)
         elif kind == "done":
             start, end = payload.started_at, float(payload.part.count)
             done = PartDone(payload.node, payload.part, 0, cpu=sum(_shares(payload.costs, start, end)),
                             startup=self.model.startup, weights=self.weights(payload, start, end))
             self.at(self.now + self.model.round_trip / 2, ("event", done))
+
+    def stopped(self, proc: Proc) -> None:
+        # POV-Ray's state file keeps finished blocks: of a unit's block columns, or of a narrowed one's.
+        blocks = max(self.columns, 60) if not proc.part.columns else proc.part.columns[1] - proc.part.columns[0] + 1
+        kept = math.floor(proc.position * blocks + 1e-9) / blocks
+        start = proc.started_at
+        cpu = sum(_shares(proc.costs, start, kept))
+        self.at(self.now + self.model.round_trip / 2,
+                ("event", PartStopped(proc.node, proc.part, kept, 0, cpu, self.weights(proc, start, kept))))
 
     def weights(self, proc: Proc, start: float, end: float) -> tuple[float, ...] | None:
         """What each unit this run rendered cost, as a one-thread POV-Ray's log tells
@@ -370,8 +379,8 @@ def _stamped(event: object, now: float) -> object:
 # -- the table ---------------------------------------------------------------------------
 FARMS = [(nodes, cores) for cores in (1, 4) for nodes in (2, 4, 8, 16)]
 WORK_PER_CORE = 30.0  # seconds of one core's work per core of the farm: a job worth a farm
-STILL_UNITS = 1440  # a 1440-row still without antialiasing (1-row units)
-AA_UNITS = 45  # ... with antialiasing (32-row blocks)
+STILL_UNITS = 1440  # a 1920x1440 still without antialiasing (1-row units)
+AA_UNITS, AA_COLUMNS = 45, 60  # ... with antialiasing: 32x32 blocks
 
 
 def scaled(costs: Sequence[float], total: float) -> list[float]:
@@ -379,20 +388,25 @@ def scaled(costs: Sequence[float], total: float) -> list[float]:
     return [c * factor for c in costs]
 
 
-def render_twice(profile: Sequence[float], farm: FarmShape, model: Model = Model()) -> tuple[Outcome, Outcome]:
+def render_twice(
+    profile: Sequence[float], farm: FarmShape, model: Model = Model(), columns: int = 1
+) -> tuple[Outcome, Outcome]:
     """A first render, and a render again sized by the costs the first measured."""
     costs = scaled(profile, WORK_PER_CORE * farm.nodes * farm.cores)
-    first = Simulation(costs, farm, model).run()
-    again = Simulation(costs, farm, model, prior=first.unit_costs).run()
+    first = Simulation(costs, farm, model, columns=columns).run()
+    again = Simulation(costs, farm, model, prior=first.unit_costs, columns=columns).run()
     return first, again
 
 
-def table(profiles: dict[str, list[float]], farms: Sequence[tuple[int, int]], model: Model = Model()) -> list[str]:
+def table(
+    profiles: dict[str, tuple[list[float], int]], farms: Sequence[tuple[int, int]], model: Model = Model()
+) -> list[str]:
+    """A line per profile and farm; a profile comes with the block columns of its rows."""
     lines = [f"{'profile':<22} {'nodes x cores':>13}  {'first/ideal':>11} {'idle':>5} {'cuts':>4}"
              f"  {'again/ideal':>11} {'idle':>5} {'cuts':>4}"]
-    for name, profile in profiles.items():
+    for name, (profile, columns) in profiles.items():
         for nodes, cores in farms:
-            first, again = render_twice(profile, FarmShape(nodes, cores), model)
+            first, again = render_twice(profile, FarmShape(nodes, cores), model, columns)
             lines.append(f"{name:<22} {f'{nodes} x {cores}':>13}  {first.ratio:>10.3f}x {first.idle_share:>5.1%}"
                          f" {first.cuts:>4}  {again.ratio:>10.3f}x {again.idle_share:>5.1%} {again.cuts:>4}")
     return lines
@@ -400,19 +414,24 @@ def table(profiles: dict[str, list[float]], farms: Sequence[tuple[int, int]], mo
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--antialias", action="store_true",
+                        help=f"a still with antialiasing: {AA_UNITS} block rows of {AA_COLUMNS} block columns")
     parser.add_argument("--units", type=int, default=STILL_UNITS,
                         help="row blocks in the still (45: 1440 rows with AA)")
     parser.add_argument("--profiles", default="", help="comma-separated profile names (default: all)")
     parser.add_argument("--recorded", type=Path, default=Path(__file__).parent / "profiles",
                         help="a folder of job.json files whose unit_costs join the profiles")
     args = parser.parse_args(argv)
-    profiles = {name: make(args.units) for name, make in PROFILES.items()}
+    columns = 1
+    if args.antialias:
+        args.units, columns = AA_UNITS, AA_COLUMNS
+    profiles = {name: (make(args.units), columns) for name, make in PROFILES.items()}
     profiles.update(recorded_profiles(args.recorded) if args.recorded.is_dir() else {})
     if args.profiles:
         wanted = set(args.profiles.split(","))
         profiles = {name: costs for name, costs in profiles.items() if name in wanted}
     print(f"makespan against the ideal (work / cores + one start), {WORK_PER_CORE:.0f} s of work per core; "
-          f"{args.units} units unless recorded")
+          f"{args.units} units of {columns} block column(s), recorded profiles as recorded")
     for line in table(profiles, FARMS):
         print(line)
     return 0

@@ -100,15 +100,17 @@ class RunInfo:
     started: float  # since the render began; a continuation keeps its band's first start
     units_before: float  # restored from a state file
     keep_last: int | None = None  # a cut was asked: the last unit it keeps
+    keep_column: int | None = None  # ... by columns: the last block column it keeps
     rows: int = 0  # rows (or frames) finished so far, for the progress shown
 
 
 @dataclass
 class Geometry:
-    """How a job's parts map to rows and pixels."""
+    """How a job's parts map to rows, block columns and pixels."""
 
     job: Job
     threads: int  # POV-Ray threads per part
+    columns: list[tuple[int, int]] = field(default_factory=list)  # block columns' pixel columns, 1-based
 
     def __post_init__(self) -> None:
         self.plan = self.job.plan
@@ -118,7 +120,19 @@ class Geometry:
         self.pixels_per_unit = max(1, self.width * self.unit_rows)
 
     def span(self, part: Part) -> Span:
-        return self.plan.span(part.first, part.last)
+        """The rows (or frames) of a part, its last unit narrowed to its block columns."""
+        span = self.plan.span(part.first, part.last)
+        if part.columns is None:
+            return span
+        first, last = part.columns
+        return span.narrowed(self.columns[first][0], self.columns[last][1], self.plan.units[part.last][0])
+
+    def part_pixels(self, part: Part) -> int:
+        """Pixels in a part's unit, as its progress counts them (a narrowed one's only)."""
+        if part.columns is None:
+            return self.pixels_per_unit
+        span = self.span(part)
+        return max(1, span.size * (span.columns[1] - span.columns[0] + 1))
 
     def rows(self, units: tuple[int, ...] | range) -> int:
         return sum(self.plan.span(u, u).size for u in units)
@@ -189,14 +203,14 @@ class Coordinator:
             return None  # a part the scheduler has already let go
         geometry = self.geometry
         if isinstance(report, Logged):
-            units_done = info.units_before + report.pixels / geometry.pixels_per_unit
+            units_done = info.units_before + report.pixels / geometry.part_pixels(report.part)
             info.rows = min(geometry.span(report.part).size, int(units_done * geometry.unit_rows))
             self._show_running()
             return Progress(report.node, report.part, units_done, now)
         if isinstance(report, Failed):
             del self.runs[key]
             if info.keep_last is not None:
-                self.workers[report.node].drop_early(self._kept(report.part, info.keep_last))
+                self.workers[report.node].drop_early(self._kept(report.part, info))
             self._show_running()
             if report.fatal:
                 args = self.job.options.get("args")
@@ -204,15 +218,16 @@ class Coordinator:
                     raise OptionsError(f"{report.error} {args!r}")
                 raise report.error
             return PartFailed(report.node, report.part, str(report.error), now)
-        offset = round(info.units_before * geometry.pixels_per_unit)
+        offset = round(info.units_before * geometry.part_pixels(report.part))
         part = report.part
         if info.keep_last is not None and not isinstance(report, Interrupted):  # it ended before its cut
-            self.workers[report.node].drop_early(self._kept(part, info.keep_last))
+            self.workers[report.node].drop_early(self._kept(part, info))
         if isinstance(report, Interrupted):
-            units_done = info.units_before + report.pixels / geometry.pixels_per_unit
+            units_done = info.units_before + report.pixels / geometry.part_pixels(part)
             last = info.keep_last if info.keep_last is not None else part.last
             units = range(part.first + math.floor(info.units_before), min(part.first + math.ceil(units_done), last + 1))
-            weights = geometry.weights(report.trace, part, offset, units)
+            by_columns = part.columns or info.keep_column is not None
+            weights = None if by_columns else geometry.weights(report.trace, part, offset, units)
             return PartStopped(report.node, part, units_done, now, report.cpu, weights)
         self.outcomes[key] = report
         times = report.outcome.povray_times or {}
@@ -220,11 +235,15 @@ class Coordinator:
         startup = times["wall"] - times["cpu"] / geometry.threads if "wall" in times and "cpu" in times else None
         setup = sum(times.get(phase, 0.0) for phase in SETUP_PHASES)
         units = range(part.first + math.floor(info.units_before), part.last + 1)
-        weights = geometry.weights(report.trace, part, offset, units)
+        weights = None if part.columns else geometry.weights(report.trace, part, offset, units)
         return PartDone(report.node, part, now, times.get("cpu"), startup, setup, weights)
 
-    def _kept(self, part: Part, keep_last: int) -> Span:
-        return self.geometry.span(Part(part.first, keep_last, part.attempt))
+    def _kept(self, part: Part, info: RunInfo) -> Span:
+        """What a part being cut will continue over."""
+        if info.keep_column is not None:
+            first = part.columns[0] if part.columns else 0
+            return self.geometry.span(Part(part.first, part.last, part.attempt, (first, info.keep_column)))
+        return self.geometry.span(Part(part.first, info.keep_last, part.attempt))
 
     def _count(self, times: dict[str, float], outcome) -> None:
         self.timings["parts"] += 1
@@ -239,10 +258,11 @@ class Coordinator:
             if isinstance(command, Start):
                 self._start(command)
             elif isinstance(command, Cut):
-                self.runs[(command.node, command.part)].keep_last = command.keep_last
+                info = self.runs[(command.node, command.part)]
+                info.keep_last, info.keep_column = command.keep_last, command.keep_column
                 self.timings["cuts"] += 1
-                kept = self._kept(command.part, command.keep_last)
-                self.workers[command.node].cut(self.geometry.span(command.part), kept)
+                self.timings["column_cuts"] += int(command.keep_column is not None)
+                self.workers[command.node].cut(self.geometry.span(command.part), self._kept(command.part, info))
             elif isinstance(command, Stop):
                 self.runs.pop((command.node, command.part), None)
                 self.workers[command.node].stop(self.geometry.span(command.part))

@@ -1,13 +1,10 @@
-"""What a still's units (row blocks) cost: measured, seen, or known from an earlier render.
+"""What a still's units (row blocks) cost: measured, or known from an earlier render.
 
-Pure bookkeeping for the scheduler. Two kinds of figure, kept apart:
-
-* CPU seconds of each unit rendered (`measured`), from POV-Ray's own count
-  when a part ends or is stopped, shared among its units by its log's block
-  times where the log tells; they size the next render of the scene;
-* wall seconds per unit seen while bands render (`seen`), from their
-  progress; rows next to each other cost alike, so a running band's rows
-  still to come are forecast from the nearest rows seen on either side.
+Pure bookkeeping for the scheduler: the CPU seconds of each unit rendered
+(`measured`), from POV-Ray's own count when a part ends or is stopped,
+shared among its units by its log's block times where the log tells. They
+size later parts of this job and the first bands of the next render of the
+same scene (`prior`).
 """
 
 from __future__ import annotations
@@ -22,7 +19,6 @@ class UnitCosts:
     count: int
     prior: Sequence[float] | None = None  # each unit's cost in an earlier render
     measured: dict[int, float] = field(default_factory=dict)
-    seen: dict[int, list[float]] = field(default_factory=dict)  # unit: [wall seconds, share of the unit]
 
     def __post_init__(self) -> None:
         if self.prior is not None and (len(self.prior) != self.count or not sum(self.prior) > 0):
@@ -40,29 +36,6 @@ class UnitCosts:
         below = max((u for u in self.measured if u < unit), default=None)
         above = min((u for u in self.measured if u > unit), default=None)
         return max(self.measured[u] for u in (below, above) if u is not None)
-
-    def forecast(self, unit: int, default: float) -> float:
-        """A unit's wall seconds as bands showed them: its own, else on the line between
-        the nearest seen units on either side, else the nearer one, else `default`."""
-        seen = {u: total / share for u, (total, share) in self.seen.items() if share >= 0.5}
-        if unit in seen:
-            return seen[unit]
-        below = max((u for u in seen if u < unit), default=None)
-        above = min((u for u in seen if u > unit), default=None)
-        if below is not None and above is not None:
-            return seen[below] + (seen[above] - seen[below]) * (unit - below) / (above - below)
-        nearest = below if below is not None else above
-        return default if nearest is None else seen[nearest]
-
-    def observe(self, first_unit: int, start: float, end: float, seconds: float) -> None:
-        """A band went from `start` to `end` units (counted from its first unit,
-        `first_unit`) in `seconds` of wall time."""
-        pace = seconds / (end - start)
-        for index in range(math.floor(start), math.ceil(end)):
-            share = min(end, index + 1) - max(start, index)
-            seen = self.seen.setdefault(first_unit + index, [0.0, 0.0])
-            seen[0] += pace * share
-            seen[1] += share
 
     def prior_between(self, first_unit: int, start: float, end: float) -> float:
         """The earlier render's cost from `start` to `end` units of a band starting at

@@ -318,6 +318,13 @@ class NodeJob:
         else:
             # +V: POV-Ray logs each finished block, the progress shown and cuts decided on.
             args += ["+V", f"+SR{span.start}", f"+ER{span.end}"]
+            if span.columns:
+                # One block row narrowed at its right end (a cut by columns): its blocks keep
+                # their numbers, so its state file continues it. A band's would not: columns
+                # renumber the blocks of every row in the area.
+                if span.columns_from != span.start:
+                    raise ValueError(f"{span.label()}: only a part of one block row is narrowed to columns")
+                args += [f"+SC{span.columns[0]}", f"+EC{span.columns[1]}"]
         if resume_from is not None:
             args.append("+C")
         return args

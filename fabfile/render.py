@@ -25,7 +25,7 @@ from fabfile.inventory import Cluster, load_cluster
 from fabfile.jobs import Job, earlier_costs, resume_command
 from fabfile.nodejob import scene_depth
 from fabfile.nodes import JobNodes, open_job_nodes, stop_nodes
-from fabfile.plan import FRAMES
+from fabfile.plan import FRAMES, column_ranges
 from fabfile.prepare import RenderRequest, entry_line, prepare_job, shipped_names
 from fabfile.progress import QuietReporter, Reporter
 from fabfile.scheduler import Policy, Scheduler
@@ -140,6 +140,10 @@ def render_parts(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning) 
     # Stills cut to balance run a part per core: a second part on a core would blur its pace.
     # Frames run `overlap` more per node, whose start-up (mostly idle) hides behind the others.
     slots = {name: count + (0 if cuttable else tuning.overlap) for name, count in capacity.items()}
+    # A part of one block row can be cut by its block columns (antialiased stills, whose units
+    # are POV-Ray's blocks). Not 16-bit stills: they are stitched row by row, from whole bands.
+    columns = column_ranges(povray.width, povray.block_size)
+    by_columns = cuttable and povray.bits == 8 and job.plan.span(0, 0).size == povray.block_size
     done = job.done_units()
     found = earlier_costs(job) if cuttable and not done else None
     if found is not None:
@@ -147,13 +151,13 @@ def render_parts(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning) 
     scheduler = Scheduler(
         unit_count=len(job.plan.units), slots=slots, capacity=sum(capacity.values()),
         policy=replace(tuning.policy(), gated=gated),
-        done=done, prior=found[1] if found else None, cuttable=cuttable,
+        done=done, prior=found[1] if found else None, cuttable=cuttable, columns=len(columns) if by_columns else 1,
     )
     reports: queue.Queue = queue.Queue()
     settings = Settings([*job.options["job_args"], f"+WT{threads}"], job.parts_folder, povray.final_frame, gated)
     workers = {name: NodeWorker(nj, slots[name], settings, reports.put) for name, nj in nodes.node_jobs.items()}
     stitcher = Stitcher(merge.BandCanvas(povray.width, povray.height)) if still else None
-    coordinator = Coordinator(job, scheduler, Geometry(job, threads), reporter, reports, workers, stitcher,
+    coordinator = Coordinator(job, scheduler, Geometry(job, threads, columns), reporter, reports, workers, stitcher,
                               tuning.tick, f"finished parts are kept, continue with: {resume_command(job)}")
     rows_done = sum(job.plan.span(u, u).size for u in done)
     reporter.start(job.plan.total, rows_done, job.plan.kind, list(nodes.node_jobs))

@@ -41,17 +41,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from fabfile.costs import UnitCosts
+from fabfile.cutting import plan_cut
 
 # -- parts ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Part:
-    """Units first..last (indices into the plan), one attempt of them."""
+    """Units first..last (indices into the plan), one attempt of them; `columns`
+    (block column indices, inclusive) narrows its last unit to those columns."""
 
     first: int
     last: int
     attempt: int = 1
+    columns: tuple[int, int] | None = None
 
     @property
     def count(self) -> int:
@@ -60,6 +63,11 @@ class Part:
     @property
     def units(self) -> range:
         return range(self.first, self.last + 1)
+
+    @property
+    def whole(self) -> range:
+        """The units it renders across the full width."""
+        return range(self.first, self.last) if self.columns else self.units
 
 
 # -- events in -----------------------------------------------------------------------
@@ -73,7 +81,8 @@ class Tick:
 @dataclass(frozen=True)
 class Progress:
     """A running part has finished `units_done` of its units (from its first, those
-    restored from a state file included; fractions within a unit)."""
+    restored from a state file included; fractions within a unit, and a last unit
+    narrowed to some columns counting as one)."""
 
     node: str
     part: Part
@@ -138,11 +147,14 @@ class Start:
 
 @dataclass(frozen=True)
 class Cut:
-    """Stop `part`'s POV-Ray on `node`: it will continue over first..keep_last."""
+    """Stop `part`'s POV-Ray on `node`: it will continue over first..keep_last, or,
+    with `keep_column`, over all its units with its last narrowed up to that column
+    (a band of several units then renders on until it has that column)."""
 
     node: str
     part: Part
     keep_last: int
+    keep_column: int | None = None
 
 
 @dataclass(frozen=True)
@@ -156,7 +168,8 @@ class Stop:
 
 @dataclass(frozen=True)
 class Keep:
-    """A finished part's output is new: record it and stitch it."""
+    """A finished part's output is new: record it and stitch it; `new_units` are
+    the units it completed."""
 
     node: str
     part: Part
@@ -203,7 +216,6 @@ class Policy:
     moving_window: float = 5.0  # a part whose progress grew this recently is dear, not hung
     start_cost: float = 0.5  # seconds a POV-Ray start costs its core until one is measured
     latency_factor: float = 1.0  # frames: a part carries at least this many start-ups of work
-    forecast: bool = True  # a first render's cuts placed by the costs bands showed, not by count
     gated: bool = False  # a cut band's continuation starts up before the band stops (NodeJob.launch_gated)
     gated_start: float = 0.1  # ... and then costs its core this much: the state file, settling
 
@@ -220,16 +232,26 @@ class Run:
     grew_at: float | None = None  # when its progress last grew
     hung: bool = False
     keep_last: int | None = None  # a cut is under way: the last unit it keeps
-
-    @property
-    def live(self) -> bool:
-        return not self.hung
+    keep_column: int | None = None  # ... by columns: the last block column of its last unit it keeps
 
     def pace(self, now: float) -> float | None:
         """Seconds per unit of this run, or None before it has shown any."""
         if self.units_done <= self.units_before:
             return None
         return (now - self.started) / (self.units_done - self.units_before)
+
+    def covers(self) -> tuple[range, tuple[int, range] | None]:
+        """The units it will render across the full width, and the block columns of
+        the one it renders narrowed (a band being cut keeps only its head)."""
+        part = self.part
+        first_column = part.columns[0] if part.columns else 0
+        if self.keep_column is not None:
+            return range(part.first, part.last), (part.last, range(first_column, self.keep_column + 1))
+        if self.keep_last is not None:
+            return range(part.first, self.keep_last + 1), None
+        if part.columns:
+            return part.whole, (part.last, range(part.columns[0], part.columns[1] + 1))
+        return part.units, None
 
 
 @dataclass
@@ -241,6 +263,7 @@ class Scheduler:
     done: set[int] = field(default_factory=set)
     prior: Sequence[float] | None = None  # each unit's cost in an earlier render of this still
     cuttable: bool = False  # a still of more than one unit: its bands can be cut and continued
+    columns: int = 1  # block columns in a unit: more than one lets a part of one unit be cut by them
 
     def __post_init__(self) -> None:
         self.done = set(self.done)
@@ -249,6 +272,7 @@ class Scheduler:
         self.excluded: dict[str, str] = {}
         self.stalled: set[str] = set()
         self.costs = UnitCosts(self.unit_count, self.prior)
+        self.partial: dict[int, set[int]] = {}  # block columns done of a unit cut by columns
         self.seconds_per_unit: list[float] = []  # wall seconds per unit of finished parts
         self.startup: float | None = None  # the least idle start-up of a POV-Ray seen
         self.setup: float = 0.0  # the most a part spent before tracing
@@ -262,21 +286,46 @@ class Scheduler:
     def finished(self) -> bool:
         return len(self.done) >= self.unit_count
 
-    def usable(self, node: str) -> bool:
-        return node not in self.excluded and node not in self.stalled
-
-    def pending(self) -> list[int]:
-        """Units neither done nor in a live part."""
-        busy = {u for run in self.runs if run.live for u in self._covers(run)}
-        return [u for u in range(self.unit_count) if u not in self.done and u not in busy]
-
-    def free_slots(self, node: str) -> int:
-        return self.slots[node] - sum(1 for run in self.runs if run.node == node)
-
     @property
     def unit_cost(self) -> dict[int, float]:
         """The CPU seconds of each unit rendered so far."""
         return self.costs.measured
+
+    def usable(self, node: str) -> bool:
+        return node not in self.excluded and node not in self.stalled
+
+    def free_slots(self, node: str) -> int:
+        return self.slots[node] - sum(1 for run in self.runs if run.node == node)
+
+    def pending(self) -> list[int]:
+        """Units neither done, nor in a live part, nor cut by columns."""
+        busy = set(self.partial)
+        for run in self.runs:
+            if not run.hung:
+                whole, narrowed = run.covers()
+                busy.update(whole)
+                if narrowed:
+                    busy.add(narrowed[0])
+        return [u for u in range(self.unit_count) if u not in self.done and u not in busy]
+
+    def pending_pieces(self) -> list[Part]:
+        """The block columns of units cut by columns that nobody renders."""
+        taken: dict[int, set[int]] = {}
+        for run in self.runs:
+            if not run.hung:
+                whole, narrowed = run.covers()
+                for unit in whole:
+                    taken.setdefault(unit, set()).update(range(self.columns))
+                if narrowed:
+                    taken.setdefault(narrowed[0], set()).update(narrowed[1])
+        pieces = []
+        for unit, done in sorted(self.partial.items()):
+            if unit in self.done:
+                continue
+            missing = [c for c in range(self.columns) if c not in done and c not in taken.get(unit, ())]
+            for first, last in _ranges(missing):
+                pieces.append(Part(unit, unit, self._attempts[unit] + 1, (first, last)))
+        return pieces
 
     # -- events ----------------------------------------------------------------------
     def begin(self, now: float) -> list[Command]:
@@ -304,8 +353,6 @@ class Scheduler:
     def _progress(self, event: Progress) -> list[Command]:
         run = self._run(event.node, event.part)
         if run is not None and event.units_done > run.units_done:
-            if run.grew_at is not None:  # the pace between two looks: what these rows cost
-                self.costs.observe(run.part.first, run.units_done, event.units_done, event.now - run.grew_at)
             run.units_done = event.units_done
             run.grew_at = event.now
         return []
@@ -315,41 +362,70 @@ class Scheduler:
         if run is None:
             return []
         self._end(run)
+        part = event.part
         if event.startup is not None:
             self.startup = event.startup if self.startup is None else min(self.startup, event.startup)
         self.setup = max(self.setup, event.setup)
-        new = tuple(u for u in event.part.units if u not in self.done)
-        if not new:
+        new = [u for u in part.whole if u not in self.done]
+        added: set[int] = set()  # block columns of a unit cut by columns that no part brought before
+        if part.columns and part.last not in self.done:
+            columns = self.partial.setdefault(part.last, set())
+            added = set(range(part.columns[0], part.columns[1] + 1)) - columns
+            columns |= added
+            if len(columns) >= self.columns:
+                new.append(part.last)
+        if not new and not added:
             return []
         self.done.update(new)
-        measured = range(event.part.first + math.floor(run.units_before), event.part.last + 1)
+        self._learn(run, event)
+        commands: list[Command] = [Keep(event.node, part, tuple(new))]
+        for other in list(self.runs):  # parts whose every unit is now done elsewhere
+            whole, narrowed = other.covers()
+            if all(u in self.done for u in whole) and (narrowed is None or self._columns_done(*narrowed)):
+                self._end(other)
+                commands.append(Stop(other.node, other.part, "its rows were rendered elsewhere"))
+        return commands
+
+    def _learn(self, run: Run, event: PartDone) -> None:
+        """What a finished part tells of its units' cost and of the pace of parts."""
+        part = event.part
+        if part.columns:  # a piece: its share of a unit
+            share = (part.columns[1] - part.columns[0] + 1) / self.columns
+            self.seconds_per_unit.append((event.now - run.started) / (part.count - 1 + share))
+            if part.count == 1 and event.cpu is not None and part.last not in self.costs.measured:
+                self.costs.record(part.units, event.cpu / share)
+            return
+        measured = range(part.first + math.floor(run.units_before), part.last + 1)
         if measured:
             self.seconds_per_unit.append((event.now - run.started) / len(measured))
             if event.cpu is not None:
                 share = 1.0 - (run.units_before - math.floor(run.units_before))
                 self.costs.record(measured, event.cpu, event.weights, first_share=share)
-        commands: list[Command] = [Keep(event.node, event.part, new)]
-        for other in list(self.runs):  # parts whose every unit is now done elsewhere
-            if all(u in self.done for u in self._covers(other)):
-                self._end(other)
-                commands.append(Stop(other.node, other.part, "its rows were rendered elsewhere"))
-        return commands
 
     def _part_stopped(self, event: PartStopped) -> list[Command]:
         run = self._run(event.node, event.part)
         if run is None:
             return []
         self._end(run)
-        if run.keep_last is None or run.hung:  # not stopped for a cut: its units are pending again
-            return []
+        part = event.part
+        if run.hung or (run.keep_last is None and run.keep_column is None):
+            return []  # not stopped for a cut: its units are pending again
         start, end = run.units_before, event.units_done
-        whole = range(event.part.first + math.floor(start), min(event.part.first + math.ceil(end), run.keep_last + 1))
-        if event.cpu and whole and end > start:
-            last_share = end - math.floor(end) or 1.0
-            self.costs.record(whole, event.cpu, event.weights, 1.0 - (start - math.floor(start)), last_share)
-        kept = Part(event.part.first, run.keep_last, event.part.attempt)
-        self.runs.append(Run(kept, event.node, event.now, event.units_done, event.units_done))
-        return [Start(event.node, kept, event.part, event.units_done)]
+        if run.keep_column is not None:
+            # A part of one unit continues over the columns it keeps: what it did of its
+            # columns counts against those.
+            first, last = part.columns or (0, self.columns - 1)
+            kept = Part(part.first, part.last, part.attempt, (first, run.keep_column))
+            units_before = min(1.0, end * (last - first + 1) / (run.keep_column - first + 1))
+        else:
+            whole = range(part.first + math.floor(start), min(part.first + math.ceil(end), run.keep_last + 1))
+            if event.cpu and whole and end > start:
+                last_share = end - math.floor(end) or 1.0
+                self.costs.record(whole, event.cpu, event.weights, 1.0 - (start - math.floor(start)), last_share)
+            kept = Part(part.first, run.keep_last, part.attempt)
+            units_before = end
+        self.runs.append(Run(kept, event.node, event.now, units_before, units_before))
+        return [Start(event.node, kept, part, units_before)]
 
     def _part_failed(self, node: str, part: Part, reason: str, node_fault: bool) -> list[Command]:
         run = self._run(node, part)
@@ -423,6 +499,12 @@ class Scheduler:
         return commands
 
     def _next_part(self) -> Part | None:
+        """Columns cut off a unit first (the end of the job waits for them), then a run
+        of pending units."""
+        pieces = self.pending_pieces()
+        if pieces:
+            self._attempts[pieces[0].last] = pieces[0].attempt
+            return pieces[0]
         pending = self.pending()
         if not pending:
             return None
@@ -488,115 +570,114 @@ class Scheduler:
         """Idle slots and nothing pending: the bands that will end last are cut into
         pieces for them, a band that will end later into more (each slot goes to the
         band whose pieces would still take longest), where a cut pays."""
-        if not idle:
-            return []
-        start_cost = max(self.startup or 0.0, self.policy.start_cost) + self.setup
         left: dict[int, float] = {}  # a cuttable run (by index): its seconds left at its pace
+        room: dict[int, int] = {}  # ... and the most pieces it can give
         for index, run in enumerate(self.runs):
             pace = run.pace(now)
-            if run.hung or run.keep_last is not None or not self.usable(run.node) or pace is None:
+            if run.hung or run.keep_last is not None or run.keep_column is not None or pace is None:
                 continue
-            if run.grew_at is None or now - run.grew_at > self.policy.moving_window:
+            if not self.usable(run.node) or run.grew_at is None or now - run.grew_at > self.policy.moving_window:
                 continue  # only a band seen moving is cut: a frozen node is the hang detector's
-            if run.part.count - min(int(run.units_done), run.part.count - 1) > 1:
+            room[index] = self._room(run)
+            if room[index]:
                 left[index] = (run.part.count - run.units_done) * pace
         pieces: dict[int, int] = dict.fromkeys(left, 0)
         for _ in idle:
-            open_runs = [i for i in left if pieces[i] + 1 < self.runs[i].part.count - int(self.runs[i].units_done)]
+            open_runs = [i for i in left if pieces[i] < room[i]]
             if not open_runs:
                 break
             chosen = max(open_runs, key=lambda i: (left[i] / (pieces[i] + 1), -i))
             pieces[chosen] += 1
         commands: list[Command] = []
         for index, count in pieces.items():
-            run = self.runs[index]
-            plan = self.cut_plan(run, now, count, start_cost) if count else None
-            if plan is None:
-                continue
-            keep_last, given = plan
-            run.keep_last = keep_last
-            self.cuts += 1
-            commands.append(Cut(run.node, run.part, keep_last))
-            for first, last in given:
-                piece = Part(first, last, run.part.attempt + 1)
-                node = idle.pop(0)
-                self.runs.append(Run(piece, node, now))
-                commands.append(Start(node, piece))
+            if count:
+                commands += self._cut(self.runs[index], now, count, idle)
         return commands
 
-    def cut_plan(
-        self, run: Run, now: float, pieces: int, start_cost: float
-    ) -> tuple[int, list[tuple[int, int]]] | None:
-        """Where to cut a running band for up to `pieces` idle slots: the last unit it
-        keeps, and the units of each piece given away; None if no cut pays.
-
-        It keeps the unit in progress and continues from its state file; the rest
-        is shared so that every side ends together, by what its units are forecast
-        to cost: an earlier render's costs scaled to this run's pace, else the costs
-        bands showed as they went (`UnitCosts.forecast`), else this run's pace. Each
-        side pays a POV-Ray start; the cut pays when the band ends sooner by more
-        than that costs its own core."""
-        pace = run.pace(now)
+    def _room(self, run: Run) -> int:
+        """How many pieces a run can give: the units after the one in progress, or, in
+        its last unit, the block columns after the one in progress."""
         part = run.part
         in_progress = min(int(run.units_done), part.count - 1)
-        rest = range(part.first + in_progress + 1, part.last + 1)
-        if pace is None or not rest:
-            return None
-        left = (in_progress + 1 - run.units_done) * pace
-        spent = self.costs.prior_between(part.first, run.units_before, run.units_done)
-        if spent > 0:
-            scale = (now - run.started) / spent
-            after = [self.costs.prior[u] * scale for u in rest]
-        elif self.policy.forecast:
-            after = [self.costs.forecast(u, pace) for u in rest]
+        if in_progress < part.count - 1 and not part.columns:
+            return part.count - in_progress - 1
+        # Only a part of one unit: narrowed at its right end, its blocks keep their numbers in
+        # POV-Ray's state file. A band's would not (see NodeJob._povray_args).
+        if self.columns < 2 or part.count > 1:
+            return 0
+        first, last = part.columns or (0, self.columns - 1)
+        return last - self._column_position(run)[0]
+
+    def _column_position(self, run: Run) -> tuple[int, float]:
+        """The block column in progress of a part of one unit, and how far along it is."""
+        first, last = run.part.columns or (0, self.columns - 1)
+        position = first + run.units_done * (last - first + 1)
+        in_progress = min(int(position), last)
+        return in_progress, position - in_progress
+
+    def _cut(self, run: Run, now: float, pieces: int, idle: list[str]) -> list[Command]:
+        """Cut a run for up to `pieces` of the idle slots, if that pays (see fabfile.cutting).
+
+        What is left of the band is forecast by an earlier render's costs scaled to
+        this run's pace, else by this run's pace, and a last unit's block columns
+        evenly by that pace: with nothing known of the rows to come, the rest is
+        shared by count."""
+        pace = run.pace(now) or 0.0
+        part = run.part
+        start_cost = max(self.startup or 0.0, self.policy.start_cost) + self.setup
+        in_progress = min(int(run.units_done), part.count - 1)
+        if in_progress < part.count - 1:
+            kept_cost = self.policy.gated_start + self.setup if self.policy.gated else start_cost
+            rest = range(part.first + in_progress + 1, part.last + 1)
+            spent = self.costs.prior_between(part.first, run.units_before, run.units_done)
+            if spent > 0:
+                after = [self.costs.prior[u] * (now - run.started) / spent for u in rest]
+            else:  # the pace so far: the rows to come are no likelier dearer than cheaper
+                after = [pace] * len(rest)
+            plan = plan_cut((in_progress + 1 - run.units_done) * pace, after, rest.start, pieces, start_cost, kept_cost)
+            if plan is None:
+                return []
+            run.keep_last = plan.keep
+            given = [Part(a, b, part.attempt + 1) for a, b in plan.given]
+            commands: list[Command] = [Cut(run.node, part, plan.keep)]
         else:
-            after = [pace] * len(rest)
-        kept_cost = self.policy.gated_start + self.setup if self.policy.gated else start_cost
-        for count in range(min(pieces, len(rest)), 0, -1):
-            groups = split_evenly(left, after, count, start_cost, kept_cost)
-            if groups is None:
-                continue
-            ends = [left + sum(after[: groups[0]]) + kept_cost]
-            ends += [sum(after[a:b]) + start_cost for a, b in zip(groups, [*groups[1:], len(after)], strict=True)]
-            if left + sum(after) - max(ends) >= kept_cost:
-                bounds = [*groups, len(after)]
-                given = [(rest[a], rest[b - 1]) for a, b in zip(bounds, bounds[1:], strict=False)]
-                return part.first + in_progress + groups[0], given
-        return None
+            first, last = part.columns or (0, self.columns - 1)
+            column, into = self._column_position(run)
+            block = pace / (last - first + 1)
+            after = [block] * (last - column)
+            plan = plan_cut((1 - into) * block, after, column + 1, pieces, start_cost, start_cost)
+            if plan is None:
+                return []
+            run.keep_column = plan.keep
+            self.partial.setdefault(part.last, set())  # its columns go out in pieces from now on
+            given = [Part(part.last, part.last, part.attempt + 1, (a, b)) for a, b in plan.given]
+            commands = [Cut(run.node, part, part.last, plan.keep)]
+        self.cuts += 1
+        for piece in given:
+            node = idle.pop(0)
+            self.runs.append(Run(piece, node, now))
+            commands.append(Start(node, piece))
+        return commands
 
     # -- helpers ---------------------------------------------------------------------
     def _run(self, node: str, part: Part) -> Run | None:
         return next((r for r in self.runs if r.node == node and r.part == part), None)
+
+    def _columns_done(self, unit: int, columns: range) -> bool:
+        return unit in self.done or set(columns) <= self.partial.get(unit, set())
 
     def _end(self, run: Run) -> None:
         self.runs.remove(run)
         if run.hung and not any(r.hung for r in self.runs if r.node == run.node):
             self.stalled.discard(run.node)  # it answered: it may render again
 
-    @staticmethod
-    def _covers(run: Run) -> range:
-        """The units a run will render: a band being cut keeps only its head."""
-        last = run.part.last if run.keep_last is None else run.keep_last
-        return range(run.part.first, last + 1)
 
-
-def split_evenly(
-    left: float, after: Sequence[float], pieces: int, start_cost: float, kept_cost: float
-) -> list[int] | None:
-    """Where the units `after` a band's unit in progress are split, so that the band
-    (with `left` seconds of that unit, then the units it keeps, then `kept_cost` for
-    its continuation's start) and each of `pieces` others (each paying `start_cost`)
-    end as near together as can be: the index of each piece's first unit, or None
-    if some piece would be empty."""
-    total = left + sum(after)
-    finish = (total + kept_cost + pieces * start_cost) / (pieces + 1)
-    bounds: list[int] = []
-    spent = left + kept_cost
-    for index, cost in enumerate(after):
-        if len(bounds) < pieces and spent + cost / 2 > finish:
-            bounds.append(index)
-            spent = start_cost
-        spent += cost
-    if len(bounds) < pieces:
-        return None
-    return bounds
+def _ranges(numbers: list[int]) -> list[tuple[int, int]]:
+    """Sorted numbers as runs of consecutive ones, (first, last)."""
+    runs: list[tuple[int, int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], number)
+        else:
+            runs.append((number, number))
+    return runs

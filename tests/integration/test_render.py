@@ -172,6 +172,21 @@ def test_a_slow_band_is_cut_and_continued_and_still_matches(ssh_cluster, tmp_pat
     assert_same_pixels(tmp_path / "again.png", tmp_path / "ref.png")
 
 
+def test_a_block_row_is_cut_by_columns_when_it_is_all_that_is_left(ssh_cluster, tmp_path):
+    # Two block rows on two nodes: the top one is dear and cannot be cut by rows. When the
+    # bottom one's node is idle, the top one keeps its left blocks and continues (+C) over
+    # them alone; its right blocks go to the idle node. The image still matches.
+    scene = SCENES / "tiers" / "tiers.pov"
+    render_still_as_povray_would(
+        ssh_cluster, tmp_path, scene, 320, 64, "+A0.3 Declare=Samples=60 Declare=TopSamples=2000", nodes=2
+    )
+    record = job_record(tmp_path)
+    assert record["timings"].get("column_cuts", 0) >= 1, record["timings"]
+    rectangles = [name for name in record["parts"] if "-c0001-" in name]
+    assert len(rectangles) >= 2 and len({record["parts"][n]["node"] for n in rectangles}) == 2, record["parts"]
+    assert not ssh_cluster.all_povray_pids(), "a POV-Ray was left on a node"
+
+
 def test_a_users_include_header_travels_and_a_cut_band_with_it_matches(ssh_cluster, tmp_path):
     # The scene's own header (+HI) makes the media dear; it travels with the scene, and a band
     # cut and continued from its state file with it still matches. povfarm's early-started

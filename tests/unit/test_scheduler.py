@@ -91,7 +91,7 @@ def moving(scheduler, node, part, fractions, start=0.0, step=1.0):
 
 
 def test_an_idle_slot_cuts_the_band_that_will_end_last_and_takes_its_rest():
-    scheduler = still(20, policy=Policy(forecast=False))
+    scheduler = still(20)
     a, b = starts(scheduler.begin(0.0))
     _, now = moving(scheduler, "b", b.part, [0.5, 1.0, 1.5])  # 2 s a unit: 17 s left
     commands = scheduler.handle(PartDone("a", a.part, now, cpu=now))
@@ -103,7 +103,7 @@ def test_an_idle_slot_cuts_the_band_that_will_end_last_and_takes_its_rest():
 
 
 def test_no_cut_when_it_would_save_less_than_a_start():
-    scheduler = still(4, policy=Policy(start_cost=5.0, forecast=False))
+    scheduler = still(4, policy=Policy(start_cost=5.0))
     a, b = starts(scheduler.begin(0.0))
     _, now = moving(scheduler, "b", b.part, [0.5, 1.0])  # 1 s left in units... 2 s a unit
     assert of(Cut, scheduler.handle(PartDone("a", a.part, now, cpu=now))) == []
@@ -119,7 +119,7 @@ def test_a_band_not_seen_moving_lately_is_not_cut():
 
 
 def test_a_cut_band_continues_from_its_state_file_over_what_it_kept():
-    scheduler = still(20, policy=Policy(forecast=False))
+    scheduler = still(20)
     a, b = starts(scheduler.begin(0.0))
     _, now = moving(scheduler, "b", b.part, [0.5, 1.0, 1.5])
     cut = of(Cut, scheduler.handle(PartDone("a", a.part, now, cpu=now)))[0]
@@ -131,7 +131,7 @@ def test_a_cut_band_continues_from_its_state_file_over_what_it_kept():
 
 
 def test_a_band_that_finished_whole_before_its_cut_took_stops_the_rest():
-    scheduler = still(20, policy=Policy(forecast=False))
+    scheduler = still(20)
     a, b = starts(scheduler.begin(0.0))
     _, now = moving(scheduler, "b", b.part, [0.5, 1.0, 1.5])
     rest = starts(scheduler.handle(PartDone("a", a.part, now, cpu=now)))[0]
@@ -200,27 +200,8 @@ def test_a_part_seen_moving_is_dear_not_hung():
     assert not [c for c in scheduler.handle(Tick(30.0)) if isinstance(c, Stop) and c.reason == "presumed hung"]
 
 
-def test_first_render_cut_is_placed_by_the_costs_bands_showed():
-    # Band b's first units are cheap, the rows after them ten times dearer (as band c
-    # showed from its start): it keeps fewer units than half of the rest.
-    scheduler = still(30, ("a", "b", "c"))
-    a, b, c = starts(scheduler.begin(0.0))
-    for t in range(1, 4):
-        scheduler.handle(Progress("b", b.part, 0.5 * t, float(t)))  # 2 s a unit
-        scheduler.handle(Progress("c", c.part, 0.05 * t, float(t)))  # 20 s a unit
-    commands = scheduler.handle(PartDone("a", a.part, 3.0, cpu=3.0))
-    cut = of(Cut, commands)[0]
-    assert cut.node == "c"  # the band that will end last
-    no_forecast = still(30, ("a", "b", "c"), policy=Policy(forecast=False))
-    a2, b2, c2 = starts(no_forecast.begin(0.0))
-    for t in range(1, 4):
-        no_forecast.handle(Progress("b", b2.part, 0.5 * t, float(t)))
-        no_forecast.handle(Progress("c", c2.part, 0.05 * t, float(t)))
-    assert of(Cut, no_forecast.handle(PartDone("a", a2.part, 3.0, cpu=3.0)))[0].node == "c"
-
-
 def test_a_cut_units_cost_adds_the_run_that_continued_it():
-    scheduler = still(20, policy=Policy(forecast=False))
+    scheduler = still(20)
     a, b = starts(scheduler.begin(0.0))
     _, now = moving(scheduler, "b", b.part, [0.5, 1.0, 1.5])
     cut = of(Cut, scheduler.handle(PartDone("a", a.part, now, cpu=now)))[0]
@@ -230,3 +211,56 @@ def test_a_cut_units_cost_adds_the_run_that_continued_it():
     # Unit first+1 was half done by the cut run (1 s) and finished by the continuation (1 s).
     assert abs(scheduler.unit_cost[first] - 2.0) < 1e-6
     assert abs(scheduler.unit_cost[first + 1] - 2.0) < 1e-6
+
+
+def one_row_each(columns=10) -> tuple[Scheduler, Start, Start]:
+    """Two nodes, two block rows of `columns` block columns: a part of one row each."""
+    scheduler = Scheduler(unit_count=2, slots={"a": 1, "b": 1}, capacity=2, cuttable=True, columns=columns)
+    a, b = starts(scheduler.begin(0.0))
+    return scheduler, a, b
+
+
+def test_a_part_of_one_block_row_is_cut_by_its_columns():
+    scheduler, a, b = one_row_each()
+    scheduler.handle(Progress("a", a.part, 0.1, 1.0))
+    scheduler.handle(Progress("a", a.part, 0.25, 2.5))  # 10 s a row: a block a second, in block 2
+    commands = scheduler.handle(PartDone("b", b.part, 2.5, cpu=2.5))
+    cut, start = of(Cut, commands)[0], starts(commands)[0]
+    assert cut == Cut("a", a.part, 0, keep_column=cut.keep_column) and 2 <= cut.keep_column < 9
+    # The idle node takes the block columns after those it keeps, as a piece of the row.
+    assert start.node == "b" and start.part == Part(0, 0, a.part.attempt + 1, (cut.keep_column + 1, 9))
+    # Stopped, the part continues from its state file over the columns it keeps; what it did
+    # (a quarter of the row) is counted against them.
+    continuation = starts(scheduler.handle(PartStopped("a", a.part, 0.25, 3.0)))[0]
+    assert continuation.part == Part(0, 0, a.part.attempt, (0, cut.keep_column))
+    assert continuation.resume_from == a.part
+    assert abs(continuation.units_before - 0.25 * 10 / (cut.keep_column + 1)) < 1e-9
+
+
+def test_a_row_cut_by_columns_is_done_once_all_its_columns_are_in():
+    scheduler, a, b = one_row_each()
+    moving(scheduler, "a", a.part, [0.1, 0.25])
+    commands = scheduler.handle(PartDone("b", b.part, 2.5, cpu=2.5))
+    cut, piece = of(Cut, commands)[0], starts(commands)[0]
+    continuation = starts(scheduler.handle(PartStopped("a", a.part, 0.25, 3.0)))[0]
+    first = scheduler.handle(PartDone("b", piece.part, 6.0, cpu=3.0))
+    assert of(Keep, first) == [Keep("b", piece.part, ())] and 0 not in scheduler.done  # columns in, row not yet
+    last = scheduler.handle(PartDone("a", continuation.part, 7.0, cpu=3.0))
+    assert of(Keep, last) == [Keep("a", continuation.part, (0,))] and of(Finish, last)
+    assert cut.keep_column + 1 == piece.part.columns[0]
+
+
+def test_a_failed_piece_of_a_row_goes_out_again_first():
+    scheduler, a, b = one_row_each()
+    moving(scheduler, "a", a.part, [0.1, 0.25])
+    piece = starts(scheduler.handle(PartDone("b", b.part, 2.5, cpu=2.5)))[0]
+    again = starts(scheduler.handle(PartFailed("b", piece.part, "node b: boom", 4.0)))
+    assert again and again[0].node == "b" and again[0].part.columns == piece.part.columns
+
+
+def test_a_band_of_several_rows_is_not_cut_by_columns():
+    # Narrowed, a band's blocks would be renumbered in POV-Ray's state file.
+    scheduler = Scheduler(unit_count=4, slots={"a": 1, "b": 1}, capacity=2, cuttable=True, columns=10)
+    a, b = starts(scheduler.begin(0.0))
+    moving(scheduler, "a", a.part, [1.2, 1.5])  # in its last unit
+    assert not of(Cut, scheduler.handle(PartDone("b", b.part, 3.0, cpu=3.0)))
