@@ -34,6 +34,16 @@ def own_cluster(tmp_path: Path) -> Iterator[SshCluster]:
     cluster.stop()
 
 
+@pytest.fixture
+def slow_shell_cluster(tmp_path: Path) -> Iterator[SshCluster]:
+    """Two nodes whose login shell spends 0.25 s of CPU starting, as a .bashrc running pyenv does."""
+    cluster = SshCluster(tmp_path / "slow-cluster", 2, shell_delay=0.25).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 def run_inv(*args: str, cwd: Path, timeout: float = 600, **popen: object) -> subprocess.CompletedProcess:
     """Run `inv ARGS` with the repo's tasks, from cwd, as a user would."""
     return subprocess.run(

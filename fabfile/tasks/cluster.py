@@ -38,8 +38,8 @@ def health(c: Context, cluster: str | None = None, json_: bool = False) -> None:
 
 def health_table(records: list[NodeHealth]) -> Table:
     table = Table(title="cluster health")
-    numeric = ("rtt ms", "cores", "mem MB", "disk MB")
-    for column in ("node", "address", "state", "rtt ms", "POV-Ray", "cores", "load", "mem MB", "disk MB"):
+    numeric = ("ms per command", "cores", "mem MB", "disk MB")
+    for column in ("node", "address", "state", "ms per command", "POV-Ray", "cores", "load", "mem MB", "disk MB"):
         justify = "right" if column in numeric else "left"
         table.add_column(column, justify=justify, no_wrap=True, min_width=4)
     for r in records:
@@ -49,7 +49,7 @@ def health_table(records: list[NodeHealth]) -> Table:
         load = " ".join(f"{x:.1f}" for x in r.load) if r.load else "?"
         version = (r.povray or "").removeprefix("POV-Ray ") or "[red]missing[/red]"
         table.add_row(
-            r.name, r.address, "[green]up[/green]", f"{r.rtt_ms:.0f}", version,
+            r.name, r.address, "[green]up[/green]", f"{r.command_ms:.0f}", version,
             str(r.cores or "?"), load, str(r.mem_free_mb or "?"), str(r.disk_free_mb or "?"),
         )
     return table

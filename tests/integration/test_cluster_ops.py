@@ -70,11 +70,18 @@ def test_health_reports_a_stopped_node_down_with_its_reason(own_cluster, tmp_pat
         record = records[name]
         assert record["up"] is True and record["povray"].startswith("POV-Ray 3.7")
         assert record["cores"] == 1  # each node is pinned to one core
-        assert record["rtt_ms"] > 0 and record["mem_free_mb"] > 0 and record["disk_free_mb"] > 0
+        assert record["command_ms"] > 0 and record["mem_free_mb"] > 0 and record["disk_free_mb"] > 0
         assert len(record["load"]) == 3
     table = run_inv("health", cwd=tmp_path)
     assert table.returncode == 1
     assert "node2 is down: unreachable: connection refused" in table.stdout and "1 node(s) down: node2" in table.stderr
+
+
+def test_health_shows_what_a_slow_login_shell_costs_each_command(slow_shell_cluster, tmp_path):
+    write_inventory(tmp_path, slow_shell_cluster.inventory())
+    result = run_inv("health", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert all(record["command_ms"] >= 250 for record in json.loads(result.stdout)), result.stdout
 
 
 def test_health_of_an_untrusted_host_says_so(ssh_cluster, tmp_path):

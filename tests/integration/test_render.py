@@ -172,6 +172,15 @@ def test_a_slow_band_is_cut_and_continued_and_still_matches(ssh_cluster, tmp_pat
     assert_same_pixels(tmp_path / "again.png", tmp_path / "ref.png")
 
 
+def test_nodes_with_a_slow_login_shell_render_the_same_image(slow_shell_cluster, tmp_path):
+    # Every command on such a node pays 0.25 s of CPU before it starts; the bands are still cut.
+    render_still_as_povray_would(
+        slow_shell_cluster, tmp_path, SCENES / "uneven" / "uneven.pov", 160, 384, "+A0.3 Declare=Samples=1500"
+    )
+    assert job_record(tmp_path)["timings"].get("cuts", 0) >= 1
+    assert not slow_shell_cluster.all_povray_pids(), "a POV-Ray was left on a node"
+
+
 def test_a_block_row_is_cut_by_columns_when_it_is_all_that_is_left(ssh_cluster, tmp_path):
     # Two block rows on two nodes: the top one is dear and cannot be cut by rows. When the
     # bottom one's node is idle, the top one keeps its left blocks and continues (+C) over
