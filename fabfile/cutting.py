@@ -21,13 +21,23 @@ class CutPlan:
 
 
 def plan_cut(
-    left: float, after: Sequence[float], first_after: int, pieces: int, start_cost: float, kept_cost: float
+    left: float,
+    after: Sequence[float],
+    first_after: int,
+    pieces: int,
+    start_cost: float,
+    kept_cost: float,
+    known: bool = True,
 ) -> CutPlan | None:
     """The cut of a band with `left` seconds of the unit in progress, then units
     `first_after`, ... costing `after`, for up to `pieces` idle slots; None if no
-    cut pays. The band's continuation costs `kept_cost`, a piece `start_cost`."""
+    cut pays. The band's continuation costs `kept_cost`, a piece `start_cost`.
+
+    When the costs are not `known` (only the pace so far), the rest is shared by
+    count and the band keeps no more than its share: a piece that proves dear can
+    be cut again from its start, while a band left with its last unit cannot."""
     for count in range(min(pieces, len(after)), 0, -1):
-        bounds = split_evenly(left, after, count, start_cost, kept_cost)
+        bounds = split_evenly(left, after, count, start_cost, kept_cost) if known else split_by_count(len(after), count)
         if bounds is None:
             continue
         edges = [*bounds, len(after)]
@@ -37,6 +47,16 @@ def plan_cut(
             given = [(first_after + a, first_after + b - 1) for a, b in zip(edges, edges[1:], strict=False)]
             return CutPlan(first_after - 1 + bounds[0], given)
     return None
+
+
+def split_by_count(units: int, pieces: int) -> list[int] | None:
+    """`units` after the one in progress shared by count among the band and `pieces`
+    others, the band keeping the smallest share: each piece's first index."""
+    if units < pieces:
+        return None
+    kept = units // (pieces + 1)
+    given = units - kept
+    return [kept + (given * index) // pieces for index in range(pieces)]
 
 
 def split_evenly(

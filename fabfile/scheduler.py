@@ -634,7 +634,8 @@ class Scheduler:
                 after = [self.costs.prior[u] * (now - run.started) / spent for u in rest]
             else:  # the pace so far: the rows to come are no likelier dearer than cheaper
                 after = [pace] * len(rest)
-            plan = plan_cut((in_progress + 1 - run.units_done) * pace, after, rest.start, pieces, start_cost, kept_cost)
+            left = (in_progress + 1 - run.units_done) * pace
+            plan = plan_cut(left, after, rest.start, pieces, start_cost, kept_cost, known=spent > 0)
             if plan is None:
                 return []
             run.keep_last = plan.keep
@@ -645,7 +646,7 @@ class Scheduler:
             column, into = self._column_position(run)
             block = pace / (last - first + 1)
             after = [block] * (last - column)
-            plan = plan_cut((1 - into) * block, after, column + 1, pieces, start_cost, start_cost)
+            plan = plan_cut((1 - into) * block, after, column + 1, pieces, start_cost, start_cost, known=False)
             if plan is None:
                 return []
             run.keep_column = plan.keep
