@@ -36,9 +36,10 @@ def farm_seconds(tree: Path, scene: Path, size: tuple[int, int], args: str, inve
     out = work / label
     out.mkdir(parents=True, exist_ok=True)
     renders = Path(tempfile.mkdtemp(prefix="renders-", dir=work))
+    output = out if any(e.startswith("--frames") for e in extra) else out / (scene.stem + ".png")
     command = [sys.executable, "-m", "invoke", "--search-root", str(tree), "render", f"--scene={scene}",
                f"--width={size[0]}", f"--height={size[1]}", f"--cluster={inventory}", f"--renders={renders}",
-               f"--output={out / (scene.stem + '.png')}", *extra]
+               f"--output={output}", *extra]
     if args:
         command.append(f"--args={args}")
     started = time.monotonic()
@@ -49,13 +50,15 @@ def farm_seconds(tree: Path, scene: Path, size: tuple[int, int], args: str, inve
     return seconds
 
 
-def povray_seconds(scene: Path, size: tuple[int, int], args: str, threads: int, work: Path) -> float:
+def povray_seconds(scene: Path, size: tuple[int, int], args: str, threads: int, work: Path,
+                   frames: int | None) -> float:
     out = work / "povray"
     out.mkdir(parents=True, exist_ok=True)
+    animation = ["+KFI1", f"+KFF{frames}"] if frames else []
     started = time.monotonic()
     subprocess.run(
-        ["povray", f"+I{scene.name}", f"+W{size[0]}", f"+H{size[1]}", *args.split(), "-D", "-P", f"+WT{threads}",
-         f"+O{out}/"], cwd=scene.parent, check=True, capture_output=True,
+        ["povray", f"+I{scene.name}", f"+W{size[0]}", f"+H{size[1]}", *args.split(), *animation, "-D", "-P",
+         f"+WT{threads}", f"+O{out}/"], cwd=scene.parent, check=True, capture_output=True,
     )
     return time.monotonic() - started
 
@@ -65,6 +68,7 @@ def main() -> None:
     parser.add_argument("--scene", type=Path, required=True)
     parser.add_argument("--size", default="800x600", help="WIDTHxHEIGHT")
     parser.add_argument("--args", default="", help="POV-Ray options for both")
+    parser.add_argument("--frames", type=int, help="an animation of this many frames")
     parser.add_argument("--nodes", type=int, default=2, help="sshd nodes, each pinned to a core")
     parser.add_argument("--pairs", type=int, default=4)
     parser.add_argument("--base", help="a commit to time against this tree")
@@ -91,13 +95,15 @@ def main() -> None:
             inventory = work / "nodes.yaml"
             inventory.write_text(cluster.inventory())
 
+            extra = [f"--frames={options.frames}"] if options.frames else []
+
             def run_base() -> float:
                 if base_tree:
-                    return farm_seconds(base_tree, scene, size, options.args, inventory, work, "base", [])
-                return povray_seconds(scene, size, options.args, options.nodes, work)
+                    return farm_seconds(base_tree, scene, size, options.args, inventory, work, "base", extra)
+                return povray_seconds(scene, size, options.args, options.nodes, work, options.frames)
 
             def run_this() -> float:
-                return farm_seconds(REPO, scene, size, options.args, inventory, work, "this", [])
+                return farm_seconds(REPO, scene, size, options.args, inventory, work, "this", extra)
 
             ratios = []
             for index in range(pairs):

@@ -254,7 +254,8 @@ class Coordinator:
 
     # -- commands out -----------------------------------------------------------------
     def apply(self, commands: list[Command]) -> None:
-        for command in commands:
+        # Work goes out first: the books (job.json, the canvas) can wait a moment, a node cannot.
+        for command in sorted(commands, key=lambda c: not isinstance(c, (Start, Cut, Stop))):
             if isinstance(command, Start):
                 self._start(command)
             elif isinstance(command, Cut):

@@ -37,6 +37,10 @@ class UnitCosts:
         above = min((u for u in self.measured if u > unit), default=None)
         return max(self.measured[u] for u in (below, above) if u is not None)
 
+    def trusted(self, unit: int) -> bool:
+        """Measured, or next to a measured unit: its estimate can be trusted."""
+        return any(u in self.measured for u in (unit - 1, unit, unit + 1))
+
     def prior_between(self, first_unit: int, start: float, end: float) -> float:
         """The earlier render's cost from `start` to `end` units of a band starting at
         `first_unit` (fractions of a unit count in share)."""

@@ -542,21 +542,29 @@ class Scheduler:
         return runs
 
     def _costed_run(self, pending: list[int]) -> tuple[int, int]:
-        """The dearest pending unit, grown into a run of about remaining / (factor x cores)."""
+        """The dearest pending unit, grown into a run of about remaining / (factor x cores).
+
+        Estimates far from any measurement can be wrong: a part takes no more than
+        a share of such units (units next to measured ones are trusted)."""
         costs = {unit: self.costs.estimated(unit) for unit in pending}
         target = max(sum(costs.values()) / (self.policy.guided_factor * max(1, self.capacity)), self._min_cost())
+        limit = math.ceil(len(pending) / (self.policy.guided_factor * max(1, sum(self.slots.values()))))
         seed = max(pending, key=lambda unit: costs[unit])
         first = last = seed
         total = costs[seed]
-        while True:
-            if last + 1 in costs and total + costs[last + 1] <= target:
-                last += 1
-                total += costs[last]
-            elif first - 1 in costs and total + costs[first - 1] <= target:
-                first -= 1
-                total += costs[first]
-            else:
-                return first, last
+        guesses = 0 if self.costs.trusted(seed) else 1
+
+        def fits(unit: int) -> bool:
+            if unit not in costs or total + costs[unit] > target:
+                return False
+            return self.costs.trusted(unit) or guesses < limit
+
+        while fits(last + 1) or fits(first - 1):
+            added = last + 1 if fits(last + 1) else first - 1
+            first, last = min(first, added), max(last, added)
+            total += costs[added]
+            guesses += 0 if self.costs.trusted(added) else 1
+        return first, last
 
     def _min_cost(self) -> float:
         """The least work a part should carry: enough to hide POV-Ray's start-up behind

@@ -264,3 +264,14 @@ def test_a_band_of_several_rows_is_not_cut_by_columns():
     a, b = starts(scheduler.begin(0.0))
     moving(scheduler, "a", a.part, [1.2, 1.5])  # in its last unit
     assert not of(Cut, scheduler.handle(PartDone("b", b.part, 3.0, cpu=3.0)))
+
+
+def test_a_part_takes_no_more_than_a_share_of_units_nobody_measured():
+    # 64 frames, 4 slots on 2 cores: by cost alone a first part would take 21 frames; unmeasured,
+    # it takes at most 64 / (1.5 x 4) of them, so the end of the job is not one node's long part.
+    scheduler = frames(64, slots=2)
+    parts = [s.part for s in starts(scheduler.begin(0.0))]
+    assert max(p.count for p in parts) == 11
+    # Frames next to measured ones are trusted: a part may take more of them.
+    scheduler.handle(PartDone("a", parts[0], 11.0, cpu=11.0))
+    assert scheduler.costs.trusted(parts[0].last + 1) and not scheduler.costs.trusted(parts[0].last + 2)
