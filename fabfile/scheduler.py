@@ -213,7 +213,7 @@ class Policy:
     max_failures: int = 2
     hang_grace: float = 20.0  # seconds before any part can be presumed hung
     hang_factor: float = 4.0  # ... and how many times the slowest pace seen for its size
-    moving_window: float = 5.0  # a part whose progress grew this recently is dear, not hung
+    moving_window: float = 5.0  # a band is cut only if its progress grew this recently
     start_cost: float = 0.5  # seconds a POV-Ray start costs its core until one is measured
     latency_factor: float = 1.0  # frames: a part carries at least this many start-ups of work
     gated: bool = False  # a cut band's continuation starts up before the band stops (NodeJob.launch_gated)
@@ -276,6 +276,7 @@ class Scheduler:
         self.seconds_per_unit: list[float] = []  # wall seconds per unit of finished parts
         self.startup: float | None = None  # the least idle start-up of a POV-Ray seen
         self.setup: float = 0.0  # the most a part spent before tracing
+        self.longest_gap = 0.0  # the longest a streaming part was seen silent between two reports
         self.cuts = 0
         self._attempts: Counter[int] = Counter()
         self._wave = self._first_wave() if self.policy.cuts and self.cuttable else []
@@ -353,6 +354,8 @@ class Scheduler:
     def _progress(self, event: Progress) -> list[Command]:
         run = self._run(event.node, event.part)
         if run is not None and event.units_done > run.units_done:
+            if run.grew_at is not None:
+                self.longest_gap = max(self.longest_gap, event.now - run.grew_at)
             run.units_done = event.units_done
             run.grew_at = event.now
         return []
@@ -449,26 +452,35 @@ class Scheduler:
         return [LeaveOut(node, reason)]
 
     def _overdue(self, now: float) -> list[Command]:
-        """Parts newly presumed hung: handed on, their nodes given nothing more."""
-        if not self.seconds_per_unit:
-            return []
-        slowest = max(self.seconds_per_unit)
+        """Parts newly presumed hung: handed on, their nodes given nothing more.
+
+        A part whose log streams back (a still's) is hung once it has been silent
+        `hang_factor` times longer than any gap seen between two of its reports, and
+        at least `hang_grace`; before its first report (parsing, photons...), and a
+        part that reports nothing (frames), once it has run `hang_factor` times
+        longer than the slowest pace seen for its size, and at least `hang_grace`."""
         commands: list[Command] = []
         for run in self.runs:
-            if run.hung or (run.grew_at is not None and now - run.grew_at <= self.policy.moving_window):
+            if run.hung or not self._silent(run, now):
                 continue
-            limit = max(self.policy.hang_grace, self.policy.hang_factor * slowest * run.part.count)
-            if now - run.started > limit:
-                run.hung = True
-                self.stalled.add(run.node)
-                commands.append(Warn(f"node {run.node}: {{part}} is taking far longer than expected; "
-                                     "handing it to other nodes", run.part))
-                commands.append(Stop(run.node, run.part, "presumed hung"))
+            run.hung = True
+            self.stalled.add(run.node)
+            commands.append(Warn(f"node {run.node}: {{part}} is taking far longer than expected; "
+                                 "handing it to other nodes", run.part))
+            commands.append(Stop(run.node, run.part, "presumed hung"))
         live = [n for n in self.slots if n not in self.excluded]
         if commands and live and all(n in self.stalled for n in live):
             commands.append(Warn("every node left is on a part taking far longer than expected; waiting "
                                  "for them (Ctrl-C keeps the finished parts for --resume)"))
         return commands
+
+    def _silent(self, run: Run, now: float) -> bool:
+        grace, factor = self.policy.hang_grace, self.policy.hang_factor
+        if run.grew_at is not None:
+            return now - run.grew_at > max(grace, factor * self.longest_gap)
+        if not self.seconds_per_unit:
+            return False
+        return now - run.started > max(grace, factor * max(self.seconds_per_unit) * run.part.count)
 
     def _settle(self, now: float) -> list[Command]:
         """After any event: finish, give up, or hand out work."""

@@ -275,3 +275,17 @@ def test_a_part_takes_no_more_than_a_share_of_units_nobody_measured():
     # Frames next to measured ones are trusted: a part may take more of them.
     scheduler.handle(PartDone("a", parts[0], 11.0, cpu=11.0))
     assert scheduler.costs.trusted(parts[0].last + 1) and not scheduler.costs.trusted(parts[0].last + 2)
+
+
+def test_a_band_whose_log_falls_silent_is_presumed_hung():
+    scheduler = still(20, policy=Policy(hang_grace=5.0, hang_factor=4.0))
+    a, b = starts(scheduler.begin(0.0))
+    for t in range(1, 5):  # reports a second apart: the longest gap is 1 s
+        scheduler.handle(Progress("a", a.part, 0.5 * t, float(t)))
+        scheduler.handle(Progress("b", b.part, 0.5 * t, float(t)))
+    for t in (6.0, 8.0, 10.0, 12.0):  # a in dear blocks: 2 s between reports, the longest gap now
+        scheduler.handle(Progress("a", a.part, t / 4, t))
+    assert not of(Stop, scheduler.handle(Tick(11.5)))  # b silent 7.5 s: under 4 x 2 s
+    commands = scheduler.handle(Tick(12.5))  # 8.5 s: past the grace and 4 x the longest gap
+    assert Stop("b", b.part, "presumed hung") in commands and not scheduler.usable("b")
+    assert not [c for c in commands if isinstance(c, Stop) and c.node == "a"]
