@@ -284,7 +284,7 @@ def test_a_band_whose_log_falls_silent_is_presumed_hung():
         scheduler.handle(Progress("a", a.part, 0.5 * t, float(t)))
         scheduler.handle(Progress("b", b.part, 0.5 * t, float(t)))
     for t in (6.0, 8.0, 10.0, 12.0):  # a in dear blocks: 2 s between reports, the longest gap now
-        scheduler.handle(Progress("a", a.part, t / 4, t))
+        scheduler.handle(Progress("a", a.part, 2.0 + t / 8, t))
     assert not of(Stop, scheduler.handle(Tick(11.5)))  # b silent 7.5 s: under 4 x 2 s
     commands = scheduler.handle(Tick(12.5))  # 8.5 s: past the grace and 4 x the longest gap
     assert Stop("b", b.part, "presumed hung") in commands and not scheduler.usable("b")
