@@ -89,8 +89,11 @@ def recorded_profiles(folder: Path) -> dict[str, tuple[list[float], int]]:
     for path in sorted(folder.glob("*.json")):
         record = json.loads(path.read_text(encoding="utf-8"))
         costs = [max(0.001, float(c)) for c in record.get("unit_costs") or []]  # a log's 0 is a short cost
+        columns, rows = int(record.get("columns", 1)), int(record.get("rows", 1))
+        if columns == 1 and rows > 1:  # a band measured whole, spread over its rows (povfarm's units)
+            costs = [cost / rows for cost in costs for _ in range(rows)]
         if costs:
-            found[path.stem] = (costs, int(record.get("columns", 1)))
+            found[path.stem] = (costs, columns)
     return found
 
 
