@@ -9,9 +9,11 @@ core i mod cores), then times, several runs each:
   once as povfarm chooses (a still: one part with POV-Ray's own threads) and
   once with --threads=1 (a part per core),
 
-for an even scene, an uneven one (a media nebula off-centre) and an
-animation, and prints medians, min-max and the ratios, plus what the farm
-spent outside POV-Ray. Only loopback addresses are used; every loop is
+for an even scene, an uneven one (a media nebula off-centre), an
+animation, three of POV-Ray's own examples and a cheap scene at 6000x4000,
+and prints medians, min-max and the ratios, plus what the farm spent
+outside POV-Ray. Two more nodes, whose login shell spends 0.1 s of CPU on
+every command (a .bashrc that runs pyenv), render each scene too. Only loopback addresses are used; every loop is
 bounded by --runs.
 
     python bench/scaling.py              # the full table (several minutes)
@@ -36,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = Path("/usr/share/doc/povray/examples")  # Debian's povray-examples
+SLOW_SHELL = 0.1  # seconds of CPU a slow login shell (a .bashrc running pyenv) adds to every command
 sys.path.insert(0, str(REPO))
 
 from tests.sshnodes import SshCluster  # noqa: E402 - the harness the tests use, after the path is set
@@ -76,6 +80,13 @@ def scenes(quick: bool) -> list[Scene]:
         Scene("even", REPO / "tests/scenes/slow/slow.pov", 480, 360, "Declare=Samples=320"),
         Scene("uneven", REPO / "scenes/nebula.pov", 1920, 1440, "+A0.3"),
         Scene("animation", REPO / "tests/scenes/anim/anim.pov", 480, 360, "+A0.1", frames=64),
+        # POV-Ray's own examples, which nobody here wrote (Debian's povray-examples): media whose
+        # cost grows towards the bottom, isosurfaces in one region, a chess board's dear middle.
+        Scene("mediasky", EXAMPLES / "advanced" / "mediasky.pov", 320, 240),
+        Scene("isocacti", EXAMPLES / "advanced" / "isocacti.pov", 640, 480),
+        Scene("chess2", EXAMPLES / "advanced" / "chess2.pov", 400, 300),
+        # A cheap scene, big: stitching and encoding 24 megapixels must not eat the gain.
+        Scene("big", REPO / "tests/scenes/still/scene.pov", 6000, 4000),
     ]
 
 
@@ -165,7 +176,7 @@ def summary(samples: list[float]) -> str:
 class Bench:
     """The configurations timed on one set of sshd nodes, scene by scene."""
 
-    def __init__(self, work: Path, cluster: SshCluster, runs: int) -> None:
+    def __init__(self, work: Path, cluster: SshCluster, runs: int, slow: SshCluster) -> None:
         self.work = work
         self.runs = runs
         self.cores = os.cpu_count() or 1
@@ -175,6 +186,8 @@ class Bench:
             path = work / f"nodes{count}.yaml"
             path.write_text(cluster.inventory(cluster.nodes[:count]))
             self.inventories[count] = path
+        self.slow = work / "slow.yaml"  # two nodes whose login shell is slow to start
+        self.slow.write_text(slow.inventory())
         self.local = work / "local.yaml"  # the default cluster's node: this machine, every core
         self.local.write_text(f"nodes:\n  - {{name: local, transport: local, workdir: '{work / 'local-work'}'}}\n")
         self.local_runs = {"farm, local node": (), "farm, local, 1 thread": ("--threads=1",)}
@@ -187,6 +200,7 @@ class Bench:
         labels = ["povray +WT1", self.wt_all, *(f"farm, {count} node(s)" for count in self.inventories)]
         if not scene.frames:
             labels.insert(labels.index("farm, 2 node(s)") + 1, "farm, 2 nodes, again")
+        labels.insert(labels.index("farm, 2 node(s)") + 1, "farm, 2 nodes, slow shell")
         labels += list(self.local_runs)
         results: dict[str, list[float]] = {label: [] for label in labels}
         farm_runs: dict[str, list[FarmRun]] = {label: [] for label in labels if label.startswith("farm")}
@@ -208,6 +222,9 @@ class Bench:
                 if count == 2 and not scene.frames:
                     # Rendered again: the first bands are sized by the costs just measured.
                     farm("farm, 2 nodes, again", time_farm(scene, inventory, work, work / "again", renders))
+                if count == 2:
+                    slow = work / f"renders-{scene.name}-slow-{run}"
+                    farm("farm, 2 nodes, slow shell", time_farm(scene, self.slow, work, work / "slow", slow))
             for index, (label, extra) in enumerate(self.local_runs.items()):
                 renders = work / f"renders-{scene.name}-local{index}-{run}"
                 farm(label, time_farm(scene, self.local, work, work / f"local{index}", renders, extra))
@@ -233,6 +250,7 @@ class Bench:
               + ", ".join(f"farm on {count} {differing_pixels(work / f'farm{count}', work / 'wt1')}"
                           for count in self.inventories)
               + ("" if scene.frames else f", again {differing_pixels(work / 'again', work / 'wt1')}")
+              + f", slow shell {differing_pixels(work / 'slow', work / 'wt1')}"
               + f", local {differing_pixels(work / 'local0', work / 'wt1')}"
               + f", local 1 thread {differing_pixels(work / 'local1', work / 'wt1')}")
         print("farm outside POV-Ray (medians): start = connect + upload, per part = SSH round trip"
@@ -269,7 +287,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="runs per configuration (default 3)")
     parser.add_argument("--quick", action="store_true", help="tiny scenes, one run: a smoke test")
-    parser.add_argument("--scenes", default="", help="comma-separated subset: even,uneven,animation")
+    parser.add_argument("--scenes", default="",
+                        help="comma-separated subset: even,uneven,animation,mediasky,isocacti,chess2,big")
     options = parser.parse_args()
     # A stopped benchmark still stops its sshd nodes (the finally below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -284,8 +303,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="povfarm-bench-") as temporary:
         work = Path(temporary)
         cluster = SshCluster(work / "cluster", 4).start()
+        slow = SshCluster(work / "slow-cluster", 2, shell_delay=SLOW_SHELL).start()
         try:
-            bench = Bench(work, cluster, runs)
+            bench = Bench(work, cluster, runs, slow)
             print(f"machine: {platform.machine()}, {bench.cores} cores, {platform.system()} {platform.release()}, "
                   f"Python {platform.python_version()}; {runs} run(s) each; nodes pinned to core i mod {bench.cores}")
             for scene in chosen:
@@ -295,6 +315,7 @@ def main() -> None:
                 bench.report(scene, *bench.measure(scene))
         finally:
             cluster.stop()
+            slow.stop()
 
 
 if __name__ == "__main__":

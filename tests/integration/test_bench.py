@@ -21,6 +21,7 @@ def test_scaling_benchmark_quick_run_prints_its_table():
     for label in ("farm, 1 node(s)", "farm, 2 node(s)", "farm, 4 node(s)"):
         assert result.stdout.count(label) == 6, label  # a timing row and an overhead row per scene
     assert result.stdout.count("farm, 2 nodes, again") == 4  # stills only, rendered a second time
+    assert result.stdout.count("farm, 2 nodes, slow shell") == 6  # nodes whose login shell is slow
     assert "speedup vs +WT1" in result.stdout
     assert result.stdout.count("pixels against +WT1") == 3
     assert result.stdout.count("2 nodes against +WT") == 3  # the headline ratio, run by run
