@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fabfile.scheduler import (  # noqa: E402 - the repository's root goes on the path first
+from fabfile.events import (  # noqa: E402 - the repository's root goes on the path first
     Cut,
     Finish,
     GiveUp,
@@ -40,13 +40,12 @@ from fabfile.scheduler import (  # noqa: E402 - the repository's root goes on th
     PartDone,
     PartFailed,
     PartStopped,
-    Policy,
     Progress,
-    Scheduler,
     Start,
     Stop,
     Tick,
 )
+from fabfile.scheduler import Policy, Scheduler  # noqa: E402
 
 
 # -- cost profiles -------------------------------------------------------------------

@@ -25,10 +25,7 @@ from pathlib import Path
 
 from fabfile import merge
 from fabfile.errors import JobError, NodeError, OptionsError
-from fabfile.jobs import Job
-from fabfile.plan import FRAMES, Span
-from fabfile.progress import Reporter
-from fabfile.scheduler import (
+from fabfile.events import (
     Command,
     Cut,
     Event,
@@ -41,12 +38,15 @@ from fabfile.scheduler import (
     PartFailed,
     PartStopped,
     Progress,
-    Scheduler,
     Start,
     Stop,
     Tick,
     Warn,
 )
+from fabfile.jobs import Job
+from fabfile.plan import FRAMES, Span
+from fabfile.progress import Reporter
+from fabfile.scheduler import Scheduler
 from fabfile.trace import PixelTrace, block_costs
 from fabfile.workers import Failed, Interrupted, Logged, NodeWorker, PartJob, Rendered, Report
 

@@ -13,11 +13,104 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from fabfile.costs import UnitCosts
+from fabfile.ledger import Run
+
 
 @dataclass(frozen=True)
 class CutPlan:
     keep: int  # the last unit (or block column) the band keeps
     given: list[tuple[int, int]]  # the first and last of each piece given away
+
+
+@dataclass(frozen=True)
+class Costing:
+    """What a cut is weighed with."""
+
+    now: float
+    costs: UnitCosts  # an earlier render's costs, if any
+    start_cost: float  # seconds a POV-Ray start costs a piece's core
+    kept_cost: float  # ... and a cut band's continuation (less when it started early)
+    columns: int  # block columns in a unit
+
+
+def plan_cuts(runs: Sequence[Run], idle: int, costing: Costing) -> list[tuple[Run, CutPlan, bool]]:
+    """The cuts to make for `idle` slots among running bands: each slot goes to the band
+    whose pieces would still take longest, a band may take several; a cut is made only
+    where it pays. Each comes as (run, plan, whether by block columns)."""
+    left: dict[int, float] = {}  # a cuttable run (by index): its seconds left at its pace
+    room: dict[int, int] = {}  # ... and the most pieces it can give
+    for index, run in enumerate(runs):
+        pace = run.pace(costing.now)
+        if run.hung or run.keep_last is not None or run.keep_column is not None or pace is None:
+            continue
+        room[index] = _room(run, costing.columns)
+        if room[index]:
+            left[index] = (run.part.count - run.units_done) * pace
+    pieces: dict[int, int] = dict.fromkeys(left, 0)
+    for _ in range(idle):
+        open_runs = [i for i in left if pieces[i] < room[i]]
+        if not open_runs:
+            break
+        chosen = max(open_runs, key=lambda i: (left[i] / (pieces[i] + 1), -i))
+        pieces[chosen] += 1
+    plans = []
+    for index, count in pieces.items():
+        plan = _plan_run(runs[index], count, costing) if count else None
+        if plan is not None:
+            plans.append((runs[index], *plan))
+    return plans
+
+
+def _room(run: Run, columns: int) -> int:
+    """How many pieces a run can give: the units after the one in progress, or, in a
+    part of one unit, the block columns after the one in progress."""
+    part = run.part
+    in_progress = min(int(run.units_done), part.count - 1)
+    if in_progress < part.count - 1 and not part.columns:
+        return part.count - in_progress - 1
+    # Only a part of one unit: narrowed at its right end, its blocks keep their numbers in
+    # POV-Ray's state file. A band's would not (see NodeJob._povray_args).
+    if columns < 2 or part.count > 1:
+        return 0
+    last = part.columns[1] if part.columns else columns - 1
+    return last - _column_position(run, columns)[0]
+
+
+def _column_position(run: Run, columns: int) -> tuple[int, float]:
+    """The block column in progress of a part of one unit, and how far along it is."""
+    first, last = run.part.columns or (0, columns - 1)
+    position = first + run.units_done * (last - first + 1)
+    in_progress = min(int(position), last)
+    return in_progress, position - in_progress
+
+
+def _plan_run(run: Run, pieces: int, costing: Costing) -> tuple[CutPlan, bool] | None:
+    """A run's cut for up to `pieces` idle slots, and whether it is by block columns.
+
+    What is left of a band is forecast by an earlier render's costs scaled to this
+    run's pace, else by this run's pace, and a unit's block columns evenly by that
+    pace: with nothing known of the rows to come, the rest is shared by count."""
+    pace = run.pace(costing.now) or 0.0
+    part = run.part
+    in_progress = min(int(run.units_done), part.count - 1)
+    if in_progress < part.count - 1:
+        rest = range(part.first + in_progress + 1, part.last + 1)
+        costs = costing.costs
+        spent = costs.prior_between(part.first, run.units_before, run.units_done)
+        if spent > 0 and costs.prior is not None:
+            after = [costs.prior[u] * (costing.now - run.started) / spent for u in rest]
+        else:  # the pace so far: the rows to come are no likelier dearer than cheaper
+            after = [pace] * len(rest)
+        left = (in_progress + 1 - run.units_done) * pace
+        plan = plan_cut(left, after, rest.start, pieces, costing.start_cost, costing.kept_cost, known=spent > 0)
+        return None if plan is None else (plan, False)
+    first, last = part.columns or (0, costing.columns - 1)
+    column, into = _column_position(run, costing.columns)
+    block = pace / (last - first + 1)
+    cost = costing.start_cost
+    plan = plan_cut((1 - into) * block, [block] * (last - column), column + 1, pieces, cost, cost, known=False)
+    return None if plan is None else (plan, True)
 
 
 def plan_cut(

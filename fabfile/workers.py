@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fabfile.errors import OptionsError, PovfarmError, SceneError
+from fabfile.events import Part
 from fabfile.nodejob import NodeJob, PartInterrupted, PartOutcome
 from fabfile.plan import Span
-from fabfile.scheduler import Part
 from fabfile.trace import PixelTrace
 
 # -- what a worker reports ------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The scheduler's decisions, one by one: events in, commands out."""
 
-from fabfile.scheduler import (
+from fabfile.events import (
     Cut,
     Finish,
     GiveUp,
@@ -11,14 +11,13 @@ from fabfile.scheduler import (
     PartDone,
     PartFailed,
     PartStopped,
-    Policy,
     Progress,
-    Scheduler,
     Start,
     Stop,
     Tick,
     Warn,
 )
+from fabfile.scheduler import Policy, Scheduler
 
 
 def still(units=12, nodes=("a", "b"), **kwargs) -> Scheduler:
