@@ -310,7 +310,8 @@ def main() -> None:
                   f"Python {platform.python_version()}; {runs} run(s) each; nodes pinned to core i mod {bench.cores}")
             for scene in chosen:
                 frames = f", {scene.frames} frames" if scene.frames else ""
-                print(f"\n## {scene.name}: {scene.path.relative_to(REPO)} {scene.width}x{scene.height}"
+                shown = scene.path.relative_to(REPO) if scene.path.is_relative_to(REPO) else scene.path
+                print(f"\n## {scene.name}: {shown} {scene.width}x{scene.height}"
                       f" {scene.args}{frames}")
                 bench.report(scene, *bench.measure(scene))
         finally:

@@ -26,6 +26,7 @@ from pathlib import Path
 from fabfile import merge
 from fabfile.errors import JobError, NodeError, OptionsError
 from fabfile.events import (
+    HUNG,
     Command,
     Cut,
     Event,
@@ -265,7 +266,8 @@ class Coordinator:
                 self.timings["column_cuts"] += int(command.keep_column is not None)
                 self.workers[command.node].cut(self.geometry.span(command.part), self._kept(command.part, info))
             elif isinstance(command, Stop):
-                self.runs.pop((command.node, command.part), None)
+                if command.reason != HUNG:  # how a hung part ends still tells whether its node answers
+                    self.runs.pop((command.node, command.part), None)
                 self.workers[command.node].stop(self.geometry.span(command.part))
             elif isinstance(command, Keep):
                 self._keep(command)

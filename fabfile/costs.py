@@ -32,7 +32,9 @@ class UnitCosts:
         if unit in self.measured:
             return self.measured[unit]
         if not self.measured:
-            return self.prior[unit] if self.prior and self.prior[unit] > 0 else 1.0
+            # A row an earlier render found nearly free is nearly free (its log can put a
+            # block's time on its last row): not the unknown 1 of a first render.
+            return max(self.prior[unit], 1e-6) if self.prior else 1.0
         below = max((u for u in self.measured if u < unit), default=None)
         above = min((u for u in self.measured if u > unit), default=None)
         return max(self.measured[u] for u in (below, above) if u is not None)

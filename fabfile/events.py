@@ -122,9 +122,13 @@ class Cut:
     keep_column: int | None = None
 
 
+HUNG = "presumed hung"  # a Stop's reason when the part is handed on: its outcome is still awaited
+
+
 @dataclass(frozen=True)
 class Stop:
-    """End `part`'s POV-Ray on `node`: nobody will use what it renders."""
+    """End `part`'s POV-Ray on `node`: nobody will use what it renders (but the
+    scheduler still awaits how a hung part ends, to know its node answers)."""
 
     node: str
     part: Part

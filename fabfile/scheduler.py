@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from fabfile.costs import UnitCosts
 from fabfile.cutting import Costing, plan_cuts
 from fabfile.events import (
+    HUNG,
     Command,
     Cut,
     Event,
@@ -260,7 +261,7 @@ class Scheduler:
             self.stalled.add(run.node)
             commands.append(Warn(f"node {run.node}: {{part}} is taking far longer than expected; "
                                  "handing it to other nodes", run.part))
-            commands.append(Stop(run.node, run.part, "presumed hung"))
+            commands.append(Stop(run.node, run.part, HUNG))
         live = [n for n in self.slots if n not in self.excluded]
         if commands and live and all(n in self.stalled for n in live):
             commands.append(Warn("every node left is on a part taking far longer than expected; waiting "

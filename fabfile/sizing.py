@@ -7,13 +7,15 @@ from collections.abc import Callable, Mapping, Sequence
 
 def first_wave(pending: Sequence[int], weights: Mapping[int, float], slots: int) -> list[tuple[int, int]]:
     """One run of pending units per slot, in order, of about equal weight; a run also
-    ends where the pending units do."""
+    ends where the pending units do. The last run takes whatever is left: a dear unit
+    near the end must not leave a sliver for a run of its own, after the others."""
     share = sum(weights[u] for u in pending) / max(1, slots)
     runs: list[tuple[int, int]] = []
     first = last = None
     total = 0.0
     for unit in pending:
-        if first is not None and (unit != last + 1 or total + weights[unit] / 2 > share * (len(runs) + 1)):
+        full = len(runs) < slots - 1 and total + weights[unit] / 2 > share * (len(runs) + 1)
+        if first is not None and (unit != last + 1 or full):
             runs.append((first, last))
             first = None
         if first is None:

@@ -288,3 +288,11 @@ def test_a_band_whose_log_falls_silent_is_presumed_hung():
     commands = scheduler.handle(Tick(12.5))  # 8.5 s: past the grace and 4 x the longest gap
     assert Stop("b", b.part, "presumed hung") in commands and not scheduler.usable("b")
     assert not [c for c in commands if isinstance(c, Stop) and c.node == "a"]
+
+
+def test_rows_an_earlier_render_found_free_weigh_nothing_in_the_first_wave():
+    # A log puts a block row's time on some rows and none on others: the free rows must not
+    # count as the unknown 1 of a first render (seen: bands of 167 and 193 rows of an even scene).
+    prior = [0.0] * 90 + [0.2] * 90 + [0.1] * 180  # each half costs 18
+    first, second = (s.part for s in still(360, prior=prior).begin(0.0))
+    assert (first.first, first.last, second.first, second.last) == (0, 179, 180, 359)
