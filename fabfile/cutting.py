@@ -1,11 +1,11 @@
 """Where to cut a running band: pure arithmetic over what its rest is forecast to cost.
 
-A band is cut after the unit (or, in its last unit, the block column) in
-progress: it keeps that one and some after it, and continues from POV-Ray's
-state file; the rest goes out in pieces, one per idle slot. The split is
-placed so that every side ends together, each paying a POV-Ray start, and
-the cut is made only when the band then ends sooner by more than the cut
-costs its own core.
+A band is cut after the unit (or, in a part of one unit, the block column)
+in progress: it keeps that one and some after it, and continues from
+POV-Ray's state file; the rest goes to an idle slot. The split is placed so
+that both sides end together, each paying a POV-Ray start, and the cut is
+made only when the band then ends sooner by more than the cut costs its own
+core.
 """
 
 from __future__ import annotations
@@ -35,28 +35,22 @@ class Costing:
 
 
 def plan_cuts(runs: Sequence[Run], idle: int, costing: Costing) -> list[tuple[Run, CutPlan, bool]]:
-    """The cuts to make for `idle` slots among running bands: each slot goes to the band
-    whose pieces would still take longest, a band may take several; a cut is made only
-    where it pays. Each comes as (run, plan, whether by block columns)."""
-    left: dict[int, float] = {}  # a cuttable run (by index): its seconds left at its pace
-    room: dict[int, int] = {}  # ... and the most pieces it can give
+    """The cuts to make for `idle` slots among running bands: the bands that will end
+    last, one piece each, where a cut pays. Each comes as (run, plan, whether by block
+    columns). (A band cut into several pieces at once, for several idle slots, did no
+    better in the simulator: bench/NOTES.md.)"""
+    left: list[tuple[float, int]] = []  # a cuttable run's seconds left at its pace, and its index
     for index, run in enumerate(runs):
         pace = run.pace(costing.now)
         if run.hung or run.keep_last is not None or run.keep_column is not None or pace is None:
             continue
-        room[index] = _room(run, costing.columns)
-        if room[index]:
-            left[index] = (run.part.count - run.units_done) * pace
-    pieces: dict[int, int] = dict.fromkeys(left, 0)
-    for _ in range(idle):
-        open_runs = [i for i in left if pieces[i] < room[i]]
-        if not open_runs:
-            break
-        chosen = max(open_runs, key=lambda i: (left[i] / (pieces[i] + 1), -i))
-        pieces[chosen] += 1
+        if _room(run, costing.columns):
+            left.append(((run.part.count - run.units_done) * pace, index))
     plans = []
-    for index, count in pieces.items():
-        plan = _plan_run(runs[index], count, costing) if count else None
+    for _, index in sorted(left, key=lambda item: (-item[0], item[1])):
+        if len(plans) == idle:
+            break
+        plan = _plan_run(runs[index], costing)
         if plan is not None:
             plans.append((runs[index], *plan))
     return plans
@@ -85,8 +79,8 @@ def _column_position(run: Run, columns: int) -> tuple[int, float]:
     return in_progress, position - in_progress
 
 
-def _plan_run(run: Run, pieces: int, costing: Costing) -> tuple[CutPlan, bool] | None:
-    """A run's cut for up to `pieces` idle slots, and whether it is by block columns.
+def _plan_run(run: Run, costing: Costing) -> tuple[CutPlan, bool] | None:
+    """A run's cut for an idle slot, and whether it is by block columns.
 
     What is left of a band is forecast by an earlier render's costs scaled to this
     run's pace, else by this run's pace, and a unit's block columns evenly by that
@@ -103,13 +97,13 @@ def _plan_run(run: Run, pieces: int, costing: Costing) -> tuple[CutPlan, bool] |
         else:  # the pace so far: the rows to come are no likelier dearer than cheaper
             after = [pace] * len(rest)
         left = (in_progress + 1 - run.units_done) * pace
-        plan = plan_cut(left, after, rest.start, pieces, costing.start_cost, costing.kept_cost, known=spent > 0)
+        plan = plan_cut(left, after, rest.start, 1, costing.start_cost, costing.kept_cost, known=spent > 0)
         return None if plan is None else (plan, False)
     first, last = part.columns or (0, costing.columns - 1)
     column, into = _column_position(run, costing.columns)
     block = pace / (last - first + 1)
     cost = costing.start_cost
-    plan = plan_cut((1 - into) * block, [block] * (last - column), column + 1, pieces, cost, cost, known=False)
+    plan = plan_cut((1 - into) * block, [block] * (last - column), column + 1, 1, cost, cost, known=False)
     return None if plan is None else (plan, True)
 
 
