@@ -4,9 +4,8 @@ A still's part command streams POV-Ray's log back as it grows (see
 NodeJob.render). With +V POV-Ray logs a line per finished block ("Rendered N
 of M pixels"), in bursts (about every 0.2 s). A PixelTrace keeps, per burst,
 when it arrived and the pixels finished by then: the farm reads a part's
-progress from it without a command of its own, and what each block of a
-block row cost (`block_costs`), to split a band's last block row by what its
-blocks will cost rather than by their count.
+progress from it without a command of its own, and what each unit of a part
+cost (`block_costs`), which a render of the same scene again is sized by.
 
 Pure: no SSH here, so the arithmetic is unit-tested alone.
 """
@@ -78,21 +77,3 @@ def block_costs(trace: PixelTrace, row_start: int, block_ends: Sequence[int]) ->
     if any(t is None for t in times):
         return None
     return [max(0.0, after - before) for before, after in pairwise(times)]
-
-
-def scaled_costs(
-    profile: Sequence[float], done: range, seconds_done: float | None, expected_total: float
-) -> list[float]:
-    """Another row's block costs as a forecast for this one, in shape: scaled by
-    what this row's blocks `done` took (`seconds_done`) against that row's same
-    blocks when those are a tenth of that row or more, else to `expected_total`
-    (this row's cost at the pace seen so far)."""
-    known = sum(profile[done.start : done.stop])  # blocks past the row's end are not in it
-    total = sum(profile)
-    if total <= 0:
-        return [expected_total / len(profile)] * len(profile)
-    if seconds_done is not None and known >= total / 10:
-        factor = seconds_done / known
-    else:
-        factor = expected_total / total
-    return [cost * factor for cost in profile]

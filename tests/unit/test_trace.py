@@ -1,4 +1,4 @@
-from fabfile.trace import PixelTrace, block_costs, scaled_costs
+from fabfile.trace import PixelTrace, block_costs
 
 
 def progress(*counts: int, total: int = 4096) -> str:
@@ -45,14 +45,3 @@ def test_block_costs_of_a_row_come_from_the_trace_and_need_all_of_it():
     assert block_costs(trace, 8192, [9216]) is None  # not rendered yet
 
 
-def test_a_neighbouring_rows_costs_are_scaled_to_this_rows_pace_when_it_says_enough():
-    profile = [0.5, 0.5, 1.0, 1.0]
-    assert scaled_costs(profile, range(0, 2), 2.0, 3.0) == [1.0, 1.0, 2.0, 2.0]  # twice as dear so far
-    assert scaled_costs(profile, range(0, 2), 30.0, 3.0) == [15.0, 15.0, 30.0, 30.0]  # a dearer layer
-    cheap_start = [0.1, 0.1, 1.0, 1.0]
-    # 0.1 s of 2.2 says too little: the row's shape, at the pace seen so far.
-    assert scaled_costs(cheap_start, range(0, 1), 5.0, 4.4) == [0.2, 0.2, 2.0, 2.0]
-    assert scaled_costs(profile, range(0, 0), None, 6.0) == [1.0, 1.0, 2.0, 2.0]
-    assert scaled_costs([0.0, 0.0], range(0, 0), None, 1.0) == [0.5, 0.5]
-    # The row rendered whole (its part still running): every block is done, none beyond.
-    assert scaled_costs(profile, range(0, 6), 12.0, 3.0) == [2.0, 2.0, 4.0, 4.0]
