@@ -97,13 +97,13 @@ def _plan_run(run: Run, costing: Costing) -> tuple[CutPlan, bool] | None:
         else:  # the pace so far: the rows to come are no likelier dearer than cheaper
             after = [pace] * len(rest)
         left = (in_progress + 1 - run.units_done) * pace
-        plan = plan_cut(left, after, rest.start, 1, costing.start_cost, costing.kept_cost, known=spent > 0)
+        plan = plan_cut(left, after, rest.start, costing.start_cost, costing.kept_cost, known=spent > 0)
         return None if plan is None else (plan, False)
     first, last = part.columns or (0, costing.columns - 1)
     column, into = _column_position(run, costing.columns)
     block = pace / (last - first + 1)
     cost = costing.start_cost
-    plan = plan_cut((1 - into) * block, [block] * (last - column), column + 1, 1, cost, cost, known=False)
+    plan = plan_cut((1 - into) * block, [block] * (last - column), column + 1, cost, cost, known=False)
     return None if plan is None else (plan, True)
 
 
@@ -111,29 +111,24 @@ def plan_cut(
     left: float,
     after: Sequence[float],
     first_after: int,
-    pieces: int,
     start_cost: float,
     kept_cost: float,
     known: bool = True,
 ) -> CutPlan | None:
     """The cut of a band with `left` seconds of the unit in progress, then units
-    `first_after`, ... costing `after`, for up to `pieces` idle slots; None if no
-    cut pays. The band's continuation costs `kept_cost`, a piece `start_cost`.
+    `first_after`, ... costing `after`, for an idle slot; None if no cut pays. The
+    band's continuation costs `kept_cost`, the piece `start_cost`.
 
     When the costs are not `known` (only the pace so far), the rest is shared by
     count and the band keeps no more than its share: a piece that proves dear can
     be cut again from its start, while a band left with its last unit cannot."""
-    for count in range(min(pieces, len(after)), 0, -1):
-        bounds = split_evenly(left, after, count, start_cost, kept_cost) if known else split_by_count(len(after), count)
-        if bounds is None:
-            continue
-        edges = [*bounds, len(after)]
-        ends = [left + sum(after[: bounds[0]]) + kept_cost]
-        ends += [sum(after[a:b]) + start_cost for a, b in zip(edges, edges[1:], strict=False)]
-        if left + sum(after) - max(ends) >= kept_cost:
-            given = [(first_after + a, first_after + b - 1) for a, b in zip(edges, edges[1:], strict=False)]
-            return CutPlan(first_after - 1 + bounds[0], given)
-    return None
+    bounds = split_evenly(left, after, 1, start_cost, kept_cost) if known else split_by_count(len(after), 1)
+    if not after or bounds is None:
+        return None
+    kept, given = left + sum(after[: bounds[0]]) + kept_cost, sum(after[bounds[0] :]) + start_cost
+    if left + sum(after) - max(kept, given) < kept_cost:
+        return None
+    return CutPlan(first_after - 1 + bounds[0], [(first_after + bounds[0], first_after + len(after) - 1)])
 
 
 def split_by_count(units: int, pieces: int) -> list[int] | None:
