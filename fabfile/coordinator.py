@@ -100,8 +100,7 @@ class RunInfo:
 
     started: float  # since the render began; a continuation keeps its band's first start
     units_before: float  # restored from a state file
-    keep_last: int | None = None  # a cut was asked: the last unit it keeps
-    keep_column: int | None = None  # ... by columns: the last block column it keeps
+    cut: Cut | None = None  # a cut was asked of it
     rows: int = 0  # rows (or frames) finished so far, for the progress shown
 
 
@@ -208,10 +207,10 @@ class Coordinator:
             info.rows = min(geometry.span(report.part).size, int(units_done * geometry.unit_rows))
             self._show_running()
             return Progress(report.node, report.part, units_done, now)
+        if info.cut is not None and not isinstance(report, Interrupted):  # it ended, or failed, before its cut
+            self.workers[report.node].drop_early(geometry.span(info.cut.kept))
         if isinstance(report, Failed):
             del self.runs[key]
-            if info.keep_last is not None:
-                self.workers[report.node].drop_early(self._kept(report.part, info))
             self._show_running()
             if report.fatal:
                 args = self.job.options.get("args")
@@ -221,13 +220,11 @@ class Coordinator:
             return PartFailed(report.node, report.part, str(report.error), now)
         offset = round(info.units_before * geometry.part_pixels(report.part))
         part = report.part
-        if info.keep_last is not None and not isinstance(report, Interrupted):  # it ended before its cut
-            self.workers[report.node].drop_early(self._kept(part, info))
         if isinstance(report, Interrupted):
             units_done = info.units_before + report.pixels / geometry.part_pixels(part)
-            last = info.keep_last if info.keep_last is not None else part.last
+            last = info.cut.kept.last if info.cut is not None else part.last
             units = range(part.first + math.floor(info.units_before), min(part.first + math.ceil(units_done), last + 1))
-            by_columns = part.columns or info.keep_column is not None
+            by_columns = part.columns or (info.cut is not None and info.cut.keep_column is not None)
             weights = None if by_columns else geometry.weights(report.trace, part, offset, units)
             return PartStopped(report.node, part, units_done, now, report.cpu, weights)
         self.outcomes[key] = report
@@ -238,13 +235,6 @@ class Coordinator:
         units = range(part.first + math.floor(info.units_before), part.last + 1)
         weights = None if part.columns else geometry.weights(report.trace, part, offset, units)
         return PartDone(report.node, part, now, times.get("cpu"), startup, setup, weights)
-
-    def _kept(self, part: Part, info: RunInfo) -> Span:
-        """What a part being cut will continue over."""
-        if info.keep_column is not None:
-            first = part.columns[0] if part.columns else 0
-            return self.geometry.span(Part(part.first, part.last, part.attempt, (first, info.keep_column)))
-        return self.geometry.span(Part(part.first, info.keep_last, part.attempt))
 
     def _count(self, times: dict[str, float], outcome) -> None:
         self.timings["parts"] += 1
@@ -260,11 +250,10 @@ class Coordinator:
             if isinstance(command, Start):
                 self._start(command)
             elif isinstance(command, Cut):
-                info = self.runs[(command.node, command.part)]
-                info.keep_last, info.keep_column = command.keep_last, command.keep_column
+                self.runs[(command.node, command.part)].cut = command
                 self.timings["cuts"] += 1
                 self.timings["column_cuts"] += int(command.keep_column is not None)
-                self.workers[command.node].cut(self.geometry.span(command.part), self._kept(command.part, info))
+                self.workers[command.node].cut(self.geometry.span(command.part), self.geometry.span(command.kept))
             elif isinstance(command, Stop):
                 if command.reason != HUNG:  # how a hung part ends still tells whether its node answers
                     self.runs.pop((command.node, command.part), None)

@@ -121,6 +121,20 @@ class Cut:
     keep_last: int
     keep_column: int | None = None
 
+    @property
+    def kept(self) -> Part:
+        """What the part continues over once stopped."""
+        return kept_part(self.part, self.keep_last, self.keep_column)
+
+
+def kept_part(part: Part, keep_last: int | None, keep_column: int | None) -> Part:
+    """What a part cut after unit `keep_last`, or after block column `keep_column` of its
+    last unit, continues over."""
+    if keep_column is not None:
+        first = part.columns[0] if part.columns else 0
+        return Part(part.first, part.last, part.attempt, (first, keep_column))
+    return Part(part.first, part.last if keep_last is None else keep_last, part.attempt)
+
 
 HUNG = "presumed hung"  # a Stop's reason when the part is handed on: its outcome is still awaited
 

@@ -59,6 +59,7 @@ from fabfile.events import (
     Start,
     Stop,
     Warn,
+    kept_part,
 )
 from fabfile.ledger import Ledger, Run
 from fabfile.sizing import costed_run, first_wave
@@ -208,18 +209,17 @@ class Scheduler:
         if run.hung or (run.keep_last is None and run.keep_column is None):
             return []  # not stopped for a cut: its units are pending again
         start, end = run.units_before, event.units_done
+        kept = kept_part(part, run.keep_last, run.keep_column)
         if run.keep_column is not None:
             # A part of one unit continues over the columns it keeps: what it did of its
             # columns counts against those.
             first, last = part.columns or (0, self.columns - 1)
-            kept = Part(part.first, part.last, part.attempt, (first, run.keep_column))
             units_before = min(1.0, end * (last - first + 1) / (run.keep_column - first + 1))
         else:
             whole = range(part.first + math.floor(start), min(part.first + math.ceil(end), run.keep_last + 1))
             if event.cpu and whole and end > start:
                 last_share = end - math.floor(end) or 1.0
                 self.costs.record(whole, event.cpu, event.weights, 1.0 - (start - math.floor(start)), last_share)
-            kept = Part(part.first, run.keep_last, part.attempt)
             units_before = end
         self.runs.append(Run(kept, event.node, event.now, units_before, units_before))
         return [Start(event.node, kept, part, units_before)]
