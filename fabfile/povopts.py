@@ -43,6 +43,8 @@ OWNED_KEYS = {
     "render_block_step": "RS",
     "render_pattern": "RP",
 }
+# The spellings of +I, +O and +WT that an INI file may use but --args may not: povfarm owns them.
+ARGS_OWNED_KEYS = {"input_file_name": "I", "output_file_name": "O", "work_threads": "WT"}
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,8 @@ def apply_key(settings: Settings, key: str, value: str, where: str) -> Settings:
     label = f"{key.strip()}={value}"
     if name in OWNED_KEYS:
         raise OptionsError(f"{where}: {label} is set by povfarm; remove it")
+    if where == "--args" and name in ARGS_OWNED_KEYS:
+        raise OptionsError(f"{where}: {label} is set by povfarm; use {OWNED_SWITCHES[ARGS_OWNED_KEYS[name]]}")
     if name == "input_file_name":
         return replace(settings, input_file=value)
     if name == "width":

@@ -58,6 +58,8 @@ def prepare_job(request: RenderRequest, cluster: Cluster, reporter: Reporter) ->
         return job, files
     settings, job_args = resolve_settings(scene, request)
     files = scan_files(scene, settings.input_file, settings.include_header, request.allow_outside, reporter)
+    if request.output is not None:
+        check_output(request.output, settings.animated, files, scene.stem, settings.final_frame)
     if settings.animated:
         plan = plan_frames(settings.frames)
     elif files.whole_image:
@@ -91,6 +93,28 @@ def prepare_job(request: RenderRequest, cluster: Cluster, reporter: Reporter) ->
     job.output = str(request.output or default_output)
     job.save()
     return job, files
+
+
+def check_output(output: Path, animated: bool, files: deps.SceneFiles, stem: str, final_frame: int) -> None:
+    """Refuse, before anything renders, an output that would replace an input or cannot be written."""
+    inputs = {os.path.realpath(files.root / name) for name in files.files}
+    inputs |= {os.path.realpath(path) for path in files.outside}
+    if animated:
+        if output.exists() and not output.is_dir():
+            raise OptionsError(f"--output {output}: an animation's frames go to a folder, and this is a file; "
+                               "name a folder")
+        digits = len(str(abs(final_frame)))
+        targets = [output / f"{stem}{frame:0{digits}d}.png" for frame in range(1, final_frame + 1)]
+    else:
+        if output.is_dir():
+            raise OptionsError(f"--output {output}: is a folder; name the PNG file to write, e.g. {output / 'out.png'}")
+        if output.suffix.lower() != ".png":
+            raise OptionsError(f"--output {output}: povfarm writes PNG images; give the file a .png name")
+        targets = [output]
+    for target in targets:
+        if os.path.realpath(target) in inputs:
+            raise OptionsError(f"--output {output}: would replace {target}, a file the scene reads; "
+                               "choose another name")
 
 
 def resolve_settings(scene: Path, request: RenderRequest) -> tuple[povopts.Settings, list[str]]:

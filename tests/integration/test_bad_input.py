@@ -78,11 +78,24 @@ def test_broken_inventory(tmp_path, still, inventory, fragments):
         (["--width=wide"], ("--width 'wide'", "whole number")),
         (["--args=+Oelsewhere.png"], ("+Oelsewhere.png is set by povfarm", "--output")),
         (["--args=+ZZ9"], ("POV-Ray rejected an option", "+ZZ9")),
+        (["--args=Input_File_Name=/etc/passwd"], ("Input_File_Name=/etc/passwd is set by povfarm", "--scene")),
+        (["--output=out.jpg"], ("--output out.jpg", ".png name")),
+        (["--output=."], ("--output .", "is a folder")),
     ],
 )
 def test_bad_options(ssh_cluster, tmp_path, still, args, fragments):
     write_inventory(tmp_path, ssh_cluster.inventory())
     assert_clean_failure(render(tmp_path, still, *args), *fragments)
+    assert not list(tmp_path.glob("renders/*/parts/*.png"))  # refused before anything rendered
+
+
+def test_the_output_never_replaces_the_scene(ssh_cluster, tmp_path, still):
+    write_inventory(tmp_path, ssh_cluster.inventory())
+    texture = still.parent / "textures" / "tile.png"
+    before = still.read_bytes(), texture.read_bytes()
+    assert_clean_failure(render(tmp_path, still, f"--output={still}"), "--output", ".png name")
+    assert_clean_failure(render(tmp_path, still, f"--output={texture}"), "would replace", "tile.png")
+    assert (still.read_bytes(), texture.read_bytes()) == before
 
 
 def test_node_without_povray_says_provision(ssh_cluster, tmp_path, still):

@@ -23,7 +23,13 @@ def test_minus_switches_turn_things_off():
 
 
 @pytest.mark.parametrize(
-    "token", ["+Iother.pov", "+Oout.png", "+SR10", "+ER20", "+SC1", "+EC5", "+WT4", "+RS7", "+RP2"]
+    "token",
+    [
+        "+Iother.pov", "+Oout.png", "+SR10", "+ER20", "+SC1", "+EC5", "+WT4", "+RS7", "+RP2",
+        # The INI spellings of the same options, in any case.
+        "Input_File_Name=/etc/passwd", "input_file_name=x.pov", "Output_File_Name=out.png", "Work_Threads=4",
+        "Start_Row=10", "End_Column=5",
+    ],
 )
 def test_switches_povfarm_owns_are_refused(token):
     with pytest.raises(OptionsError, match="is set by povfarm"):
@@ -89,3 +95,9 @@ def test_an_ini_that_reorders_blocks_is_refused(tmp_path, line):
     ini.write_text(f"Input_File_Name=scene.pov\n{line}\n")
     with pytest.raises(OptionsError, match="is set by povfarm; remove it"):
         read_ini(ini)
+
+
+def test_an_ini_file_may_name_its_scene(tmp_path):
+    ini = tmp_path / "scene.ini"
+    ini.write_text("Input_File_Name=scene.pov\nWidth=64\n")
+    assert read_ini(ini).input_file == "scene.pov"
