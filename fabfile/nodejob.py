@@ -41,6 +41,10 @@ CUT_REPORTED = "povfarm-cut"
 # The POV-Ray whose reading of an include header was checked for a gate: it opens the header
 # twice and reads its size (0 for a FIFO), so the gate adds nothing to the scene.
 GATED_VERSION = "Ray Tracer Version 3.7."
+# A continuation held at its gate that nobody opens (the client died, or gave up on it)
+# is killed on the node after this many seconds; the client uses one within
+# workers.GATE_LIMIT or cancels it itself.
+GATE_WAIT_LIMIT = 30
 TIME_LINES = "(Parse|Bounding|Photon|Radiosity|Trace) Time:|CPU-seconds total"
 
 
@@ -205,8 +209,9 @@ class NodeJob:
             # Opening the gate (a FIFO POV-Ray reads as its include header) for writing
             # lets it parse; this shell holds it open until the part ends.
             # POV-Ray counts its wait at the gate as parsing; it logged nothing while it waited.
+            opened = shell_join([f"{part_dir}/opened"])
             start = (
-                f"{prepare} && exec 3<>{gate} && {{ {_clock_us('t0')}pid=$(cat {pid}); "
+                f"{prepare} && : >{opened} && exec 3<>{gate} && {{ {_clock_us('t0')}pid=$(cat {pid}); "
                 f"echo povfarm-gate-ns=$((t0 * 1000 - $(date -r {log} +%s%N))) >&2; "
             )
             # POV-Ray is not this shell's child: its exit status is in the file its launcher wrote.
@@ -277,14 +282,22 @@ class NodeJob:
         part_dir = posixpath.join(self.up, "parts", span.name)
         args = self._povray_args(span, job_args, resume_from, part_dir)
         povray = shell_join([self.povray, *args, f"+HI{part_dir}/gate"])
-        log, pid, rc, png, gate, exited = (
-            shell_join([f"{part_dir}/{n}"]) for n in ("log", "pid", "rc", f"{PART_OUTPUT}.png", "gate", "exit")
+        log, pid, rc, png, gate, exited, opened = (
+            shell_join([f"{part_dir}/{n}"])
+            for n in ("log", "pid", "rc", f"{PART_OUTPUT}.png", "gate", "exit", "opened")
         )
         # A launcher subshell outlives this command: it records POV-Ray's pid and,
         # at the end, its exit status. POV-Ray logs "[Parsing...]" as it reaches the gate.
+        # A watchdog kills it if its gate is not opened in time: it would wait forever.
+        # It ends as soon as POV-Ray ends or its gate opens.
+        watchdog = (
+            f"( n=0; while [ $n -lt {GATE_WAIT_LIMIT * 5} ] && [ ! -e {opened} ] && kill -0 $p 2>/dev/null; "
+            f"do sleep 0.2; n=$((n+1)); done; [ ! -e {opened} ] && kill -KILL $p ) </dev/null >/dev/null 2>&1 & "
+        )
         script = (
-            f"mkdir -p {shell_join([part_dir])} && rm -f {rc} {png} {exited} {gate} && mkfifo {gate} && "
-            f"{{ ( {povray} </dev/null >/dev/null 2>{log} & echo $! >{pid}; wait $!; echo $? >{exited} ) "
+            f"mkdir -p {shell_join([part_dir])} && rm -f {rc} {png} {exited} {gate} {opened} && mkfifo {gate} && "
+            f"{{ ( {povray} </dev/null >/dev/null 2>{log} & p=$!; echo $p >{pid}; {watchdog}wait $p; "
+            f"echo $? >{exited} ) "
             "</dev/null >/dev/null 2>&1 & n=0; "
             f"until grep -q -F '[Parsing' {log} 2>/dev/null || [ -s {exited} ] || [ $n -ge 500 ]; "
             f"do sleep 0.01; n=$((n+1)); done; grep -q -F '[Parsing' {log} && [ ! -s {exited} ] && "

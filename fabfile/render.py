@@ -9,6 +9,7 @@ stitches. This module only puts them in order.
 
 from __future__ import annotations
 
+import os
 import queue
 import signal
 import threading
@@ -237,4 +238,11 @@ class _signals_interrupt:
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
+    if signum == signal.SIGHUP:
+        # The terminal is gone: a write to it would fail (EIO) and end the job
+        # before its POV-Rays are stopped. What is left to say goes nowhere.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.close(devnull)
     raise KeyboardInterrupt

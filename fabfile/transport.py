@@ -16,6 +16,7 @@ from __future__ import annotations
 import shlex
 import shutil
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -199,9 +200,14 @@ def remote_workdir(node: Node, session: Session) -> str:
 
 
 class TrustOnFirstUse(paramiko.MissingHostKeyPolicy):
-    """Accept an unknown host key once and append it to the known_hosts file."""
+    """Accept an unknown host key once, append it to the known_hosts file, and say so.
 
-    def __init__(self, path: Path) -> None:
+    The one place below the tasks that prints: a key trusted without a check must
+    never pass silently, whichever task opened the connection.
+    """
+
+    def __init__(self, node: Node, path: Path) -> None:
+        self.node = node
         self.path = path
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
@@ -209,6 +215,11 @@ class TrustOnFirstUse(paramiko.MissingHostKeyPolicy):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="ascii") as handle:
             handle.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+        print(
+            f"warning: node {self.node.name} ({self.node.address}): trusted its unknown host key "
+            f"{key.get_name()} {key.fingerprint} without a check (trust_on_first_use); added to {self.path}",
+            file=sys.stderr,
+        )
 
 
 class PromptTransport(paramiko.Transport):
@@ -252,6 +263,8 @@ def open_session(node: Node) -> Session:
         "channel_timeout": node.connect_timeout,
     }
     if node.key:
+        if not Path(node.key).expanduser().is_file():
+            raise NodeError(f"node {node.name}: key file {node.key} not found; check 'key' in the inventory")
         connect_kwargs["key_filename"] = str(Path(node.key).expanduser())
         connect_kwargs["look_for_keys"] = False
         connect_kwargs["allow_agent"] = False
@@ -267,12 +280,9 @@ def open_session(node: Node) -> Session:
     )
     client = connection.client
     if known_hosts.is_file():
-        try:
-            client.load_host_keys(str(known_hosts))
-        except (OSError, paramiko.SSHException) as exc:
-            raise HostKeyError(f"node {node.name}: cannot read known_hosts {known_hosts}: {exc}") from None
+        _load_known_hosts(client, node, known_hosts)
     if node.trust_on_first_use:
-        client.set_missing_host_key_policy(TrustOnFirstUse(known_hosts))
+        client.set_missing_host_key_policy(TrustOnFirstUse(node, known_hosts))
     else:
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
     try:
@@ -305,6 +315,20 @@ def open_session(node: Node) -> Session:
     except (OSError, EOFError) as exc:
         raise NodeError(f"node {node.name} ({node.address}): unreachable: {_reason(exc)}") from None
     return SshSession(node, connection)
+
+
+def _load_known_hosts(client: paramiko.SSHClient, node: Node, known_hosts: Path) -> None:
+    try:
+        client.load_host_keys(str(known_hosts))
+    except paramiko.hostkeys.InvalidHostKey as exc:
+        bad = str(exc.line).strip()
+        lines = known_hosts.read_text(encoding="ascii", errors="replace").splitlines()
+        number = next((i for i, line in enumerate(lines, start=1) if line.strip() == bad), "?")
+        raise HostKeyError(
+            f"node {node.name}: {known_hosts} line {number} is not a valid host key line; fix or remove that line"
+        ) from None
+    except (OSError, paramiko.SSHException, ValueError) as exc:
+        raise HostKeyError(f"node {node.name}: cannot read known_hosts {known_hosts}: {exc}") from None
 
 
 def _keyscan_host(node: Node) -> str:

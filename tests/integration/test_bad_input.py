@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -135,6 +136,25 @@ def test_trust_on_first_use_records_the_keys(ssh_cluster, tmp_path, still):
     recorded = known.read_text()
     for node in ssh_cluster.nodes:
         assert node.host_key_line.split()[2] in recorded
+        said = rf"node {node.name} \(\S*{node.address}:{node.port}\): trusted its unknown host key"
+        assert len(re.findall(said, result.stderr)) == 1, result.stderr
+    again = run_inv("health", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "trusted" not in again.stderr  # known now: nothing more to say
+
+
+def test_a_malformed_known_hosts_line_is_named(ssh_cluster, tmp_path, still):
+    known = tmp_path / "known_hosts"
+    known.write_text(ssh_cluster.known_hosts.read_text() + "127.0.0.9 ssh-ed25519 AAAA!!broken\n")
+    write_inventory(tmp_path, ssh_cluster.inventory(known_hosts=str(known)))
+    lines = len(known.read_text().splitlines())
+    for task in (["health"], ["render", f"--scene={still}", "--width=32", "--height=32"]):
+        assert_clean_failure(run_inv(*task, cwd=tmp_path), f"{known} line {lines}", "fix or remove that line")
+
+
+def test_a_missing_key_file_is_named_with_its_path(ssh_cluster, tmp_path, still):
+    write_inventory(tmp_path, ssh_cluster.inventory(key=str(tmp_path / "no-such-key")))
+    assert_clean_failure(render(tmp_path, still), "key file", str(tmp_path / "no-such-key"), "check 'key'")
 
 
 def test_hostile_scene_name_renders_and_runs_nothing(ssh_cluster, tmp_path, still):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -158,3 +159,26 @@ def test_the_job_folder_is_removed_from_the_nodes_unless_kept(ssh_cluster, tmp_p
     assert kept.returncode == 0, kept.stderr
     (job,) = (tmp_path / "remote").iterdir()
     assert sorted(p.name for p in job.iterdir()) == ["node1", "node2", "node3"]
+
+
+def test_a_closed_terminal_stops_every_povray_and_keeps_the_job(own_cluster, tmp_path):
+    scene = slow_scene(tmp_path)
+    write_inventory(tmp_path, own_cluster.inventory())
+    terminal, tty = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "--search-root", str(REPO), "render", f"--scene={scene}", *SIZE,
+         f"--args={COST}", "--output=out.png"],
+        cwd=tmp_path, stdin=tty, stdout=tty, stderr=tty, start_new_session=True,
+    )
+    os.close(tty)
+    try:
+        wait_for(lambda: len(own_cluster.all_povray_pids()) >= 3, what="every node rendering")
+        os.close(terminal)  # the terminal window closes: writes to it fail from now on
+        process.send_signal(signal.SIGHUP)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    wait_for(lambda: not own_cluster.all_povray_pids(), timeout=15, what="no POV-Ray left on the nodes")
+    (record,) = (tmp_path / "renders").glob("*/job.json")
+    assert json.loads(record.read_text())["status"] == "interrupted"
