@@ -183,6 +183,9 @@ def _record(path: Path, root: Path, found: dict[str, None], outside: dict[Path, 
     except ValueError:
         outside[path] = None
         return
+    if not Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root)):
+        outside[path] = None  # a symlink in the folder that leads out of it: uploading it needs consent too
+        return
     found[relative.as_posix()] = None
 
 

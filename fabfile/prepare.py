@@ -158,7 +158,7 @@ def scan_files(
         extra.append(scene.parent / header)  # else POV-Ray's library path has it, or POV-Ray says so
     files = deps.scan_scene(scene, extra)
     if files.outside:
-        names = ", ".join(str(p) for p in files.outside[:5])
+        names = ", ".join(_outside_name(p, files.root) for p in files.outside[:5])
         if not allow_outside:
             raise SceneError(
                 f"the scene reads files outside {files.root}: {names}; move them into the scene's "
@@ -166,6 +166,12 @@ def scan_files(
             )
         reporter.warn(f"uploading files from outside the scene's folder: {names}")
     return files
+
+
+def _outside_name(path: Path, root: Path) -> str:
+    if path.is_relative_to(root):  # in the folder, through a link that leads out of it
+        return f"{path} (a link to {os.path.realpath(path)})"
+    return str(path)
 
 
 def entry_line(job: Job) -> str:

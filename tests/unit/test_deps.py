@@ -49,6 +49,18 @@ def test_files_outside_the_folder_are_reported_not_taken(tmp_path):
     assert files.outside == (tmp_path / "shared" / "wood.png",)
 
 
+def test_a_symlink_in_the_folder_that_leads_out_of_it_is_outside(tmp_path):
+    secret = write(tmp_path, "home/secret.png")
+    scene = write(tmp_path, "scene/scene.pov", 'image_map { png "maps/wood.png" }\nimage_map { png "in.png" }\n')
+    write(tmp_path, "scene/real.png")
+    (tmp_path / "scene" / "maps").mkdir()
+    (tmp_path / "scene" / "maps" / "wood.png").symlink_to(secret)
+    (tmp_path / "scene" / "in.png").symlink_to("real.png")  # one that stays inside is taken
+    files = scan_scene(scene, library_dirs=LIBRARY)
+    assert files.files == ("scene.pov", "in.png")
+    assert files.outside == (tmp_path / "scene" / "maps" / "wood.png",)
+
+
 def test_ini_entry_brings_its_scene(tmp_path):
     ini = write(tmp_path, "anim.ini", "Input_File_Name=anim.pov\n")
     pov = write(tmp_path, "anim.pov", '#include "x.inc"\n')
