@@ -6,8 +6,10 @@ wrong or missing field is an InventoryError naming the node and the field.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -113,16 +115,13 @@ def parse_cluster(text: str, source: str = "<string>") -> Cluster:
         raise InventoryError(f"{source}: expected a mapping with a 'nodes:' list")
     unknown = set(data) - {"defaults", "nodes", "router"}
     if unknown:
-        raise InventoryError(
-            f"{source}: unknown top-level field {sorted(unknown)[0]!r} "
-            "(expected defaults, nodes, router)"
-        )
+        raise _unknown_field(f"{source}: top level", sorted(unknown)[0], ("defaults", "nodes", "router"))
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise InventoryError(f"{source}: 'defaults' must be a mapping")
     for key in defaults:
         if key not in DEFAULTABLE:
-            raise InventoryError(f"{source}: defaults: unknown field {key!r}")
+            raise _unknown_field(f"{source}: defaults", key, DEFAULTABLE)
     raw_nodes = data.get("nodes")
     if not isinstance(raw_nodes, list) or not raw_nodes:
         raise InventoryError(f"{source}: 'nodes' must be a non-empty list")
@@ -149,7 +148,8 @@ def _parse_node(raw: Any, defaults: dict, source: str, index: int) -> Node:
         )
     for key in raw:
         if key not in NODE_FIELDS:
-            raise InventoryError(f"{source}: {label}: unknown field {key!r}")
+            missing = " ('host' is missing)" if "host" not in raw and "transport" not in raw else ""
+            raise _unknown_field(f"{source}: {label}", key, NODE_FIELDS, missing)
     merged = {**defaults, **raw}
     values: dict[str, Any] = {}
     for key, value in merged.items():
@@ -158,6 +158,12 @@ def _parse_node(raw: Any, defaults: dict, source: str, index: int) -> Node:
     if transport == "ssh" and "host" not in values:
         raise InventoryError(f"{source}: {label}: field 'host' is missing (or set transport: local)")
     return Node(**values)
+
+
+def _unknown_field(where: str, key: object, known: Iterable[str], note: str = "") -> InventoryError:
+    close = difflib.get_close_matches(str(key), list(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known fields: {', '.join(sorted(known))}"
+    return InventoryError(f"{where}: unknown field {key!r}{hint}{note}")
 
 
 def _check_field(key: str, value: Any, where: str) -> Any:
@@ -232,7 +238,7 @@ def _parse_router(raw: Any, source: str) -> Router:
         raise InventoryError(f"{source}: 'router' must be a mapping")
     for key in raw:
         if key not in ROUTER_FIELDS:
-            raise InventoryError(f"{source}: router: unknown field {key!r}")
+            raise _unknown_field(f"{source}: router", key, ROUTER_FIELDS)
     try:
         router = Router(**raw)
         ipaddress.ip_interface(f"{router.lan_ip}/{router.lan_netmask}")

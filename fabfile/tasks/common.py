@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import sys
 from collections.abc import Callable
@@ -83,12 +84,31 @@ def whole_number(value: Any, name: str) -> int | None:
         raise OptionsError(f"{name} {value!r}: expected a whole number") from None
 
 
+def check_settings(c: Context) -> None:
+    """Refuse a povfarm: setting in invoke.yaml that povfarm does not know: a typo would do nothing."""
+    _check_known(c.config.get("povfarm"), DEFAULTS, "povfarm")
+
+
+def _check_known(given: Any, known: dict[str, Any], name: str) -> None:
+    if not hasattr(given, "items"):
+        return
+    for key, value in given.items():
+        if key not in known:
+            close = difflib.get_close_matches(str(key), list(known), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+            raise OptionsError(f"invoke.yaml {name}.{key}: unknown setting; {hint}")
+        if isinstance(known[key], dict):
+            _check_known(value, known[key], f"{name}.{key}")
+
+
 def clean_errors(body: Callable) -> Callable:
     """Turn a PovfarmError into a one-line message and a non-zero exit."""
 
     @functools.wraps(body)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            if args and isinstance(args[0], Context):
+                check_settings(args[0])
             return body(*args, **kwargs)
         except PovfarmError as exc:
             code = INTERRUPTED_EXIT if type(exc).__name__ == "JobInterrupted" else 1

@@ -215,6 +215,7 @@ def test_an_empty_settings_section_keeps_the_defaults(tmp_path, still):
         ("overlap: two", ("invoke.yaml povfarm.render.overlap: 'two' is not a whole number", "default 1")),
         ("hang_grace: -3", ("povfarm.render.hang_grace: -3 is not a number >= 0",)),
         ("cuts: 'no'", ("povfarm.render.cuts: 'no' is not true or false", "default True")),
+        ("overlapp: 2", ("invoke.yaml povfarm.render.overlapp: unknown setting", "did you mean 'overlap'?")),
     ],
 )
 def test_a_bad_setting_in_invoke_yaml_is_named(tmp_path, still, value, fragments):

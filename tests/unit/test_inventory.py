@@ -42,7 +42,10 @@ nodes:
         ("nodes:\n  - {name: a, host: h, workdir: relative}", "field 'workdir' must be an absolute path"),
         ("nodes:\n  - {name: a, host: h, mac: nope}", "field 'mac' must be a MAC address"),
         ("defaults: {colour: red}\nnodes:\n  - {name: a, host: h}", "defaults: unknown field 'colour'"),
-        ("extra: 1\nnodes:\n  - {name: a, host: h}", "unknown top-level field 'extra'"),
+        ("extra: 1\nnodes:\n  - {name: a, host: h}", "top level: unknown field 'extra'"),
+        ("nodez:\n  - {name: a, host: h}", "unknown field 'nodez'; did you mean 'nodes'?"),
+        ("nodes:\n  - {name: a, hots: h}", "unknown field 'hots'; did you mean 'host'? ('host' is missing)"),
+        ("defaults: {connect_timout: 3}\nnodes:\n  - {name: a, host: h}", "did you mean 'connect_timeout'?"),
     ],
 )
 def test_bad_inventories_name_the_node_and_field(text, message):
