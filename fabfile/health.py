@@ -1,4 +1,4 @@
-"""Health: is every node up, how fast, how loaded, which POV-Ray.
+"""Health: is every node up and able to render, how fast, how loaded, which POV-Ray.
 
 Nodes are probed in parallel with the inventory's connect timeout, so a
 dead node costs seconds. A node that cannot be reached is a record with its
@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 from fabfile.errors import PovfarmError
 from fabfile.inventory import Cluster, Node
+from fabfile.nodes import MIN_FREE_MB
 from fabfile.transport import Session, open_session, remote_workdir, shell_join
 
 
@@ -31,9 +32,14 @@ class NodeHealth:
     mem_free_mb: int | None = None
     disk_free_mb: int | None = None
     workdir: str | None = None
+    problems: tuple[str, ...] = ()  # up, but cannot render: what stops it
+
+    @property
+    def ready(self) -> bool:
+        return self.up and not self.problems
 
     def as_json(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "ready": self.ready}
 
 
 def probe_script(node: Node, workdir: str) -> str:
@@ -46,7 +52,8 @@ def probe_script(node: Node, workdir: str) -> str:
         "echo load=$(cut -d' ' -f1-3 /proc/loadavg); "
         "echo mem=$(awk '/^MemAvailable:/ {print int($2/1024)}' /proc/meminfo); "
         f"d={folder}; while [ ! -d \"$d\" ]; do d=$(dirname \"$d\"); done; "
-        "echo disk=$(df -Pk \"$d\" | awk 'NR==2 {print int($4/1024)}')"
+        "echo disk=$(df -Pk \"$d\" | awk 'NR==2 {print int($4/1024)}'); "
+        "test -w \"$d\" && echo writable=yes || echo writable=no"
     )
 
 
@@ -85,6 +92,14 @@ def _probe(node: Node, session: Session) -> NodeHealth:
     facts = parse_probe(result.stdout)
     povray = facts.get("povray")
     load = tuple(float(x) for x in facts.get("load", "").split()[:3]) or None
+    disk = _int(facts.get("disk"))
+    problems = []
+    if povray in (None, "missing"):
+        problems.append(f"POV-Ray ({node.povray}) is not installed; run inv provision")
+    if facts.get("writable") != "yes":
+        problems.append(f"workdir {workdir} cannot be written; fix 'workdir' or run inv provision")
+    if disk is not None and disk < MIN_FREE_MB:
+        problems.append(f"its disk is full ({disk} MB free for {workdir}); free space there")
     return NodeHealth(
         name=node.name,
         address=node.address,
@@ -94,8 +109,9 @@ def _probe(node: Node, session: Session) -> NodeHealth:
         cores=_int(facts.get("cores")),
         load=load if load and len(load) == 3 else None,
         mem_free_mb=_int(facts.get("mem")),
-        disk_free_mb=_int(facts.get("disk")),
+        disk_free_mb=disk,
         workdir=workdir,
+        problems=tuple(problems),
     )
 
 

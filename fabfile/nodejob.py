@@ -265,7 +265,8 @@ class NodeJob:
             f"echo $status >{rc}; {_clock_us('t1')}echo povfarm-povray-ns=$(((t1 - t0) * 1000)) >&2; "
             "echo povfarm-times >&2; times >&2; "
             f"if [ $status = 0 ]; then grep -E '{TIME_LINES}' {log} >&2; "
-            f"else tail -c 4000 {log} >&2; fi; exit $status; }}"
+            f"else tail -c 4000 {log} >&2; echo povfarm-free-kb=$(df -Pk . | awk 'NR==2 {{print $4}}') >&2; fi; "
+            "exit $status; }"
         )
         return self._command(script)
 
@@ -467,6 +468,8 @@ def output_names(span: Span, final_frame: int) -> list[tuple[Span, str]]:
     ]
 
 
+FREE_KB = re.compile(r"^povfarm-free-kb=(\d+)$", re.M)  # after a failure: the space left where the part ran
+FULL_DISK_KB = 1024
 PARSE_ERROR = re.compile(r"^File '(?P<file>.*)' line (?P<line>\d+): Parse Error: (?P<text>.*)$")
 
 
@@ -496,11 +499,14 @@ def classify_failure(node: str, povray: str, exit_code: int, log: str) -> Except
             return OptionsError("POV-Ray rejected an option (Failed to parse command-line option); check --args")
     if exit_code == -1:
         return NodeError(f"node {node}: connection lost while rendering")
+    free = FREE_KB.search(log)
+    if free and int(free.group(1)) < FULL_DISK_KB or "No space left on device" in log:
+        return NodeError(f"node {node}: its disk is full (where its workdir is); free space there")
     if exit_code == 127 or "not found" in log and povray in log:
         return NodeError(f"node {node}: POV-Ray ({povray}) is not installed; run inv provision")
     return NodeError(f"node {node}: POV-Ray failed (exit {exit_code}): {_last_line(log) or 'no message'}")
 
 
 def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("povfarm-")]
     return lines[-1] if lines else ""

@@ -7,6 +7,7 @@ not answer must not hold up the others (Fabric's `group.py` works so too).
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -56,18 +57,26 @@ def connect_nodes(nodes: Sequence[Node], check: NodeCheck) -> tuple[list[NodeRea
     return ready, failed
 
 
+# Below this, a node's disk is taken for full: a band's PNG and state file alone can take more.
+MIN_FREE_MB = 16
+
+
 def render_check(node: Node, session: Session, workdir: str) -> int:
     """The pre-flight of a render node: POV-Ray present, workdir writable; returns its cores."""
+    folder = shell_join([workdir])
     script = (
         f"command -v {shell_join([node.povray])} >/dev/null || {{ echo nopovray; exit 3; }}; "
-        f"mkdir -p {shell_join([workdir])} && test -w {shell_join([workdir])} || {{ echo noworkdir; exit 4; }}; "
-        "nproc"
+        f"mkdir -p {folder} && test -w {folder} || {{ echo noworkdir; exit 4; }}; "
+        f"echo free=$(df -Pk {folder} | awk 'NR==2 {{print int($4/1024)}}'); nproc"
     )
     result = session.run(script, timeout=max(10.0, node.connect_timeout * 2))
     if "nopovray" in result.stdout:
         raise NodeError(f"node {node.name}: POV-Ray ({node.povray}) is not installed; run inv provision")
     if "noworkdir" in result.stdout or not result.ok:
         raise NodeError(f"node {node.name}: workdir {workdir} cannot be written; fix 'workdir' or run inv provision")
+    free = re.search(r"^free=(\d+)$", result.stdout, re.M)
+    if free and int(free.group(1)) < MIN_FREE_MB:
+        raise NodeError(f"node {node.name}: its disk is full ({free.group(1)} MB free for {workdir}); free space there")
     try:
         return int(result.stdout.split()[-1])
     except (ValueError, IndexError):

@@ -31,9 +31,14 @@ def health(c: Context, cluster: str | None = None, json_: bool = False) -> None:
         for record in records:
             if not record.up:
                 console.print(f"{record.name} is down: {record.reason}", style="red", highlight=False)
+            for problem in record.problems:
+                console.print(f"{record.name} cannot render: {problem}", style="yellow", highlight=False)
     down = [record.name for record in records if not record.up]
-    if down:
-        raise Exit(f"povfarm: {len(down)} node(s) down: {', '.join(down)}", code=1)
+    unready = [record.name for record in records if record.up and not record.ready]
+    if down or unready:
+        said = [f"{len(down)} node(s) down: {', '.join(down)}"] if down else []
+        said += [f"{len(unready)} node(s) cannot render: {', '.join(unready)}"] if unready else []
+        raise Exit(f"povfarm: {'; '.join(said)}", code=1)
 
 
 def health_table(records: list[NodeHealth]) -> Table:
@@ -48,8 +53,9 @@ def health_table(records: list[NodeHealth]) -> Table:
             continue
         load = " ".join(f"{x:.1f}" for x in r.load) if r.load else "?"
         version = (r.povray or "").removeprefix("POV-Ray ") or "[red]missing[/red]"
+        state = "[green]up[/green]" if r.ready else "[yellow]not ready[/yellow]"
         table.add_row(
-            r.name, r.address, "[green]up[/green]", f"{r.command_ms:.0f}", version,
+            r.name, r.address, state, f"{r.command_ms:.0f}", version,
             str(r.cores or "?"), load, str(r.mem_free_mb or "?"), str(r.disk_free_mb or "?"),
         )
     return table

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_inv, write_inventory
+from tests.conftest import REPO, SCENES, copy_scene, run_inv, write_inventory
 
 TINY_PACKAGE = "hello"  # GNU hello: small, harmless, from Debian's own archive
 
@@ -75,6 +77,44 @@ def test_health_reports_a_stopped_node_down_with_its_reason(own_cluster, tmp_pat
     table = run_inv("health", cwd=tmp_path)
     assert table.returncode == 1
     assert "node2 is down: unreachable: connection refused" in table.stdout and "1 node(s) down: node2" in table.stderr
+
+
+@pytest.fixture
+def small_disks(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A read-only folder and a nearly full one: tmpfs mounts of 1 MiB."""
+    read_only, full = tmp_path / "read-only", tmp_path / "full"
+    mounted = []
+    try:
+        for folder, options in ((read_only, "size=1m,ro"), (full, "size=1m")):
+            folder.mkdir()
+            subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], check=True)
+            mounted.append(folder)
+        yield read_only, full
+    finally:
+        for folder in mounted:
+            subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_node_that_is_up_but_cannot_render_is_not_healthy(ssh_cluster, tmp_path, small_disks):
+    read_only, full = small_disks
+    text = ssh_cluster.inventory()
+    for name, line in (("node1", "povray: /opt/nowhere/povray"), ("node2", f"workdir: {read_only}/work"),
+                       ("node3", f"workdir: {full}/work")):
+        text = text.replace(f"  - name: {name}\n", f"  - name: {name}\n    {line}\n")
+    write_inventory(tmp_path, text)
+    result = run_inv("health", "--json", cwd=tmp_path)
+    assert result.returncode == 1
+    records = {record["name"]: record for record in json.loads(result.stdout)}
+    assert all(record["up"] and not record["ready"] for record in records.values())
+    assert "POV-Ray (/opt/nowhere/povray) is not installed" in records["node1"]["problems"][0]
+    assert "cannot be written" in records["node2"]["problems"][0]
+    assert "its disk is full (1 MB free" in records["node3"]["problems"][0]
+    table = run_inv("health", cwd=tmp_path)
+    assert "3 node(s) cannot render: node1, node2, node3" in table.stderr
+    assert "node3 cannot render: its disk is full" in table.stdout
+    scene = copy_scene(SCENES / "still" / "scene.pov", tmp_path / "scene")
+    render = run_inv("render", f"--scene={scene}", "--width=32", "--height=32", cwd=tmp_path)
+    assert render.returncode == 1 and "node node3: its disk is full" in render.stderr
 
 
 def test_health_shows_what_a_slow_login_shell_costs_each_command(slow_shell_cluster, tmp_path):

@@ -37,8 +37,19 @@ def test_rejected_options_lost_connections_and_missing_povray():
     assert isinstance(lost, NodeError) and "connection lost" in str(lost)
     missing = classify_failure("n1", "/opt/povray", 127, "sh: 1: /opt/povray: not found")
     assert "not installed; run inv provision" in str(missing)
-    other = classify_failure("n1", "povray", 2, "Out of memory\n")
+    other = classify_failure("n1", "povray", 2, "Out of memory\npovfarm-free-kb=90000\n")
     assert isinstance(other, NodeError) and "exit 2" in str(other) and "Out of memory" in str(other)
+
+
+def test_a_full_disk_is_named_as_such():
+    # What POV-Ray 3.7 logged here when its state file filled a 64 KiB tmpfs, and what the part's command adds.
+    log = (
+        "povfarm-times\n0m0.168s 0m0.090s\n0m0.000s 0m0.000s\nCannot access data in file.\n"
+        "Rendered 5120 of 160000 pixels (3%)\nRender failed\n\nFatal error in renderer: Frontend halted render.\n"
+        "povfarm-free-kb=0\n"
+    )
+    full = classify_failure("n1", "povray", 1, log)
+    assert isinstance(full, NodeError) and "n1: its disk is full" in str(full) and "free space" in str(full)
 
 
 def test_povray_times_read_its_statistics_and_ours():
