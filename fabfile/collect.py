@@ -14,7 +14,7 @@ from pathlib import Path
 from fabfile import merge, povopts
 from fabfile.errors import JobError, PovfarmError
 from fabfile.inventory import load_cluster
-from fabfile.jobs import Job, resume_command
+from fabfile.jobs import Job, hold_job, resume_command
 from fabfile.nodejob import NodeJob, output_names
 from fabfile.nodes import connect_nodes
 from fabfile.plan import FRAMES, parse_part_name
@@ -24,6 +24,9 @@ from fabfile.plan import FRAMES, parse_part_name
 class CollectResult:
     fetched: dict[str, int] = field(default_factory=dict)
     unreachable: dict[str, str] = field(default_factory=dict)
+    missing: int = 0  # units the job still lacks once collected
+    output: Path | None = None  # written when nothing is missing any more
+    resume: str = ""  # the command that renders what is missing
 
     @property
     def total(self) -> int:
@@ -37,6 +40,16 @@ def collect_job(job: Job, remove: bool = True) -> CollectResult:
     nodes = [node for node in cluster.nodes if node.name in names]
     final_frame = povopts.Settings(**job.settings).final_frame
     result = CollectResult()
+    with hold_job(job, "inv collect") as job:
+        _collect(job, nodes, final_frame, remove, result)
+        result.missing = len(job.plan.units) - len(job.done_units())
+        result.resume = resume_command(job)
+        if not result.missing:
+            result.output = _merge_done(job)
+    return result
+
+
+def _collect(job: Job, nodes: list, final_frame: int, remove: bool, result: CollectResult) -> None:
     ready, failed = connect_nodes(nodes, lambda node, session, workdir: 0)
     result.unreachable.update(failed)
     for item in ready:
@@ -57,7 +70,20 @@ def collect_job(job: Job, remove: bool = True) -> CollectResult:
             result.unreachable[item.node.name] = str(exc)
         finally:
             item.session.close()
-    return result
+
+
+def merge_output(job: Job) -> Path:
+    """`inv merge`: write the job's output again from its parts, and mark it done."""
+    with hold_job(job, "inv merge") as job:
+        return _merge_done(job)
+
+
+def _merge_done(job: Job) -> Path:
+    output = merge_job(job)
+    if job.status != "done":
+        job.status = "done"
+        job.save()
+    return output
 
 
 def merge_job(job: Job) -> Path:

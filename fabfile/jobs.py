@@ -8,12 +8,15 @@ It is rewritten atomically after each part, so an interrupt loses nothing.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import secrets
 import shlex
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,9 @@ from fabfile.errors import JobError
 from fabfile.plan import ROWS, Plan, Span, covered_units, parse_part_name, rescale_costs
 
 RECORD = "job.json"
+LOCK = ".lock"
+DEFAULT_CLUSTER = "cluster.yaml"
+DEFAULT_RENDERS = "renders"
 
 
 @dataclass
@@ -164,5 +170,40 @@ def find_job(renders: Path, job: str | None) -> Job:
 
 
 def resume_command(job: Job) -> str:
-    """The command that continues a job, as the user types it."""
-    return f"inv render --scene={shlex.quote(os.path.relpath(job.scene))} --resume"
+    """The command that continues a job, as the user types it here."""
+    command = f"inv render --scene={shlex.quote(os.path.relpath(job.scene))} --resume"
+    if os.path.abspath(job.cluster) != os.path.abspath(DEFAULT_CLUSTER):
+        command += f" --cluster={shlex.quote(os.path.relpath(job.cluster))}"
+    if os.path.abspath(job.folder.parent) != os.path.abspath(DEFAULT_RENDERS):
+        command += f" --renders={shlex.quote(os.path.relpath(job.folder.parent))}"
+    return command
+
+
+class JobInUse(JobError):
+    """Another povfarm command is working on this job."""
+
+
+@contextmanager
+def hold_job(job: Job, command: str) -> Iterator[Job]:
+    """Hold the job for one command: a second render, resume, collect or merge of it is refused.
+
+    An advisory lock (flock) on a file in the job's folder: it ends with the
+    process that holds it, however that process ends. Yields the record as it
+    is once held (another command may have changed it just before).
+    """
+    handle = (job.folder / LOCK).open("a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise JobInUse(f"job {job.id} is in use by {holder}; wait for it to end, or stop it first") from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} ({command})\n")
+        handle.flush()
+        yield load_job(job.folder)
+    finally:
+        handle.close()

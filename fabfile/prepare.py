@@ -13,7 +13,7 @@ from pathlib import Path
 from fabfile import deps, povopts
 from fabfile.errors import OptionsError, SceneError
 from fabfile.inventory import Cluster
-from fabfile.jobs import Job, create_job, latest_job
+from fabfile.jobs import DEFAULT_CLUSTER, DEFAULT_RENDERS, Job, create_job, latest_job
 from fabfile.nodejob import povray_ini_line
 from fabfile.plan import plan_frames, plan_still, still_unit_rows
 from fabfile.progress import Reporter
@@ -24,8 +24,8 @@ class RenderRequest:
     """What the user asked for; None means "as the scene or POV-Ray says"."""
 
     scene: Path
-    cluster: Path = Path("cluster.yaml")
-    renders: Path = Path("renders")
+    cluster: Path = Path(DEFAULT_CLUSTER)
+    renders: Path = Path(DEFAULT_RENDERS)
     width: int | None = None
     height: int | None = None
     frames: int | None = None

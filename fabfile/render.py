@@ -23,7 +23,7 @@ from fabfile.collect import merge_job
 from fabfile.coordinator import Coordinator, Geometry, NodeStats, Stitcher
 from fabfile.errors import JobError, PovfarmError
 from fabfile.inventory import Cluster, load_cluster
-from fabfile.jobs import Job, earlier_costs, resume_command
+from fabfile.jobs import Job, earlier_costs, hold_job, resume_command
 from fabfile.nodejob import scene_depth
 from fabfile.nodes import JobNodes, open_job_nodes, stop_nodes
 from fabfile.plan import FRAMES, column_ranges
@@ -76,7 +76,8 @@ def render(request: RenderRequest, reporter: Reporter | None = None, tuning: Tun
     reporter = reporter or QuietReporter()
     cluster = load_cluster(request.cluster)
     job, files = prepare_job(request, cluster, reporter)
-    return run_job(job, files, cluster, reporter, tuning or Tuning())
+    with hold_job(job, "inv render") as job:
+        return run_job(job, files, cluster, reporter, tuning or Tuning())
 
 
 def run_job(job: Job, files: deps.SceneFiles, cluster: Cluster, reporter: Reporter, tuning: Tuning) -> RenderSummary:

@@ -12,6 +12,7 @@ from invoke import Context, Exit
 from rich.console import Console
 
 from fabfile.errors import OptionsError, PovfarmError
+from fabfile.jobs import DEFAULT_CLUSTER, DEFAULT_RENDERS
 
 INTERRUPTED_EXIT = 130
 
@@ -20,8 +21,8 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 error_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 DEFAULTS: dict[str, Any] = {
-    "cluster": "cluster.yaml",
-    "renders": "renders",
+    "cluster": DEFAULT_CLUSTER,
+    "renders": DEFAULT_RENDERS,
     "render": {
         "threads": None,  # a still: the fewest cores of a node; frames: 1
         "overlap": 1,

@@ -7,7 +7,7 @@ from pathlib import Path
 from invoke import Context, Exit, task
 from rich.table import Table
 
-from fabfile.collect import collect_job, merge_job
+from fabfile.collect import collect_job, merge_output
 from fabfile.jobs import find_job
 from fabfile.progress import RichReporter
 from fabfile.render import RenderRequest, RenderSummary, Tuning
@@ -88,8 +88,13 @@ def collect(c: Context, job: str | None = None, renders: str | None = None) -> N
         console.print(f"{node}: fetched {count} part(s)", highlight=False)
     for node, reason in sorted(result.unreachable.items()):
         console.print(f"{node}: not collected: {reason}", style="yellow", highlight=False)
-    missing = len(record.plan.units) - len(record.done_units())
-    console.print(f"job {record.id}: {result.total} part(s) fetched, {missing} unit(s) still missing", highlight=False)
+    console.print(f"job {record.id}: {result.total} part(s) fetched", highlight=False)
+    if result.output is not None:
+        console.print(f"job {record.id}: complete, wrote {result.output}", highlight=False)
+    else:
+        what = "frame(s)" if record.plan.kind == "frames" else "row block(s)"
+        console.print(f"job {record.id}: {result.missing} {what} still missing; render them with: {result.resume}",
+                      highlight=False)
     if result.unreachable:
         raise Exit(code=1)
 
@@ -99,10 +104,7 @@ def collect(c: Context, job: str | None = None, renders: str | None = None) -> N
 def merge(c: Context, job: str | None = None, renders: str | None = None) -> None:
     """Stitch a job's output again from its parts."""
     record = find_job(Path(option(c, renders, "renders")), job)
-    output = merge_job(record)
-    if record.status != "done" and len(record.done_units()) == len(record.plan.units):
-        record.status = "done"
-        record.save()
+    output = merge_output(record)
     console.print(f"job {record.id}: wrote {output}", highlight=False)
 
 

@@ -131,6 +131,7 @@ def test_parts_finished_after_the_submitter_died_are_collected(own_cluster, tmp_
     assert collected.returncode == 0, collected.stderr
     assert parts_done(tmp_path) > before
     assert "fetched" in collected.stdout
+    assert "still missing; render them with: inv render --scene=scene/slow.pov --resume" in collected.stdout
     resumed = resume(tmp_path, scene)
     assert resumed.returncode == 0, resumed.stderr
     assert_same_pixels(tmp_path / "out.png", expected_image(scene, tmp_path))
@@ -182,3 +183,22 @@ def test_a_closed_terminal_stops_every_povray_and_keeps_the_job(own_cluster, tmp
     wait_for(lambda: not own_cluster.all_povray_pids(), timeout=15, what="no POV-Ray left on the nodes")
     (record,) = (tmp_path / "renders").glob("*/job.json")
     assert json.loads(record.read_text())["status"] == "interrupted"
+
+
+def test_a_job_in_use_is_refused_to_every_other_command(own_cluster, tmp_path):
+    scene = slow_scene(tmp_path)
+    write_inventory(tmp_path, own_cluster.inventory())
+    process = start_render(tmp_path, scene)
+    try:
+        wait_for(lambda: own_cluster.all_povray_pids(), what="the render running")
+        for command in (["render", f"--scene={scene}", "--resume"], ["collect"], ["merge"]):
+            refused = run_inv(*command, cwd=tmp_path)
+            assert refused.returncode == 1, refused.stderr
+            assert f"is in use by process {process.pid} (inv render)" in refused.stderr, refused.stderr
+            assert "Traceback" not in refused.stderr
+        out, err = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert_same_pixels(tmp_path / "out.png", expected_image(scene, tmp_path))

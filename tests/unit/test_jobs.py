@@ -1,7 +1,9 @@
 import time
 from pathlib import Path
 
-from fabfile.jobs import create_job, earlier_costs
+import pytest
+
+from fabfile.jobs import JobInUse, create_job, earlier_costs, hold_job, resume_command
 from fabfile.plan import plan_still
 
 
@@ -32,3 +34,26 @@ def test_a_still_starts_from_the_costs_its_last_finished_render_measured(tmp_pat
     earlier, costs = found
     assert earlier.id == first.id
     assert costs == [1.5, 1.5, 0.5, 0.5]
+
+
+def test_the_resume_hint_works_as_printed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    scene = tmp_path / "scenes" / "my scene.pov"
+    plain = new_still(Path("renders"), scene, 64)
+    assert resume_command(plain) == "inv render --scene='scenes/my scene.pov' --resume"
+    elsewhere = new_still(tmp_path / "out", scene, 64)
+    elsewhere.cluster = str(tmp_path / "hpc.yaml")
+    assert resume_command(elsewhere) == (
+        "inv render --scene='scenes/my scene.pov' --resume --cluster=hpc.yaml --renders=out"
+    )
+
+
+def test_a_held_job_is_refused_to_a_second_holder_and_free_after(tmp_path):
+    job = new_still(tmp_path / "renders", tmp_path / "a.pov", 64)
+    with hold_job(job, "inv render") as held:
+        assert held.id == job.id
+        with pytest.raises(JobInUse, match=rf"job {job.id} is in use by process \d+ \(inv render\)"):
+            with hold_job(job, "inv merge"):
+                pass
+    with hold_job(job, "inv merge"):
+        pass
