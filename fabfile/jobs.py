@@ -55,6 +55,7 @@ class Job:
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     unit_costs: list[float] | None = None  # a finished still's CPU seconds per unit, for its next render
+    inputs: dict[str, str] = field(default_factory=dict)  # every file the scene reads: its SHA-256
 
     @property
     def plan(self) -> Plan:

@@ -6,6 +6,7 @@ before anything renders.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -48,6 +49,7 @@ def prepare_job(request: RenderRequest, cluster: Cluster, reporter: Reporter) ->
             scene, job.settings.get("input_file"), job.settings.get("include_header"),
             job.options.get("allow_outside", False), reporter,
         )
+        check_inputs(job, files)
         reporter.info(f"resuming job {job.id}: {len(job.parts)} parts already here")
         given = {"--width": request.width, "--height": request.height, "--frames": request.frames,
                  "--args": request.args or None}
@@ -88,11 +90,31 @@ def prepare_job(request: RenderRequest, cluster: Cluster, reporter: Reporter) ->
         plan_kind=plan.kind,
         plan_units=[list(u) for u in plan.units],
         output="",
+        inputs=input_hashes(files),
     )
     default_output = job.folder / ("frames" if settings.animated else f"{scene.stem}.png")
     job.output = str(request.output or default_output)
     job.save()
     return job, files
+
+
+def input_hashes(files: deps.SceneFiles) -> dict[str, str]:
+    """The SHA-256 of every file the scene reads, by the name it is shipped under."""
+    return {name: hashlib.sha256((files.root / name).read_bytes()).hexdigest() for name in shipped_names(files)}
+
+
+def check_inputs(job: Job, files: deps.SceneFiles) -> None:
+    """Refuse to resume a job whose scene changed: its new parts would not match the old ones."""
+    if not job.inputs:
+        return  # a job recorded before povfarm kept its inputs' hashes
+    now = input_hashes(files)
+    changed = sorted(name for name in set(job.inputs) | set(now) if job.inputs.get(name) != now.get(name))
+    if changed:
+        more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+        raise SceneError(
+            f"job {job.id}: {changed[0]}{more} changed since the job started, so its parts would not match; "
+            "undo the change, or start a new render without --resume"
+        )
 
 
 def check_output(output: Path, animated: bool, files: deps.SceneFiles, stem: str, final_frame: int) -> None:

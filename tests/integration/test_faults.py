@@ -202,3 +202,21 @@ def test_a_job_in_use_is_refused_to_every_other_command(own_cluster, tmp_path):
             process.kill()
     assert process.returncode == 0, err
     assert_same_pixels(tmp_path / "out.png", expected_image(scene, tmp_path))
+
+
+def test_a_scene_changed_before_resume_is_refused(own_cluster, tmp_path):
+    scene = slow_scene(tmp_path)
+    write_inventory(tmp_path, own_cluster.inventory())
+    process = start_render(tmp_path, scene, *many_parts(tmp_path))
+    wait_for(lambda: parts_done(tmp_path) >= 1, what="a part done")
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=60)
+    original = scene.read_text()
+    scene.write_text(original.replace("Samples", "Samples + 1", 1) if "Samples" in original else original + "\n")
+    refused = resume(tmp_path, scene)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "slow.pov changed since the job started" in refused.stderr and "without --resume" in refused.stderr
+    scene.write_text(original)  # undone: the job goes on, to the same image
+    resumed = resume(tmp_path, scene)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_pixels(tmp_path / "out.png", expected_image(scene, tmp_path))
