@@ -8,6 +8,7 @@ file says 0); those not yet here are fetched and recorded in the job.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,18 +87,46 @@ def _merge_done(job: Job) -> Path:
     return output
 
 
+DAMAGED = "damaged"  # beside the parts: files that failed their check, kept for a look
+
+
+def set_aside_damaged(job: Job) -> list[str]:
+    """Move every part file that is not an intact PNG out of the job; their names."""
+    damaged = []
+    for name in list(job.parts):
+        path = job.part_path(name)
+        if not path.is_file():
+            continue
+        try:
+            merge.check_png(path)
+        except merge.DamagedPart:
+            (job.parts_folder / DAMAGED).mkdir(exist_ok=True)
+            os.replace(path, job.parts_folder / DAMAGED / path.name)
+            del job.parts[name]
+            damaged.append(path.name)
+    if damaged:
+        job.save()
+    return damaged
+
+
 def merge_job(job: Job) -> Path:
     """Write the job's output from the parts in its folder."""
     settings = povopts.Settings(**job.settings)
     output = Path(job.output)
     spans = [(parse_part_name(name), job.part_path(name)) for name in job.parts]
+    damaged = set_aside_damaged(job)
+    spans = [(span, path) for span, path in spans if span is None or path.name not in damaged]
     present = [(span, path) for span, path in spans if span is not None and path.is_file()]
     missing = set(range(len(job.plan.units))) - job.done_units()
     if missing:
+        if job.status == "done":
+            job.status = "incomplete"  # --resume renders what is missing
+            job.save()
         labels = ", ".join(job.plan.span(u, u).label() for u in sorted(missing)[:3])
+        said = f"{damaged[0]} is damaged (moved to {DAMAGED}/), so " if damaged else ""
         raise JobError(
-            f"job {job.id} is missing {len(missing)} part(s) ({labels}...); "
-            f"fetch them with inv collect, or continue with: {resume_command(job)}"
+            f"job {job.id}: {said}{len(missing)} part(s) are missing ({labels}...); "
+            f"fetch them with inv collect, or render them with: {resume_command(job)}"
         )
     if job.plan_kind == FRAMES:
         merge.gather_frames([(s.start, p) for s, p in present], output, Path(job.scene).stem, settings.final_frame)

@@ -102,6 +102,7 @@ class RunInfo:
     units_before: float  # restored from a state file
     cut: Cut | None = None  # a cut was asked of it
     rows: int = 0  # rows (or frames) finished so far, for the progress shown
+    continued: bool = False  # from a state file: POV-Ray counts only the pixels it adds
 
 
 @dataclass
@@ -133,6 +134,23 @@ class Geometry:
             return self.pixels_per_unit
         span = self.span(part)
         return max(1, span.size * (span.columns[1] - span.columns[0] + 1))
+
+    def region_pixels(self, part: Part) -> int:
+        """Pixels in the region POV-Ray renders for a part: its rows, as wide as its columns."""
+        span = self.span(part)
+        wide = span.columns[1] - span.columns[0] + 1 if span.columns else self.width
+        return span.size * wide
+
+    def unrendered(self, part: Part, pixels: tuple[int, int] | None, continued: bool) -> str | None:
+        """Why a still's finished part cannot be trusted, from the pixels POV-Ray says it rendered."""
+        expected = self.region_pixels(part)
+        if pixels is None:
+            return f"POV-Ray did not say how many pixels of {self.span(part).label()} it rendered"
+        rendered, region = pixels
+        if region != expected or (rendered != region and not continued) or rendered > region:
+            return (f"POV-Ray rendered {rendered} of {region} pixels for {self.span(part).label()}, "
+                    f"which has {expected}")
+        return None
 
     def rows(self, units: tuple[int, ...] | range) -> int:
         return sum(self.plan.span(u, u).size for u in units)
@@ -227,6 +245,11 @@ class Coordinator:
             by_columns = part.columns or (info.cut is not None and info.cut.keep_column is not None)
             weights = None if by_columns else geometry.weights(report.trace, part, offset, units)
             return PartStopped(report.node, part, units_done, now, report.cpu, weights)
+        if geometry.still:
+            problem = geometry.unrendered(part, report.outcome.pixels, info.continued)
+            if problem is not None:  # never stitched: rendered again
+                del self.runs[key]
+                return PartFailed(report.node, part, f"node {report.node}: {problem}; rendering it again", now)
         self.outcomes[key] = report
         times = report.outcome.povray_times or {}
         self._count(times, report.outcome)
@@ -285,7 +308,9 @@ class Coordinator:
             started = before.started if before is not None else started
             resume_from = geometry.span(command.resume_from)
             rows = min(geometry.span(command.part).size, int(command.units_before * geometry.unit_rows))
-        self.runs[(command.node, command.part)] = RunInfo(started, command.units_before, rows=rows)
+        self.runs[(command.node, command.part)] = RunInfo(
+            started, command.units_before, rows=rows, continued=resume_from is not None
+        )
         job = PartJob(command.part, geometry.span(command.part), resume_from, streamed=geometry.still)
         self.workers[command.node].start(job)
 

@@ -131,8 +131,8 @@ def latest_job(renders: Path, scene: Path | None = None, unfinished: bool = Fals
     jobs = list_jobs(renders)
     if scene is not None:
         jobs = [job for job in jobs if Path(job.scene) == scene]
-    if unfinished:
-        jobs = [job for job in jobs if job.status != "done"]
+    if unfinished:  # a done job whose part was deleted since is unfinished again
+        jobs = [job for job in jobs if job.status != "done" or len(job.done_units()) < len(job.plan_units)]
     if not jobs:
         what = "unfinished job" if unfinished else "job"
         of = f" of {scene}" if scene else ""

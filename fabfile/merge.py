@@ -49,6 +49,23 @@ def _ihdr(path: Path) -> tuple[int, int, int, int, int]:
     return width, height, depth, colour, interlace
 
 
+class DamagedPart(JobError):
+    """A part's file is not a whole, intact PNG."""
+
+
+def check_png(path: Path) -> None:
+    """Raise DamagedPart unless the file is a PNG whose every chunk is whole and checks (CRC) to its end."""
+    try:
+        with Image.open(path) as image:
+            if image.format != "PNG":
+                raise DamagedPart(f"{path.name}: not a PNG file")
+            image.verify()  # every chunk's CRC, through IEND
+    except DamagedPart:
+        raise
+    except (OSError, SyntaxError, ValueError, struct.error) as exc:
+        raise DamagedPart(f"{path.name}: damaged ({exc or type(exc).__name__})") from None
+
+
 def stitch_bands(parts: Sequence[tuple[Span, Path]], width: int, height: int, output: Path) -> Path:
     """Write the still whose rows come from each part's band."""
     ordered = sorted(parts, key=lambda item: item[0].start)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fabfile.errors import NodeError, OptionsError, SceneError
+from fabfile.merge import DamagedPart, check_png
 from fabfile.plan import FRAMES, Span, parse_part_name
 from fabfile.trace import RENDERED
 from fabfile.transport import OutputHandler, Session, shell_join
@@ -45,6 +46,8 @@ GATED_VERSION = "Ray Tracer Version 3.7."
 # is killed on the node after this many seconds; the client uses one within
 # workers.GATE_LIMIT or cancels it itself.
 GATE_WAIT_LIMIT = 30
+REGION_COUNT = "Rendered [0-9]+ of [0-9]+ pixels"
+FINAL_COUNT = re.compile(r"^Rendered (\d+) of (\d+) pixels$", re.M)
 TIME_LINES = "(Parse|Bounding|Photon|Radiosity|Trace) Time:|CPU-seconds total"
 
 
@@ -76,6 +79,7 @@ class PartOutcome:
     files: tuple[FetchedFile, ...]
     fetch_seconds: float = 0.0
     povray_times: dict[str, float] | None = None  # POV-Ray's own parse/photon/trace... seconds
+    pixels: tuple[int, int] | None = None  # a still's part: the pixels POV-Ray rendered, of those in its region
 
 
 POVRAY_CPU = re.compile(r"using \d+ thread\(s\) with ([\d.]+) CPU-seconds total")
@@ -265,6 +269,8 @@ class NodeJob:
             f"echo $status >{rc}; {_clock_us('t1')}echo povfarm-povray-ns=$(((t1 - t0) * 1000)) >&2; "
             "echo povfarm-times >&2; times >&2; "
             f"if [ $status = 0 ]; then grep -E '{TIME_LINES}' {log} >&2; "
+            # The last count of pixels POV-Ray says it rendered: checked against the part's size.
+            f"grep -aoE '{REGION_COUNT}' {log} | tail -n 1 >&2; "
             f"else tail -c 4000 {log} >&2; echo povfarm-free-kb=$(df -Pk . | awk 'NR==2 {{print $4}}') >&2; fi; "
             "exit $status; }"
         )
@@ -383,7 +389,9 @@ class NodeJob:
         files = self.fetch(span, local_parts, final_frame)
         with self._fetched_lock:
             self._fetched.append(self.part_folder(span))
-        return PartOutcome(seconds, files, time.monotonic() - fetch_started, povray_times(result.stderr))
+        counts = FINAL_COUNT.findall(result.stderr)
+        pixels = (int(counts[-1][0]), int(counts[-1][1])) if counts else None
+        return PartOutcome(seconds, files, time.monotonic() - fetch_started, povray_times(result.stderr), pixels)
 
     def part_folder(self, span: Span) -> str:
         return posixpath.join(self.root, "parts", span.name)
@@ -417,6 +425,11 @@ class NodeJob:
                 shutil.copyfile(local[remote_name], temporary)
             else:
                 self.session.get(posixpath.join(part_dir, remote_name), temporary)
+                try:
+                    check_png(temporary)
+                except DamagedPart as exc:
+                    temporary.unlink(missing_ok=True)
+                    raise NodeError(f"node {self.name}: {piece.label()} came back {exc}; rendering it again") from None
             os.replace(temporary, target)
             local[remote_name] = target
             fetched.append(FetchedFile(piece, target))

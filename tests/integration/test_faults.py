@@ -220,3 +220,28 @@ def test_a_scene_changed_before_resume_is_refused(own_cluster, tmp_path):
     resumed = resume(tmp_path, scene)
     assert resumed.returncode == 0, resumed.stderr
     assert_same_pixels(tmp_path / "out.png", expected_image(scene, tmp_path))
+
+
+def test_a_damaged_or_deleted_part_is_named_and_rendered_again(ssh_cluster, tmp_path):
+    scene = copy_scene(SCENES / "still" / "scene.pov", tmp_path / "scene")
+    write_inventory(tmp_path, ssh_cluster.inventory())
+    size = ["--width=96", "--height=192"]
+    first = run_inv("render", f"--scene={scene}", *size, "--output=out.png", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    expected = reference(scene, "+W96", "+H192", out=tmp_path / "ref.png")
+    parts = sorted((tmp_path / "renders").glob("*/parts/*.png"))
+    assert len(parts) >= 2
+    truncated = parts[0].read_bytes()[: parts[0].stat().st_size // 2]
+    parts[0].write_bytes(truncated)
+    parts[-1].unlink()
+    merged = run_inv("merge", cwd=tmp_path)
+    assert merged.returncode == 1 and "Traceback" not in merged.stderr
+    assert f"{parts[0].name} is damaged" in merged.stderr and "--resume" in merged.stderr
+    assert (parts[0].parent / "damaged" / parts[0].name).read_bytes() == truncated  # kept for a look
+    resumed = run_inv("render", f"--scene={scene}", "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_pixels(tmp_path / "out.png", expected)
+    parts[-1].unlink()  # a part deleted from a finished job: --resume finds the job again
+    again = run_inv("render", f"--scene={scene}", "--resume", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert_same_pixels(tmp_path / "out.png", expected)
