@@ -32,6 +32,7 @@ from fabfile.events import (
     Event,
     Finish,
     GiveUp,
+    Interrupt,
     Keep,
     LeaveOut,
     Part,
@@ -194,8 +195,18 @@ class Coordinator:
         """Until every unit is done; raises when the job cannot finish."""
         self.began = self.clock()
         self.apply(self.scheduler.begin(0.0))
-        next_tick = self.tick
-        while not self.over:
+        self._loop(math.inf)
+
+    def wind_down(self, limit: float) -> bool:
+        """The user stopped the job: each running band writes out what it has rendered
+        (see Scheduler._wind_down), for at most `limit` seconds. True if all did."""
+        self.apply(self.scheduler.handle(Interrupt(self.now())))
+        self._loop(self.now() + limit)
+        return self.over
+
+    def _loop(self, deadline: float) -> None:
+        next_tick = self.now() + self.tick
+        while not self.over and self.now() < deadline:
             try:
                 report = self.reports.get(timeout=self.tick)
             except queue.Empty:

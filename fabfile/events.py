@@ -44,6 +44,13 @@ class Tick:
 
 
 @dataclass(frozen=True)
+class Interrupt:
+    """The user stopped the job: each running part keeps what it has rendered, nothing more starts."""
+
+    now: float
+
+
+@dataclass(frozen=True)
 class Progress:
     """A running part has finished `units_done` of its units (from its first, those
     restored from a state file included; fractions within a unit, and a last unit
@@ -94,7 +101,7 @@ class NodeLost:
     now: float
 
 
-Event = Tick | Progress | PartDone | PartStopped | PartFailed | NodeLost
+Event = Tick | Interrupt | Progress | PartDone | PartStopped | PartFailed | NodeLost
 
 
 # -- commands out --------------------------------------------------------------------

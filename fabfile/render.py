@@ -35,6 +35,11 @@ from fabfile.workers import NodeWorker, Settings
 __all__ = ["RenderRequest", "RenderSummary", "Tuning", "JobInterrupted", "render"]
 
 
+# Seconds an interrupted job waits for its bands to write out what they rendered (a
+# continuation's start-up and parse); past it, they are stopped and rendered again later.
+WIND_DOWN_LIMIT = 30.0
+
+
 @dataclass(frozen=True)
 class Tuning:
     """How the farm paces itself; invoke.yaml may change these."""
@@ -137,7 +142,8 @@ def render_parts(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning) 
     # A cut band's continuation starts early at an include-header FIFO: not when the scene has its own.
     gated = not povray.include_header
     still = job.plan_kind != FRAMES
-    cuttable = still and tuning.cuts and len(job.plan.units) > 1
+    continuable = still and len(job.plan.units) > 1
+    cuttable = continuable and tuning.cuts
     capacity = {name: max(1, cores // threads) for name, cores in nodes.cores.items()}
     # Stills cut to balance run a part per core: a second part on a core would blur its pace.
     # Frames run `overlap` more per node, whose start-up (mostly idle) hides behind the others.
@@ -153,7 +159,8 @@ def render_parts(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning) 
     scheduler = Scheduler(
         unit_count=len(job.plan.units), slots=slots, capacity=sum(capacity.values()),
         policy=replace(tuning.policy(), gated=gated),
-        done=done, prior=found[1] if found else None, cuttable=cuttable, columns=len(columns) if by_columns else 1,
+        done=done, prior=found[1] if found else None, cuttable=cuttable, continuable=continuable,
+        columns=len(columns) if by_columns else 1,
     )
     reports: queue.Queue = queue.Queue()
     settings = Settings([*job.options["job_args"], f"+WT{threads}"], job.parts_folder, povray.final_frame, gated)
@@ -165,7 +172,13 @@ def render_parts(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning) 
     reporter.start(job.plan.total, rows_done, job.plan.kind, list(nodes.node_jobs))
     try:
         with _signals_interrupt():
-            coordinator.run()
+            try:
+                coordinator.run()
+            except KeyboardInterrupt:
+                if continuable and coordinator.runs:
+                    reporter.warn("interrupted: keeping what each part has rendered (Ctrl-C again to stop at once)")
+                    coordinator.wind_down(WIND_DOWN_LIMIT)
+                raise
     finally:
         reporter.stop()
         coordinator.close_workers()

@@ -29,7 +29,9 @@ method below:
   past the slowest pace seen, is handed on, and its node gets nothing more
   until it answers;
 * failures: a failed part's units are pending again; a node that fails
-  `max_failures` times is left out, and with no node left the job gives up.
+  `max_failures` times is left out, and with no node left the job gives up;
+* an interrupt (`_wind_down`): each running band is cut after the units it has
+  rendered, which its continuation writes out; the rest stops; nothing starts.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from fabfile.events import (
     Event,
     Finish,
     GiveUp,
+    Interrupt,
     Keep,
     LeaveOut,
     NodeLost,
@@ -91,7 +94,8 @@ class Scheduler:
     policy: Policy = field(default_factory=Policy)
     done: set[int] = field(default_factory=set)
     prior: Sequence[float] | None = None  # each unit's cost in an earlier render of this still
-    cuttable: bool = False  # a still of more than one unit: its bands can be cut and continued
+    cuttable: bool = False  # a still of more than one unit, cut to balance: its bands can be cut and continued
+    continuable: bool = False  # a still of more than one unit: an interrupt can keep what its bands rendered
     columns: int = 1  # block columns in a unit: more than one lets a part of one unit be cut by them
 
     def __post_init__(self) -> None:
@@ -108,6 +112,7 @@ class Scheduler:
         self.cuts = 0
         self._wave = self._first_wave() if self.policy.cuts and self.cuttable else []
         self._over = False
+        self.winding_down = False  # interrupted: keeping what runs have rendered, starting nothing new
 
     # -- what is known ---------------------------------------------------------------
     @property
@@ -151,6 +156,10 @@ class Scheduler:
             commands = self._part_failed(event.node, event.part, event.reason, event.node_fault)
         elif isinstance(event, NodeLost):
             commands = self._leave_out(event.node, event.reason)
+        elif isinstance(event, Interrupt):
+            commands = self._wind_down()
+        elif self.winding_down:
+            commands = []  # no hang is presumed while the job winds down
         else:
             commands = self._overdue(event.now)
         return commands + self._settle(event.now)
@@ -276,8 +285,31 @@ class Scheduler:
             return False
         return now - run.started > max(grace, factor * max(self.seconds_per_unit) * run.part.count)
 
+    def _wind_down(self) -> list[Command]:
+        """Each running band is cut after its last whole unit (its continuation writes
+        those out from its state file); a part with no whole unit stops; a cut already
+        asked for goes on."""
+        self.winding_down = True
+        commands: list[Command] = []
+        for run in list(self.runs):
+            if run.keep_last is not None or run.keep_column is not None:
+                continue
+            whole = math.floor(run.units_done) if self.continuable and run.part.columns is None else 0
+            if whole >= run.part.count:
+                continue  # done but for its last moments
+            if whole >= 1:
+                run.keep_last = run.part.first + whole - 1
+                commands.append(Cut(run.node, run.part, run.keep_last))
+            else:
+                self._end(run)
+                commands.append(Stop(run.node, run.part, "the job was interrupted"))
+        return commands
+
     def _settle(self, now: float) -> list[Command]:
         """After any event: finish, give up, or hand out work."""
+        if self.winding_down:
+            self._over = not self.runs
+            return [Finish()] if self._over else []
         if self.finished:
             self._over = True
             commands: list[Command] = [Stop(r.node, r.part, "the job is finished") for r in self.runs]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from fabfile.plan import parse_part_name
 from tests.conftest import REPO, SCENES, assert_same_pixels, copy_scene, reference, run_inv, write_inventory
 
 SIZE = ["--width=160", "--height=320"]
@@ -17,10 +19,10 @@ REF_SIZE = ["+W160", "+H320"]
 COST = "Declare=Samples=300"
 
 
-def start_render(folder: Path, scene: Path, *extra: str) -> subprocess.Popen:
+def start_render(folder: Path, scene: Path, *extra: str, cost: str = COST) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "invoke", "--search-root", str(REPO), *extra, "render", f"--scene={scene}",
-         *SIZE, f"--args={COST}", "--output=out.png"],
+         *SIZE, f"--args={cost}", "--output=out.png"],
         cwd=folder,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -47,8 +49,8 @@ def wait_for(condition, timeout: float = 60.0, what: str = "condition") -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def resume(tmp_path: Path, scene: Path):
-    return run_inv("render", f"--scene={scene}", *SIZE, f"--args={COST}", "--output=out.png", "--resume", cwd=tmp_path)
+def resume(tmp_path: Path, scene: Path, cost: str = COST):
+    return run_inv("render", f"--scene={scene}", *SIZE, f"--args={cost}", "--output=out.png", "--resume", cwd=tmp_path)
 
 
 def slow_scene(tmp_path: Path) -> Path:
@@ -62,8 +64,8 @@ def many_parts(tmp_path: Path) -> list[str]:
     return ["-f", str(config)]
 
 
-def expected_image(scene: Path, tmp_path: Path) -> Path:
-    return reference(scene, *REF_SIZE, COST, out=tmp_path / "ref.png")
+def expected_image(scene: Path, tmp_path: Path, cost: str = COST) -> Path:
+    return reference(scene, *REF_SIZE, cost, out=tmp_path / "ref.png")
 
 
 def test_a_node_that_loses_power_mid_render_is_replaced(own_cluster, tmp_path):
@@ -245,3 +247,35 @@ def test_a_damaged_or_deleted_part_is_named_and_rendered_again(ssh_cluster, tmp_
     again = run_inv("render", f"--scene={scene}", "--resume", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert_same_pixels(tmp_path / "out.png", expected)
+
+
+def band_progress(cluster) -> list[float]:
+    """How far each running band's POV-Ray says it is, from the logs on the (shared) disk."""
+    shares = []
+    for log in cluster.folder.glob("shared-work/*/*/parts/*/log"):
+        counts = re.findall(r"Rendered (\d+) of (\d+) pixels", log.read_text(errors="replace"))
+        shares.append(int(counts[-1][0]) / int(counts[-1][1]) if counts else 0.0)
+    return shares
+
+
+def test_an_interrupt_keeps_what_each_band_rendered_and_resume_renders_only_the_rest(own_cluster, tmp_path):
+    scene = slow_scene(tmp_path)
+    write_inventory(tmp_path, own_cluster.inventory())
+    cost = "Declare=Samples=1200"  # about 15 s: time to see every band well under way
+    process = start_render(tmp_path, scene, cost=cost)
+    wait_for(lambda: len(band_progress(own_cluster)) == 3 and min(band_progress(own_cluster)) >= 0.4,
+             what="every band well under way")
+    assert parts_done(tmp_path) == 0  # one band per node, none finished: all in progress
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=90)
+    assert process.returncode == 130, err
+    assert "keeping what each part has rendered" in err
+    wait_for(lambda: not own_cluster.all_povray_pids(), timeout=10, what="no POV-Ray left on the nodes")
+    (record,) = (tmp_path / "renders").glob("*/job.json")
+    kept = [parse_part_name(name) for name in json.loads(record.read_text())["parts"]]
+    kept_rows = sum(span.size for span in kept)
+    assert kept_rows >= 0.3 * 320, kept  # each band kept the rows it had rendered
+    resumed = resume(tmp_path, scene, cost)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{len(kept)} parts already here" in resumed.stderr
+    assert_same_pixels(tmp_path / "out.png", expected_image(scene, tmp_path, cost))

@@ -4,6 +4,7 @@ from fabfile.events import (
     Cut,
     Finish,
     GiveUp,
+    Interrupt,
     Keep,
     LeaveOut,
     NodeLost,
@@ -296,3 +297,33 @@ def test_rows_an_earlier_render_found_free_weigh_nothing_in_the_first_wave():
     prior = [0.0] * 90 + [0.2] * 90 + [0.1] * 180  # each half costs 18
     first, second = (s.part for s in still(360, prior=prior).begin(0.0))
     assert (first.first, first.last, second.first, second.last) == (0, 179, 180, 359)
+
+
+def test_an_interrupt_keeps_what_each_band_rendered_and_starts_nothing_more():
+    scheduler = still(12, nodes=("a", "b", "c"), continuable=True)
+    a, b, c = starts(scheduler.begin(0.0))  # four units each
+    scheduler.handle(Progress("a", a.part, 2.6, 1.0))
+    scheduler.handle(Progress("b", b.part, 0.4, 1.0))
+    commands = scheduler.handle(Interrupt(1.2))
+    # a keeps its two whole units; b has none whole: it stops; c reported nothing: it stops.
+    assert of(Cut, commands) == [Cut("a", a.part, a.part.first + 1)]
+    assert set(of(Stop, commands)) == {Stop("b", b.part, "the job was interrupted"),
+                                       Stop("c", c.part, "the job was interrupted")}
+    assert not starts(commands) and not of(Finish, commands)
+    continuation = scheduler.handle(PartStopped("a", a.part, 2.7, 1.5, cpu=1.5))
+    assert starts(continuation) == [Start("a", Part(a.part.first, a.part.first + 1, a.part.attempt), a.part, 2.7)]
+    assert not scheduler.handle(Tick(100.0))  # no hang is presumed, nothing new starts
+    kept = Part(a.part.first, a.part.first + 1, a.part.attempt)
+    ended = scheduler.handle(PartDone("a", kept, 2.0, cpu=0.1))
+    assert of(Keep, ended)[0].new_units == (0, 1)
+    assert of(Finish, ended) and not starts(ended)
+    assert scheduler.pending() == list(range(2, 12))  # for --resume
+
+
+def test_an_interrupted_frame_job_stops_its_parts():
+    scheduler = frames(6, nodes=("a",), slots=1)
+    (first,) = starts(scheduler.begin(0.0))
+    scheduler.handle(Progress("a", first.part, 1.5, 1.0))
+    commands = scheduler.handle(Interrupt(1.0))
+    assert of(Stop, commands) == [Stop("a", first.part, "the job was interrupted")]
+    assert of(Finish, commands)
