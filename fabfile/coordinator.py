@@ -146,6 +146,8 @@ class Geometry:
         """Why a still's finished part cannot be trusted, from the pixels POV-Ray says it rendered."""
         expected = self.region_pixels(part)
         if pixels is None:
+            if continued:
+                return None  # its state file held every pixel: it rendered none, and says nothing
             return f"POV-Ray did not say how many pixels of {self.span(part).label()} it rendered"
         rendered, region = pixels
         if region != expected or (rendered != region and not continued) or rendered > region:

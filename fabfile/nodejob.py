@@ -144,6 +144,31 @@ def scene_depth(files: Sequence[str]) -> int:
     return depth
 
 
+class PartControl:
+    """Words for a running part, sent down its own command's stdin: no command, no
+    login shell of their own, and queued even to a node that does not answer now
+    (a frozen node acts on them when it wakes). `cut`: POV-Ray stops and keeps its
+    state file; `stop`: POV-Ray ends. A closed stdin (the client gone) stops nothing:
+    the part renders on for `inv collect`."""
+
+    def __init__(self) -> None:
+        reading, self._writing = os.pipe()
+        self.stdin = os.fdopen(reading, "rb", buffering=0)
+        self._lock = threading.Lock()
+
+    def send(self, word: str) -> None:
+        with self._lock:
+            if self._writing >= 0:
+                os.write(self._writing, f"{word}\n".encode())
+
+    def close(self) -> None:
+        with self._lock:
+            if self._writing >= 0:
+                os.close(self._writing)
+                self._writing = -1
+        self.stdin.close()
+
+
 class NodeJob:
     """One job's folder, uploads and parts on one node."""
 
@@ -264,8 +289,13 @@ class NodeJob:
                 "until whole || ! kill -0 $pid 2>/dev/null || [ $n -ge 50 ]; do sleep 0.02; n=$((n+1)); done; "
                 f"if whole; then status=0; else {reap}; fi; fi"
             )
+        # The part's words (PartControl) arrive on this command's stdin.
+        listen = (
+            "{ while read -r word <&4; do case $word in cut) kill -INT $pid;; stop) kill -TERM $pid;; esac; "
+            "done; } 2>/dev/null & listener=$!; "
+        )
         script = (
-            f"{start}{follow}{finish}; {stop_following}"
+            f"exec 4<&0; {start}{listen}{follow}{finish}; {stop_following}kill $listener 2>/dev/null; "
             f"echo $status >{rc}; {_clock_us('t1')}echo povfarm-povray-ns=$(((t1 - t0) * 1000)) >&2; "
             "echo povfarm-times >&2; times >&2; "
             f"if [ $status = 0 ]; then grep -E '{TIME_LINES}' {log} >&2; "
@@ -366,6 +396,7 @@ class NodeJob:
         resume_from: Span | None = None,
         gated: bool = False,
         on_log: OutputHandler | None = None,
+        control: PartControl | None = None,
     ) -> PartOutcome:
         """Render one part (or continue a cut one) and fetch what it wrote.
 
@@ -374,7 +405,8 @@ class NodeJob:
         Its folder goes with the next command.
         """
         started = time.monotonic()
-        result = self.session.run(self.part_command(span, job_args, resume_from, gated), on_output=on_log)
+        command = self.part_command(span, job_args, resume_from, gated)
+        result = self.session.run(command, on_output=on_log, stdin=control.stdin if control else None)
         seconds = time.monotonic() - started
         if not result.ok:
             stopped = any(mark in result.stderr for mark in (CUT_REPORTED, CUT_SIGNAL, "Render cancelled by user"))

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import fabric.runners
 import invoke
@@ -96,11 +97,13 @@ class _OutputStream:
         pass
 
 
-def _streamed(on_output: OutputHandler | None) -> dict:
-    """run() options that hand a command's stdout, as it arrives, to `on_output`."""
+def _streamed(on_output: OutputHandler | None, stdin: BinaryIO | None = None) -> dict:
+    """run() options that hand a command's stdout, as it arrives, to `on_output`, and
+    what is written to `stdin` (a pipe's reading end), as it comes, to the command."""
+    options: dict = {} if stdin is None else {"in_stream": stdin}
     if on_output is None:
-        return {}
-    return {"hide": "stderr", "out_stream": _OutputStream(on_output)}
+        return options
+    return {**options, "hide": "stderr", "out_stream": _OutputStream(on_output)}
 
 
 def _run_config() -> dict:
@@ -119,9 +122,12 @@ class LocalSession:
         self.node = node
         self._context = invoke.Context(invoke.Config(overrides=_run_config()))
 
-    def run(self, command: str, timeout: float | None = None, on_output: OutputHandler | None = None) -> CommandResult:
+    def run(
+        self, command: str, timeout: float | None = None, on_output: OutputHandler | None = None,
+        stdin: BinaryIO | None = None,
+    ) -> CommandResult:
         try:
-            result = self._context.run(command, timeout=timeout, **_streamed(on_output))
+            result = self._context.run(command, timeout=timeout, **_streamed(on_output, stdin))
         except invoke.CommandTimedOut:
             raise NodeError(f"node {self.node.name}: command timed out after {timeout:.0f}s") from None
         return CommandResult(result.exited, result.stdout, result.stderr)
@@ -148,9 +154,12 @@ class SshSession:
         self._connection = connection
         self._sftp_lock = threading.Lock()
 
-    def run(self, command: str, timeout: float | None = None, on_output: OutputHandler | None = None) -> CommandResult:
+    def run(
+        self, command: str, timeout: float | None = None, on_output: OutputHandler | None = None,
+        stdin: BinaryIO | None = None,
+    ) -> CommandResult:
         try:
-            result = self._connection.run(command, timeout=timeout, **_streamed(on_output))
+            result = self._connection.run(command, timeout=timeout, **_streamed(on_output, stdin))
         except invoke.CommandTimedOut:
             raise NodeError(f"node {self.node.name}: command timed out after {timeout:.0f}s") from None
         except (paramiko.SSHException, OSError, EOFError) as exc:

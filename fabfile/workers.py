@@ -33,7 +33,7 @@ from pathlib import Path
 
 from fabfile.errors import OptionsError, PovfarmError, SceneError
 from fabfile.events import Part
-from fabfile.nodejob import NodeJob, PartInterrupted, PartOutcome
+from fabfile.nodejob import NodeJob, PartControl, PartInterrupted, PartOutcome
 from fabfile.plan import Span
 from fabfile.trace import PixelTrace
 
@@ -113,7 +113,7 @@ class NodeWorker:
         self.parts: queue.Queue[PartJob | None] = queue.Queue()
         self.controls: queue.Queue[tuple[str, Span, Span | None] | None] = queue.Queue()
         self._lock = threading.Lock()
-        self._running: set[Span] = set()  # parts a slot thread is rendering now
+        self._running: dict[Span, PartControl] = {}  # parts a slot thread is rendering now
         self._early: dict[Span, tuple[Span, float]] = {}  # a continuation at its gate: (the cut band, since)
         self.gated_cuts = 0  # cuts whose continuation was started early and used
         self.threads = [threading.Thread(target=self._slot, daemon=True) for _ in range(slots)]
@@ -146,11 +146,12 @@ class NodeWorker:
     def _render(self, job: PartJob) -> Report:
         trace = PixelTrace() if job.streamed else None
         on_log = self._follow(job.part, trace) if trace is not None else None
+        control = PartControl()
         try:
-            gated = self._take_early(job)
+            gated = self._take_early(job, control)
             outcome = self.node_job.render(
                 job.span, self.settings.args, self.settings.parts_folder, self.settings.final_frame,
-                job.resume_from, gated, on_log,
+                job.resume_from, gated, on_log, control,
             )
         except PartInterrupted as exc:
             return Interrupted(self.name, job.part, exc.pixels, exc.povray_times.get("cpu"), trace)
@@ -164,10 +165,10 @@ class NodeWorker:
             self._ended(job.span)
         return Rendered(self.name, job.part, outcome, trace)
 
-    def _take_early(self, job: PartJob) -> bool:
+    def _take_early(self, job: PartJob, control: PartControl) -> bool:
         """Whether this continuation's POV-Ray waits at its gate already (see module doc)."""
         with self._lock:
-            self._running.add(job.span)
+            self._running[job.span] = control
             early = self._early.pop(job.span, None)
         if early is None or early[0] != job.resume_from:
             return False
@@ -179,7 +180,17 @@ class NodeWorker:
 
     def _ended(self, span: Span) -> None:
         with self._lock:
-            self._running.discard(span)
+            control = self._running.pop(span, None)
+        if control is not None:
+            control.close()
+
+    def _say(self, span: Span, word: str) -> bool:
+        """Send a word to a running part (PartControl); False if it is not running here."""
+        with self._lock:
+            control = self._running.get(span)
+            if control is not None:
+                control.send(word)
+        return control is not None
 
     def _cut(self, span: Span, kept: Span) -> None:
         """Start the continuation early where it can be, then stop the part."""
@@ -193,7 +204,8 @@ class NodeWorker:
             if not wanted:  # it ended whole meanwhile
                 self.node_job.cancel_gated(kept, remove=True)
                 return
-        self.node_job.interrupt(span)
+        if not self._say(span, "cut"):
+            self.node_job.interrupt(span)
 
     def drop_early(self, kept: Span) -> None:
         """A continuation started early that will not be asked for (its band ended
@@ -223,7 +235,7 @@ class NodeWorker:
                     self._cut(span, kept)
                 elif action == "cancel":
                     self.node_job.cancel_gated(span, remove=True)
-                else:
+                elif not self._say(span, "stop"):
                     self.node_job.stop_part(span)
             except Exception:  # noqa: BLE001 - a node that does not answer: its part's own command reports it
                 pass

@@ -22,6 +22,7 @@ def test_a_part_whose_pixels_were_all_rendered_is_trusted(tmp_path):
     band = Part(0, 1)  # rows 1-32 of a 64-wide image
     assert shape.unrendered(band, (2048, 2048), continued=False) is None
     assert shape.unrendered(band, (1024, 2048), continued=True) is None  # the rest came from its state file
+    assert shape.unrendered(band, None, continued=True) is None  # all of it did: POV-Ray counts nothing
 
 
 def test_a_part_that_is_not_what_povray_rendered_is_refused(tmp_path):
