@@ -61,6 +61,21 @@ def process_name(pid: int) -> str:
         return ""
 
 
+def povrays_in(folder: Path) -> list[int]:
+    """Every POV-Ray working under `folder`, wherever it hangs in the process tree (an
+    orphan whose parent shell died is no longer below its node's sshd)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and process_name(int(entry.name)) == "povray":
+            try:
+                cwd = Path(os.readlink(entry / "cwd"))
+            except OSError:
+                continue
+            if cwd.is_relative_to(folder):
+                found.append(int(entry.name))
+    return found
+
+
 def signal_all(pids: list[int], sig: int) -> None:
     for pid in pids:
         try:

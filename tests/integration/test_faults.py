@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fabfile.plan import parse_part_name
 from tests.conftest import REPO, SCENES, assert_same_pixels, copy_scene, reference, run_inv, write_inventory
+from tests.sshnodes import povrays_in
 
 SIZE = ["--width=160", "--height=320"]
 REF_SIZE = ["+W160", "+H320"]
@@ -90,15 +91,20 @@ def test_a_hung_node_is_detected_and_its_part_rendered_elsewhere(own_cluster, tm
     victim = own_cluster.nodes[2]
     cost = "Declare=Samples=900"  # node3's band: seconds of work left when it wakes
     process = start_render(tmp_path, scene, "-f", str(config), cost=cost)
-    # Frozen while the others render their bands: once they finish, the pace is known.
-    wait_for(lambda: victim.povray_pids(), what="node3 rendering")
+    # Frozen while the others render their bands: once they finish, the pace is known. Frozen
+    # while tracing: POV-Ray frozen in its start-up gives up by itself once thawed.
+    victim_logs = own_cluster.folder / "shared-work"
+    wait_for(lambda: any("Rendered" in log.read_text(errors="replace")
+                         for log in victim_logs.glob("*/node3/parts/*/log")), what="node3 tracing")
     frozen = victim.freeze()
     try:
         out, err = process.communicate(timeout=300)
     finally:
         victim.thaw(frozen)
     # Awake again, the node ends at once the part that was handed on: it renders nothing for nobody.
-    wait_for(lambda: not victim.povray_pids(), timeout=1.5, what="node3's handed-on POV-Ray to end")
+    node_folders = own_cluster.folder / "shared-work"
+    wait_for(lambda: not [pid for pid in povrays_in(node_folders) if "/node3/" in os.readlink(f"/proc/{pid}/cwd")],
+             timeout=1.5, what="node3's handed-on POV-Ray to end")
     assert process.returncode == 0, err
     assert "node node3" in err and "taking far longer than expected" in err
     assert_same_pixels(tmp_path / "out.png", expected_image(scene, tmp_path, cost))
