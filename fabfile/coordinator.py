@@ -55,13 +55,6 @@ from fabfile.workers import Failed, Interrupted, Logged, NodeWorker, PartJob, Re
 SETUP_PHASES = ("parse", "bounding", "photon", "radiosity")  # POV-Ray's work before tracing
 
 
-@dataclass
-class NodeStats:
-    parts: int = 0
-    units: int = 0  # rows or frames
-    seconds: float = 0.0
-
-
 class Stitcher:
     """Adds kept parts to the canvas on a thread of its own, in the order they came."""
 
@@ -187,7 +180,6 @@ class Coordinator:
     def __post_init__(self) -> None:
         self.runs: dict[tuple[str, Part], RunInfo] = {}
         self.outcomes: dict[tuple[str, Part], Rendered] = {}
-        self.stats: dict[str, NodeStats] = {name: NodeStats() for name in self.workers}
         self.left_out: dict[str, str] = {}
         self.timings: Counter[str] = Counter()
         self.began = self.clock()
@@ -196,6 +188,7 @@ class Coordinator:
     def run(self) -> None:
         """Until every unit is done; raises when the job cannot finish."""
         self.began = self.clock()
+        self.job.begin_session()
         self.apply(self.scheduler.begin(0.0))
         self._loop(math.inf)
 
@@ -339,12 +332,7 @@ class Coordinator:
         if self.stitcher is not None:
             for fetched in outcome.files:
                 self.stitcher.add(fetched.span, fetched.path)
-        stats = self.stats.setdefault(command.node, NodeStats())
-        rows = self.geometry.rows(command.new_units)
-        stats.parts += 1
-        stats.units += rows
-        stats.seconds += outcome.seconds
-        self.reporter.advance(command.node, rows, 1)
+        self.reporter.advance(command.node, self.geometry.rows(command.new_units), 1)
         self._show_running()
 
     def _show_running(self) -> None:

@@ -35,7 +35,8 @@ class PartRecord:
     node: str
     seconds: float
     file: str
-    started: float | None = None  # seconds since the render phase began, for timelines
+    started: float | None = None  # seconds since its session's render phase began, for timelines
+    session: int = 0  # which render of the job made it: 0 the first, 1 the first --resume...
 
 
 @dataclass
@@ -56,6 +57,8 @@ class Job:
     timings: dict[str, float] = field(default_factory=dict)
     unit_costs: list[float] | None = None  # a finished still's CPU seconds per unit, for its next render
     inputs: dict[str, str] = field(default_factory=dict)  # every file the scene reads: its SHA-256
+    sessions: list[dict[str, float]] = field(default_factory=list)  # each render of it: when, how long
+    summary: list[dict[str, Any]] = field(default_factory=list)  # what each node did (fabfile.summary)
 
     @property
     def plan(self) -> Plan:
@@ -80,9 +83,19 @@ class Job:
     def record_parts(self, spans: list[Span], node: str, seconds: float, started: float | None = None) -> None:
         """Record the files one part brought back (a still's band, or frames), then save once."""
         started = None if started is None else round(started, 3)
+        session = max(0, len(self.sessions) - 1)
         for span in spans:
-            self.parts[span.name] = PartRecord(node, round(seconds, 3), self.part_path(span.name).name, started)
+            self.parts[span.name] = PartRecord(node, round(seconds, 3), self.part_path(span.name).name, started,
+                                               session)
         self.save()
+
+    def begin_session(self) -> None:
+        """A render of the job begins its render phase: part times count from now."""
+        self.sessions.append({"started": round(time.time(), 3), "render_seconds": 0.0})
+
+    def end_session(self, render_seconds: float) -> None:
+        if self.sessions:
+            self.sessions[-1]["render_seconds"] = round(render_seconds, 3)
 
     def save(self) -> None:
         data = asdict(self)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from fabfile import deps, merge, povopts
 from fabfile.collect import merge_job
-from fabfile.coordinator import Coordinator, Geometry, NodeStats, Stitcher
+from fabfile.coordinator import Coordinator, Geometry, Stitcher
 from fabfile.errors import JobError, PovfarmError
 from fabfile.inventory import Cluster, load_cluster
 from fabfile.jobs import Job, earlier_costs, hold_job, resume_command
@@ -30,6 +30,7 @@ from fabfile.plan import FRAMES, column_ranges
 from fabfile.prepare import RenderRequest, entry_line, prepare_job, shipped_names
 from fabfile.progress import QuietReporter, Reporter
 from fabfile.scheduler import Policy, Scheduler
+from fabfile.summary import NodeSummary, summarise
 from fabfile.workers import NodeWorker, Settings
 
 __all__ = ["RenderRequest", "RenderSummary", "Tuning", "JobInterrupted", "render"]
@@ -67,7 +68,7 @@ class RenderSummary:
     output: Path
     wall_seconds: float
     unit: str
-    nodes: dict[str, NodeStats] = field(default_factory=dict)
+    nodes: list[NodeSummary] = field(default_factory=list)
     left_out: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -182,6 +183,8 @@ def render_parts(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning) 
     finally:
         reporter.stop()
         coordinator.close_workers()
+        job.end_session(coordinator.now())
+        job.save()
     return coordinator
 
 
@@ -215,10 +218,11 @@ def finish_job(
         # What each row block cost, so that the next render of this still starts even.
         job.unit_costs = [round(scheduler.unit_cost[unit], 4) for unit in range(len(job.plan.units))]
     job.timings = {key: round(value, 3) for key, value in timings.items()}
+    nodes_summary = summarise(job)
+    job.summary = [node.as_json() for node in nodes_summary]
     job.save()
     left_out = {**nodes.left_out, **(coordinator.left_out if coordinator else {})}
-    stats = coordinator.stats if coordinator else {name: NodeStats() for name in nodes.node_jobs}
-    return RenderSummary(job, output, timings["wall"], job.plan_kind, stats, left_out, job.timings)
+    return RenderSummary(job, output, timings["wall"], job.plan_kind, nodes_summary, left_out, job.timings)
 
 
 def write_output(job: Job, coordinator: Coordinator | None) -> Path:

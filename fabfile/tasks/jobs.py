@@ -109,17 +109,17 @@ def merge(c: Context, job: str | None = None, renders: str | None = None) -> Non
 
 
 def print_summary(summary: RenderSummary) -> None:
-    unit = summary.unit
     table = Table(title=f"job {summary.job.id}")
-    table.add_column("node")
-    table.add_column("parts", justify="right")
-    table.add_column(unit, justify="right")
-    table.add_column("busy s", justify="right")
-    for name, stats in summary.nodes.items():
-        table.add_row(name, str(stats.parts), str(stats.units), f"{stats.seconds:.1f}")
+    for column in ("node", "parts", summary.unit, "share", "busy s", "idle s"):
+        table.add_column(column, justify="left" if column == "node" else "right")
+    shown = set()
+    for node in summary.nodes:
+        shown.add(node.node)
+        units = f"{node.units:.0f}" if node.units == int(node.units) else f"{node.units:.1f}"
+        table.add_row(node.node, str(node.parts), units, f"{node.share:.0%}", f"{node.busy:.1f}", f"{node.idle:.1f}")
     for name in summary.left_out:
-        if name not in summary.nodes:
-            table.add_row(name, "-", "-", "-", style="yellow")
+        if name not in shown:
+            table.add_row(name, "-", "-", "-", "-", "-", style="yellow")
     console.print(table)
     for name, reason in summary.left_out.items():
         console.print(f"left out {name}: {reason}", style="yellow", highlight=False)

@@ -161,6 +161,7 @@ def test_a_slow_band_is_cut_and_continued_and_still_matches(ssh_cluster, tmp_pat
     assert all(after[0] == before[1] + 1 for before, after in zip(rows, rows[1:], strict=False))
     assert len(rows) > 3
     assert len(record["unit_costs"]) == 12  # what each row block cost, kept for the next render
+    assert_summary_agrees_with_the_parts(record)
 
     # Rendered again: the first bands are sized by those costs, and the image is the same.
     again = run_inv(
@@ -170,6 +171,26 @@ def test_a_slow_band_is_cut_and_continued_and_still_matches(ssh_cluster, tmp_pat
     assert again.returncode == 0, again.stderr
     assert f"first bands sized by the cost of rows measured in job {record['id']}" in again.stderr
     assert_same_pixels(tmp_path / "again.png", tmp_path / "ref.png")
+
+
+def assert_summary_agrees_with_the_parts(record: dict) -> None:
+    """job.json's summary, against the part records it is made of (worked out here afresh)."""
+    (session,) = record["sessions"]
+    summary = {entry["node"]: entry for entry in record["summary"]}
+    for node in record["nodes"]:
+        parts = [(name, part) for name, part in record["parts"].items() if part["node"] == node]
+        intervals = sorted((part["started"], part["started"] + part["seconds"]) for _, part in parts)
+        busy, end = 0.0, 0.0
+        for first, last in intervals:
+            busy += max(0.0, last - max(first, end))
+            end = max(end, last)
+        rows = sum(parse_part_name(name).size for name, _ in parts)
+        entry = summary[node]
+        assert entry["parts"] == len(parts) and entry["units"] == rows, (node, entry, parts)
+        assert entry["busy"] == pytest.approx(busy, abs=0.01)
+        assert entry["busy"] <= session["render_seconds"] + 0.01
+        assert entry["idle"] == pytest.approx(session["render_seconds"] - busy, abs=0.01)
+    assert sum(entry["units"] for entry in summary.values()) == record["settings"]["height"]
 
 
 def test_nodes_with_a_slow_login_shell_render_the_same_image(slow_shell_cluster, tmp_path):
