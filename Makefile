@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 SCENE ?= scenes/nebula.pov
-RENDER_PACKAGES := povray povray-includes
+RENDER_PACKAGES := povray povray-includes ffmpeg
 TEST_PACKAGES := $(RENDER_PACKAGES) povray-examples openssh-server openssh-client util-linux procps
 
 .PHONY: render test lint unit integration bench system system-test clean

@@ -19,6 +19,7 @@ from fabfile.jobs import Job, hold_job, resume_command
 from fabfile.nodejob import NodeJob, output_names
 from fabfile.nodes import connect_nodes
 from fabfile.plan import FRAMES, parse_part_name
+from fabfile.video import DEFAULT_FPS, make_videos
 
 
 @dataclass
@@ -129,7 +130,11 @@ def merge_job(job: Job) -> Path:
             f"fetch them with inv collect, or render them with: {resume_command(job)}"
         )
     if job.plan_kind == FRAMES:
-        merge.gather_frames([(s.start, p) for s, p in present], output, Path(job.scene).stem, settings.final_frame)
+        stem = Path(job.scene).stem
+        merge.gather_frames([(s.start, p) for s, p in present], output, stem, settings.final_frame)
+        first = min(span.start for span, _ in present)
+        fps = float(job.options.get("fps") or DEFAULT_FPS)
+        make_videos(output, stem, first, len(str(abs(settings.final_frame))), fps)
     else:
         paths = dict(present)
         chosen = [(span, paths[span]) for span in merge.covering(paths, settings.width)]

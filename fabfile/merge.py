@@ -91,13 +91,18 @@ def stitch_bands(parts: Sequence[tuple[Span, Path]], width: int, height: int, ou
 
 
 def gather_frames(frames: Sequence[tuple[int, Path]], folder: Path, stem: str, final_frame: int) -> list[Path]:
-    """Copy frames into folder, named as POV-Ray names them (stem + padded number)."""
+    """Put frames into folder, named as POV-Ray names them (stem + padded number)."""
     folder.mkdir(parents=True, exist_ok=True)
     digits = len(str(abs(final_frame)))
     written: list[Path] = []
     for frame, path in sorted(frames):
         target = folder / f"{stem}{frame:0{digits}d}.png"
-        shutil.copyfile(path, target)
+        temporary = folder / f".{target.name}.tmp"
+        try:
+            os.link(path, temporary)  # stored once: the frame and its part are one file
+        except OSError:
+            shutil.copyfile(path, temporary)  # another filesystem
+        os.replace(temporary, target)
         written.append(target)
     return written
 

@@ -36,6 +36,7 @@ class RenderRequest:
     threads: int | None = None  # POV-Ray threads per part; None: a node's cores for a still, 1 for frames
     allow_outside: bool = False
     keep_remote: bool = False
+    fps: float | None = None  # an animation's video: frames a second
 
 
 def prepare_job(request: RenderRequest, cluster: Cluster, reporter: Reporter) -> tuple[Job, deps.SceneFiles]:
@@ -85,6 +86,7 @@ def prepare_job(request: RenderRequest, cluster: Cluster, reporter: Reporter) ->
             "threads": request.threads,
             "allow_outside": request.allow_outside,
             "keep_remote": request.keep_remote,
+            "fps": request.fps,
         },
         settings=asdict(settings),
         plan_kind=plan.kind,
@@ -127,6 +129,7 @@ def check_output(output: Path, animated: bool, files: deps.SceneFiles, stem: str
                                "name a folder")
         digits = len(str(abs(final_frame)))
         targets = [output / f"{stem}{frame:0{digits}d}.png" for frame in range(1, final_frame + 1)]
+        targets += [output / f"{stem}.mp4", output / f"{stem}.gif"]
     else:
         if output.is_dir():
             raise OptionsError(f"--output {output}: is a folder; name the PNG file to write, e.g. {output / 'out.png'}")

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from fabfile.errors import OptionsError, PovfarmError
 from fabfile.jobs import DEFAULT_CLUSTER, DEFAULT_RENDERS
+from fabfile.video import DEFAULT_FPS
 
 INTERRUPTED_EXIT = 130
 
@@ -34,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
         "cuts": True,
         "allow_outside": False,
         "keep_remote": False,
+        "fps": DEFAULT_FPS,
     },
 }
 
@@ -100,6 +102,17 @@ def _check_known(given: Any, known: dict[str, Any], name: str) -> None:
             raise OptionsError(f"invoke.yaml {name}.{key}: unknown setting; {hint}")
         if isinstance(known[key], dict):
             _check_known(value, known[key], f"{name}.{key}")
+
+
+def positive_number(value: Any, name: str) -> float:
+    """A number above 0 given on the command line or in invoke.yaml."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = 0.0
+    if isinstance(value, bool) or not number > 0:
+        raise OptionsError(f"{name} {value!r}: expected a number above 0")
+    return number
 
 
 def clean_errors(body: Callable) -> Callable:

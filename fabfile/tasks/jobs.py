@@ -12,7 +12,7 @@ from fabfile.jobs import find_job
 from fabfile.progress import RichReporter
 from fabfile.render import RenderRequest, RenderSummary, Tuning
 from fabfile.render import render as render_scene
-from fabfile.tasks.common import clean_errors, console, option, setting, whole_number
+from fabfile.tasks.common import clean_errors, console, option, positive_number, setting, whole_number
 
 
 @task(
@@ -30,7 +30,9 @@ from fabfile.tasks.common import clean_errors, console, option, setting, whole_n
         "allow-outside": "also upload files the scene reads from outside its folder",
         "keep-remote": "keep the job folder on the nodes after fetching",
         "renders": "where job folders go (default: renders)",
-    }
+        "fps": "an animation's frames a second in its MP4 and GIF (default: 24)",
+    },
+    auto_shortflags=False,
 )
 @clean_errors
 def render(
@@ -47,6 +49,7 @@ def render(
     allow_outside: bool = False,
     keep_remote: bool = False,
     renders: str | None = None,
+    fps: float | None = None,
 ) -> None:
     """Render a scene across the cluster and stitch the result."""
     if not scene:
@@ -64,6 +67,7 @@ def render(
         threads=whole_number(option(c, threads, "render", "threads"), "--threads"),
         allow_outside=bool(allow_outside) or setting(c, bool, "render", "allow_outside"),
         keep_remote=bool(keep_remote) or setting(c, bool, "render", "keep_remote"),
+        fps=positive_number(option(c, fps, "render", "fps"), "--fps"),
     )
     tuning = Tuning(
         overlap=setting(c, int, "render", "overlap"),
@@ -78,7 +82,8 @@ def render(
     print_summary(summary)
 
 
-@task(help={"job": "job id or folder (default: the latest)", "renders": "where job folders are"})
+@task(help={"job": "job id or folder (default: the latest)", "renders": "where job folders are"},
+      auto_shortflags=False)
 @clean_errors
 def collect(c: Context, job: str | None = None, renders: str | None = None) -> None:
     """Fetch the parts a job still has on its nodes."""
@@ -99,7 +104,8 @@ def collect(c: Context, job: str | None = None, renders: str | None = None) -> N
         raise Exit(code=1)
 
 
-@task(help={"job": "job id or folder (default: the latest)", "renders": "where job folders are"})
+@task(help={"job": "job id or folder (default: the latest)", "renders": "where job folders are"},
+      auto_shortflags=False)
 @clean_errors
 def merge(c: Context, job: str | None = None, renders: str | None = None) -> None:
     """Stitch a job's output again from its parts."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,8 @@ def test_animation_frames_match_povray_alone(ssh_cluster, tmp_path):
     scene = copy_scene(SCENES / "anim" / "anim.pov", tmp_path / "scene")
     write_inventory(tmp_path, ssh_cluster.inventory())
     result = run_inv(
-        "render", f"--scene={scene}", "--width=64", "--height=48", "--frames=6", "--output=frames", cwd=tmp_path
+        "render", f"--scene={scene}", "--width=64", "--height=48", "--frames=6", "--output=frames", "--fps=12",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     written = sorted((tmp_path / "frames").glob("*.png"))
@@ -66,6 +68,23 @@ def test_animation_frames_match_povray_alone(ssh_cluster, tmp_path):
     reference(scene, "+W64", "+H48", "+KFI1", "+KFF6", out=tmp_path / "ref" / "anim.png")
     for frame in written:
         assert_same_pixels(frame, tmp_path / "ref" / frame.name)
+    # Stored once: each frame is its part's file under a second name.
+    (parts,) = (tmp_path / "renders").glob("*/parts")
+    assert {frame.stat().st_ino for frame in written} == {part.stat().st_ino for part in parts.glob("*.png")}
+    # As video: an MP4 of six frames at 12 a second and a GIF of six, as FFmpeg's own ffprobe reads them
+    # (a GIF's delays are in hundredths of a second: no exact 12 a second).
+    assert video_frames(tmp_path / "frames" / "anim.mp4") == (6, "12/1")
+    assert video_frames(tmp_path / "frames" / "anim.gif")[0] == 6
+
+
+def video_frames(path: Path) -> tuple[int, str]:
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+         "-show_entries", "stream=nb_read_frames,r_frame_rate", "-of", "json", str(path)],
+        capture_output=True, text=True, check=True,
+    )
+    (stream,) = json.loads(probe.stdout)["streams"]
+    return int(stream["nb_read_frames"]), stream["r_frame_rate"]
 
 
 def test_ini_scene_renders_what_povray_renders_from_the_ini(ssh_cluster, tmp_path):

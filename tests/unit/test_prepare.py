@@ -13,9 +13,10 @@ from fabfile.prepare import check_output
 
 @pytest.fixture
 def files(tmp_path: Path) -> SceneFiles:
-    for name in ("nebula.pov", "stars.png", "nebula2.png"):
+    for name in ("nebula.pov", "stars.png", "nebula2.png", "clip/nebula.gif"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text("x")
-    return SceneFiles(tmp_path, ("nebula.pov", "stars.png", "nebula2.png"))
+    return SceneFiles(tmp_path, ("nebula.pov", "stars.png", "nebula2.png", "clip/nebula.gif"))
 
 
 @pytest.mark.parametrize(
@@ -43,6 +44,8 @@ def test_an_animation_whose_frames_would_replace_an_input_is_refused(files):
         check_output(files.root, True, files, "nebula", 3)
     with pytest.raises(OptionsError, match="is a file"):
         check_output(files.root / "stars.png", True, files, "nebula", 3)
+    with pytest.raises(OptionsError, match="nebula.gif"):  # its GIF preview would
+        check_output(files.root / "clip", True, files, "nebula", 3)
 
 
 def test_good_outputs_pass(files, tmp_path):
