@@ -7,6 +7,7 @@ from pathlib import Path
 from invoke import Context, Exit, task
 from rich.table import Table
 
+from fabfile.clean import clean_jobs, jobs_table, parse_day
 from fabfile.collect import collect_job, merge_output
 from fabfile.jobs import find_job
 from fabfile.progress import RichReporter
@@ -130,3 +131,39 @@ def print_summary(summary: RenderSummary) -> None:
     for name, reason in summary.left_out.items():
         console.print(f"left out {name}: {reason}", style="yellow", highlight=False)
     console.print(f"wrote {summary.output} in {summary.wall_seconds:.1f}s", highlight=False)
+
+
+@task(help={"renders": "where job folders are"}, auto_shortflags=False)
+@clean_errors
+def jobs(c: Context, renders: str | None = None) -> None:
+    """List the jobs in renders/: id, scene, status, size, nodes, wall time, output."""
+    lines = jobs_table(Path(option(c, renders, "renders")))
+    table = Table(title="jobs")
+    for column in ("id", "scene", "status", "size", "nodes", "wall", "output"):
+        table.add_column(column, overflow="fold")
+    for line in lines:
+        style = None if line.status == "done" else "yellow"
+        table.add_row(line.id, line.scene, line.status, line.size, line.nodes, line.wall, line.output, style=style)
+    console.print(table)
+
+
+@task(
+    help={
+        "job": "the id (or folder) of one job to remove",
+        "done-before": "remove every done job created before this day (YYYY-MM-DD)",
+        "renders": "where job folders are",
+    },
+    auto_shortflags=False,
+)
+@clean_errors
+def clean(c: Context, job: str | None = None, done_before: str | None = None, renders: str | None = None) -> None:
+    """Remove jobs' folders, here and on their nodes."""
+    result = clean_jobs(Path(option(c, renders, "renders")), job, parse_day(done_before) if done_before else None)
+    for removed in result.removed:
+        console.print(f"removed job {removed}", highlight=False)
+    for where, reason in sorted(result.kept_on.items()):
+        console.print(f"{where}: left on the node: {reason}", style="yellow", highlight=False)
+    if not result.removed:
+        console.print("no job to remove", highlight=False)
+    if result.kept_on:
+        raise Exit(code=1)
