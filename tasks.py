@@ -12,6 +12,7 @@ ns.add_task(jobs.collect)
 ns.add_task(jobs.merge)
 ns.add_task(jobs.jobs)
 ns.add_task(jobs.clean)
+ns.add_task(jobs.report)
 ns.add_task(cluster.health)
 ns.add_collection(cluster.provision_tasks)
 

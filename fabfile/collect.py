@@ -19,6 +19,7 @@ from fabfile.jobs import Job, hold_job, resume_command
 from fabfile.nodejob import NodeJob, output_names
 from fabfile.nodes import connect_nodes
 from fabfile.plan import FRAMES, parse_part_name
+from fabfile.report import write_report
 from fabfile.video import DEFAULT_FPS, make_videos
 
 
@@ -85,6 +86,7 @@ def _merge_done(job: Job) -> Path:
     if job.status != "done":
         job.status = "done"
         job.save()
+    write_report(job)
     return output
 
 

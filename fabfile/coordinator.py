@@ -291,9 +291,13 @@ class Coordinator:
                 self._keep(command)
             elif isinstance(command, Warn):
                 label = self.geometry.span(command.part).label() if command.part else ""
-                self.reporter.warn(command.text.replace("{part}", label))
+                text = command.text.replace("{part}", label)
+                self.reporter.warn(text)
+                self.job.note(self.now(), text, _named_node(text, self.workers))
             elif isinstance(command, LeaveOut):
-                self.reporter.warn(f"leaving out node {command.node} for the rest of the job: {command.reason}")
+                text = f"leaving out node {command.node} for the rest of the job: {command.reason}"
+                self.reporter.warn(text)
+                self.job.note(self.now(), text, command.node)
                 self.left_out[command.node] = command.reason
                 for key in [k for k in self.runs if k[0] == command.node]:
                     del self.runs[key]
@@ -343,3 +347,9 @@ class Coordinator:
         for worker in self.workers.values():
             worker.close()
         self.timings["gated_cuts"] = sum(worker.gated_cuts for worker in self.workers.values())
+
+
+def _named_node(text: str, nodes: dict[str, object]) -> str | None:
+    """The node a warning is about: the one it names first."""
+    found = [(text.find(f"node {name}"), name) for name in nodes if f"node {name}" in text]
+    return min(found)[1] if found else None

@@ -59,6 +59,7 @@ class Job:
     inputs: dict[str, str] = field(default_factory=dict)  # every file the scene reads: its SHA-256
     sessions: list[dict[str, float]] = field(default_factory=list)  # each render of it: when, how long
     summary: list[dict[str, Any]] = field(default_factory=list)  # what each node did (fabfile.summary)
+    events: list[dict[str, Any]] = field(default_factory=list)  # warnings: when (t, session), node, text
 
     @property
     def plan(self) -> Plan:
@@ -92,6 +93,11 @@ class Job:
     def begin_session(self) -> None:
         """A render of the job begins its render phase: part times count from now."""
         self.sessions.append({"started": round(time.time(), 3), "render_seconds": 0.0})
+
+    def note(self, t: float, text: str, node: str | None = None) -> None:
+        """Keep a warning of the running session for the report (saved with the next save)."""
+        self.events.append({"t": round(t, 3), "session": max(0, len(self.sessions) - 1), "node": node,
+                            "text": text})
 
     def end_session(self, render_seconds: float) -> None:
         if self.sessions:

@@ -29,6 +29,7 @@ from fabfile.nodes import JobNodes, open_job_nodes, stop_nodes
 from fabfile.plan import FRAMES, column_ranges
 from fabfile.prepare import RenderRequest, entry_line, prepare_job, shipped_names
 from fabfile.progress import QuietReporter, Reporter
+from fabfile.report import write_report
 from fabfile.scheduler import Policy, Scheduler
 from fabfile.summary import NodeSummary, summarise
 from fabfile.workers import NodeWorker, Settings
@@ -221,6 +222,7 @@ def finish_job(
     nodes_summary = summarise(job)
     job.summary = [node.as_json() for node in nodes_summary]
     job.save()
+    write_report(job)
     left_out = {**nodes.left_out, **(coordinator.left_out if coordinator else {})}
     return RenderSummary(job, output, timings["wall"], job.plan_kind, nodes_summary, left_out, job.timings)
 

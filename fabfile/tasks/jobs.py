@@ -1,7 +1,8 @@
-"""inv render, inv collect, inv merge."""
+"""inv render, collect, merge, jobs, clean and report."""
 
 from __future__ import annotations
 
+import webbrowser
 from pathlib import Path
 
 from invoke import Context, Exit, task
@@ -13,6 +14,7 @@ from fabfile.jobs import find_job
 from fabfile.progress import RichReporter
 from fabfile.render import RenderRequest, RenderSummary, Tuning
 from fabfile.render import render as render_scene
+from fabfile.report import write_report
 from fabfile.tasks.common import clean_errors, console, option, positive_number, setting, whole_number
 
 
@@ -130,7 +132,8 @@ def print_summary(summary: RenderSummary) -> None:
     console.print(table)
     for name, reason in summary.left_out.items():
         console.print(f"left out {name}: {reason}", style="yellow", highlight=False)
-    console.print(f"wrote {summary.output} in {summary.wall_seconds:.1f}s", highlight=False)
+    console.print(f"wrote {summary.output} in {summary.wall_seconds:.1f}s; "
+                  f"the report: {summary.job.folder / 'report.html'}", highlight=False)
 
 
 @task(help={"renders": "where job folders are"}, auto_shortflags=False)
@@ -167,3 +170,18 @@ def clean(c: Context, job: str | None = None, done_before: str | None = None, re
         console.print("no job to remove", highlight=False)
     if result.kept_on:
         raise Exit(code=1)
+
+
+@task(
+    help={"job": "job id or folder (default: the latest)", "renders": "where job folders are",
+          "open": "open the page in a web browser"},
+    auto_shortflags=False,
+)
+@clean_errors
+def report(c: Context, job: str | None = None, renders: str | None = None, open: bool = False) -> None:  # noqa: A002
+    """Write a job's report page again (renders/<job>/report.html): image, map, timeline, figures."""
+    record = find_job(Path(option(c, renders, "renders")), job)
+    path = write_report(record)
+    console.print(f"job {record.id}: wrote {path}", highlight=False)
+    if open:
+        webbrowser.open(path.resolve().as_uri())
