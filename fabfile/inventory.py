@@ -75,6 +75,7 @@ class Cluster:
     nodes: tuple[Node, ...]
     source: str = "<embedded>"
     router: Router = field(default_factory=Router)
+    router_given: bool = False  # False: the inventory has no router section; the notes use DD-WRT's example LAN
 
     def node(self, name: str) -> Node:
         for node in self.nodes:
@@ -86,6 +87,7 @@ class Cluster:
 NODE_FIELDS = {f.name: f for f in fields(Node)}
 DEFAULTABLE = set(NODE_FIELDS) - {"name"}
 ROUTER_FIELDS = {f.name for f in fields(Router)}
+SECURITY_NAMES = ("wpa2-psk", "wpa3-sae", "wpa-psk", "none")  # the modes the router notes know (fabfile.router)
 
 
 def load_cluster(path: str | Path) -> Cluster:
@@ -133,7 +135,8 @@ def parse_cluster(text: str, source: str = "<string>") -> Cluster:
             raise InventoryError(f"{source}: node {node.name!r}: duplicate node name")
         seen.add(node.name)
         nodes.append(node)
-    return Cluster(nodes=tuple(nodes), source=source, router=_parse_router(data.get("router"), source))
+    return Cluster(nodes=tuple(nodes), source=source, router=_parse_router(data.get("router"), source),
+                   router_given=data.get("router") is not None)
 
 
 def _parse_node(raw: Any, defaults: dict, source: str, index: int) -> Node:
@@ -239,9 +242,27 @@ def _parse_router(raw: Any, source: str) -> Router:
     for key in raw:
         if key not in ROUTER_FIELDS:
             raise _unknown_field(f"{source}: router", key, ROUTER_FIELDS)
+    router = Router(**raw)
+    where = f"{source}: router"
     try:
-        router = Router(**raw)
-        ipaddress.ip_interface(f"{router.lan_ip}/{router.lan_netmask}")
-    except (TypeError, ValueError) as exc:
-        raise InventoryError(f"{source}: router: {exc}") from None
+        lan = ipaddress.IPv4Interface(f"{router.lan_ip}/{router.lan_netmask}")
+    except (TypeError, ValueError):
+        raise InventoryError(f"{where}: lan_ip {router.lan_ip!r} / lan_netmask {router.lan_netmask!r} "
+                             "is not an IPv4 address and netmask") from None
+    last = lan.network.num_addresses - 2
+    start = router.dhcp_start
+    if isinstance(start, bool) or not isinstance(start, int) or not 2 <= start <= last:
+        raise InventoryError(f"{where}: field 'dhcp_start' must be a whole number from 2 to {last} "
+                             f"(the last number of the first address handed out), not {router.dhcp_start!r}")
+    if not isinstance(router.ssid, str) or not 1 <= len(router.ssid) <= 32:
+        raise InventoryError(f"{where}: field 'ssid' must be the home network's name (1-32 characters)")
+    if router.security not in SECURITY_NAMES:
+        raise InventoryError(f"{where}: field 'security' must be one of {', '.join(SECURITY_NAMES)}")
+    for name in ("wan_ip", "home_gateway"):
+        value = getattr(router, name)
+        try:
+            if value is not None:
+                ipaddress.IPv4Address(value)
+        except ValueError:
+            raise InventoryError(f"{where}: field {name!r} must be an IPv4 address, not {value!r}") from None
     return router

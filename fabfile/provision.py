@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import posixpath
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,23 +68,32 @@ def install_commands(missing: Sequence[str]) -> list[list[str]]:
     ]
 
 
+StepHandler = Callable[[str, str], None]  # (node, what it starts doing)
+
+
 class Provisioner:
     """Provisioning of one node over one session."""
 
-    def __init__(self, node: Node, session: Session, dry_run: bool, password: str | None) -> None:
+    def __init__(
+        self, node: Node, session: Session, dry_run: bool, password: str | None, on_step: StepHandler | None = None
+    ) -> None:
         self.node = node
         self.session = session
         self.dry_run = dry_run
         self.password = password
+        self.on_step = on_step or (lambda node, text: None)
         self.result = NodeProvision(node.name)
         self.is_root = session.run("id -u").stdout.strip() == "0"
 
-    def as_root(self, argv: list[str], what: str) -> None:
+    def as_root(self, argv: list[str], what: str, doing: str | None = None) -> None:
+        """Run argv as root; `what` is said of it once done, `doing` (if it may take a while) as it starts."""
         command = shell_join(argv)
         shown = command if self.is_root else f"sudo {command}"
         if self.dry_run:
             self.result.actions.append(f"would run: {shown}")
             return
+        if doing:
+            self.on_step(self.node.name, doing)
         if self.is_root:
             outcome = self.session.run(command)
         else:
@@ -109,8 +118,11 @@ class Provisioner:
     def ensure_packages(self) -> None:
         missing = self.missing_packages()
         for argv in install_commands(missing):
-            what = "apt-get update" if "update" in argv else f"installed {' '.join(missing)}"
-            self.as_root(argv, what)
+            if "update" in argv:
+                self.as_root(argv, "apt-get update", "apt-get update: reading the package lists")
+            else:
+                names = " ".join(missing)
+                self.as_root(argv, f"installed {names}", f"apt-get install {names}: this can take minutes")
 
     def ensure_workdir(self) -> str:
         workdir = remote_workdir(self.node, self.session)
@@ -136,6 +148,7 @@ class Provisioner:
             scene = Path(local) / "selftest.pov"
             scene.write_text(SELFTEST_SCENE)
             self.session.put(scene, posixpath.join(folder, "selftest.pov"))
+        self.on_step(self.node.name, f"test-rendering with {self.node.povray} in {workdir}")
         render = shell_join([self.node.povray, "+Iselftest.pov", "+W32", "+H24", "-D", "-P", "+Oselftest.png"])
         outcome = self.session.run(f"cd {shell_join([folder])} && {render} >/dev/null 2>&1 && test -s selftest.png")
         self.session.run(shell_join(["rm", "-rf", "--", folder]))
@@ -156,7 +169,9 @@ class Provisioner:
         return self.result
 
 
-def provision_node(node: Node, dry_run: bool = False, password: str | None = None) -> NodeProvision:
+def provision_node(
+    node: Node, dry_run: bool = False, password: str | None = None, on_step: StepHandler | None = None
+) -> NodeProvision:
     """Provision one node; every failure lands in the record."""
     try:
         session = open_session(node)
@@ -164,7 +179,7 @@ def provision_node(node: Node, dry_run: bool = False, password: str | None = Non
         return NodeProvision(node.name, reason=str(exc))
     provisioner: Provisioner | None = None
     try:
-        provisioner = Provisioner(node, session, dry_run, password)
+        provisioner = Provisioner(node, session, dry_run, password, on_step)
         return provisioner.run()
     except SudoPasswordNeeded as exc:
         actions = provisioner.result.actions if provisioner else []
@@ -177,9 +192,11 @@ def provision_node(node: Node, dry_run: bool = False, password: str | None = Non
 
 
 def provision_cluster(
-    cluster: Cluster, dry_run: bool = False, password: str | None = None, only: Sequence[str] | None = None
+    cluster: Cluster, dry_run: bool = False, password: str | None = None, only: Sequence[str] | None = None,
+    on_step: StepHandler | None = None,
 ) -> list[NodeProvision]:
-    """Provision every node (or those named in `only`) in parallel."""
+    """Provision every node (or those named in `only`) in parallel; `on_step` hears of each
+    step that changes something as it starts (an apt-get run can take minutes)."""
     nodes = [n for n in cluster.nodes if only is None or n.name in only]
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(nodes)))) as pool:
-        return list(pool.map(lambda n: provision_node(n, dry_run, password), nodes))
+        return list(pool.map(lambda n: provision_node(n, dry_run, password, on_step), nodes))

@@ -64,6 +64,12 @@ def nvram_commands(cluster: Cluster) -> list[str]:
     return commands
 
 
+MADE_UP = (
+    "**Not your network yet**: the inventory has no `router:` section, so these notes use DD-WRT's "
+    "example LAN (192.168.2.1/24) and SSID; add a `router:` section with yours and write them again."
+)
+
+
 def router_notes(cluster: Cluster) -> str:
     """The Markdown notes for this cluster's router."""
     router = cluster.router
@@ -76,6 +82,7 @@ def router_notes(cluster: Cluster) -> str:
         f"Written by `inv provision.router` from {cluster.source}. The router joins the home",
         f"network `{router.ssid}` as a Wi-Fi client; the render nodes sit on its LAN, {network}.",
         "",
+        *([] if cluster.router_given else [MADE_UP, ""]),
         "## In the web interface",
         "",
         "1. **Wireless → Basic Settings**: Wireless Mode *Client*; Wireless Network Name (SSID)",

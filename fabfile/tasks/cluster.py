@@ -69,20 +69,25 @@ def health_table(records: list[NodeHealth]) -> Table:
 def provision(c: Context, cluster: str | None = None, dry_run: bool = False) -> None:
     """Make every node ready: packages, POV-Ray, the work folder; idempotent."""
     inventory = load_cluster(option(c, cluster, "cluster"))
-    results = provision_cluster(inventory, dry_run=dry_run)
+    results = provision_cluster(inventory, dry_run=dry_run, on_step=print_step)
     waiting = [r.name for r in results if r.needs_password]
     if waiting and not dry_run:
         if not sys.stdin.isatty():
             error_console.print(f"sudo needs a password on {', '.join(waiting)}; run inv provision in a terminal")
         else:
             password = getpass.getpass(f"sudo password for {', '.join(waiting)}: ")
-            again = {r.name: r for r in provision_cluster(inventory, password=password, only=waiting)}
+            again = {r.name: r for r in provision_cluster(inventory, password=password, only=waiting,
+                                                          on_step=print_step)}
             results = [again.get(r.name, r) for r in results]
     for result in results:
         print_provision(result, dry_run)
     failed = [r.name for r in results if not r.ok]
     if failed:
         raise Exit(f"povfarm: provisioning failed on {', '.join(failed)}", code=1)
+
+
+def print_step(node: str, text: str) -> None:
+    console.print(f"{node}: {text}...", highlight=False, markup=False, style="dim")
 
 
 def print_provision(result: NodeProvision, dry_run: bool) -> None:
@@ -126,8 +131,11 @@ def check_iso_task(c: Context, iso: str, sums: str | None = None, md5: str | Non
 @clean_errors
 def router(c: Context, cluster: str | None = None, output: str = "router.md") -> None:
     """Write the DD-WRT client-mode notes for this cluster (never touches a router)."""
-    notes = router_notes(load_cluster(option(c, cluster, "cluster")))
-    Path(output).write_text(notes, encoding="utf-8")
+    inventory = load_cluster(option(c, cluster, "cluster"))
+    Path(output).write_text(router_notes(inventory), encoding="utf-8")
+    if not inventory.router_given:
+        error_console.print(f"warning: {inventory.source} has no router: section; the notes use DD-WRT's "
+                            "example LAN 192.168.2.1/24: add one with your network", style="yellow", highlight=False)
     console.print(f"wrote {output}", highlight=False)
 
 

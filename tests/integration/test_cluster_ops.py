@@ -43,6 +43,10 @@ def test_provision_installs_what_is_missing_then_changes_nothing(ssh_cluster, tm
     assert first.returncode == 0, first.stdout + first.stderr
     assert installed(TINY_PACKAGE) and workdir.is_dir()
     assert "changed:" in first.stdout and "POV-Ray 3.7" in first.stdout
+    # Each long step is said as it starts, before the node's result.
+    said = first.stdout.index(f"node1: apt-get install {TINY_PACKAGE}: this can take minutes...")
+    assert said < first.stdout.index("node1: changed:")
+    assert "node1: test-rendering with povray" in first.stdout
 
     second = run_inv("provision", cwd=tmp_path)
     assert second.returncode == 0, second.stderr
@@ -151,3 +155,11 @@ def test_router_task_writes_the_notes(tmp_path):
                      cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "00:1e:67:00:00:13=eagle=192.168.2.13=1440" in (tmp_path / "notes.md").read_text()
+    assert "warning" not in result.stderr and "Not your network yet" not in (tmp_path / "notes.md").read_text()
+
+
+def test_router_notes_without_a_router_section_say_so(tmp_path):
+    result = run_inv("provision.router", f"--cluster={REPO / 'cluster.yaml'}", "--output=notes.md", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "has no router: section" in result.stderr and "192.168.2.1/24" in result.stderr
+    assert "Not your network yet" in (tmp_path / "notes.md").read_text()

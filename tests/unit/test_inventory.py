@@ -46,6 +46,11 @@ nodes:
         ("nodez:\n  - {name: a, host: h}", "unknown field 'nodez'; did you mean 'nodes'?"),
         ("nodes:\n  - {name: a, hots: h}", "unknown field 'hots'; did you mean 'host'? ('host' is missing)"),
         ("defaults: {connect_timout: 3}\nnodes:\n  - {name: a, host: h}", "did you mean 'connect_timeout'?"),
+        ("router: {dhcp_start: abc}\nnodes:\n  - {name: a, host: h}", "'dhcp_start' must be a whole number"),
+        ("router: {dhcp_start: 300}\nnodes:\n  - {name: a, host: h}", "from 2 to 254"),
+        ("router: {lan_ip: 10.0.0.300}\nnodes:\n  - {name: a, host: h}", "lan_ip '10.0.0.300'"),
+        ("router: {security: wep}\nnodes:\n  - {name: a, host: h}", "'security' must be one of"),
+        ("router: {home_gateway: gw}\nnodes:\n  - {name: a, host: h}", "'home_gateway' must be an IPv4"),
     ],
 )
 def test_bad_inventories_name_the_node_and_field(text, message):
