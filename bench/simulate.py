@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fabfile.eta import remaining_seconds  # noqa: E402
 from fabfile.events import (  # noqa: E402 - the repository's root goes on the path first
     Cut,
     Finish,
@@ -143,6 +144,8 @@ class Outcome:
     cuts: int
     parts: int
     unit_costs: list[float] = field(default_factory=list)
+    eta_error: float = 0.0  # the ETA shown, once a quarter of the work is done: its worst error, as a share
+    eta_within: float = 1.0  # ... and the share of that time it was within 30% of the truth
 
     @property
     def ratio(self) -> float:
@@ -188,6 +191,7 @@ class Simulation:
         self.parts = 0
         self.dead: set[str] = set()
         self.finished_at: float | None = None
+        self.etas: list[tuple[float, float | None, float]] = []  # (when, ETA shown, core-seconds done)
 
     # -- the clock -------------------------------------------------------------------
     def at(self, when: float, item: object) -> None:
@@ -334,6 +338,7 @@ class Simulation:
             elif when == next_tick:
                 next_tick += self.model.tick
                 self.feed(Tick(self.now))
+                self.etas.append((self.now, remaining_seconds(self.scheduler, self.now), self.busy))
             else:
                 _, _, item = heapq.heappop(self.queue)
                 if item[0] == "event":
@@ -348,7 +353,15 @@ class Simulation:
         makespan = self.finished_at if self.finished_at is not None else math.inf
         idle = 1.0 - self.busy / (cores * makespan)
         costs = [self.scheduler.unit_cost.get(u, 0.0) for u in range(len(self.costs))]
-        return Outcome(makespan, ideal, idle, self.scheduler.cuts, self.parts, costs)
+        return Outcome(makespan, ideal, idle, self.scheduler.cuts, self.parts, costs, *self.eta_errors(makespan, total))
+
+    def eta_errors(self, makespan: float, total: float) -> tuple[float, float]:
+        """How far the ETA shown once a quarter of the work was done (and a second or more
+        remained) was from the time that really remained, as a share of it: the worst,
+        and the share of that time it was within 30%."""
+        errors = [abs(eta - (makespan - when)) / (makespan - when) for when, eta, busy in self.etas
+                  if eta is not None and busy >= total / 4 and makespan - when >= 1.0]
+        return max(errors, default=0.0), sum(e <= 0.3 for e in errors) / len(errors) if errors else 1.0
 
     def feed(self, event: object) -> None:
         event = _stamped(event, self.now)
@@ -404,13 +417,14 @@ def table(
     profiles: dict[str, tuple[list[float], int]], farms: Sequence[tuple[int, int]], model: Model = Model()
 ) -> list[str]:
     """A line per profile and farm; a profile comes with the block columns of its rows."""
-    lines = [f"{'profile':<22} {'nodes x cores':>13}  {'first/ideal':>11} {'idle':>5} {'cuts':>4}"
-             f"  {'again/ideal':>11} {'idle':>5} {'cuts':>4}"]
+    lines = [f"{'profile':<22} {'nodes x cores':>13}  {'first/ideal':>11} {'idle':>5} {'cuts':>4} {'ETA ok':>6}"
+             f"  {'again/ideal':>11} {'idle':>5} {'cuts':>4} {'ETA ok':>6}"]
     for name, (profile, columns) in profiles.items():
         for nodes, cores in farms:
             first, again = render_twice(profile, FarmShape(nodes, cores), model, columns)
             lines.append(f"{name:<22} {f'{nodes} x {cores}':>13}  {first.ratio:>10.3f}x {first.idle_share:>5.1%}"
-                         f" {first.cuts:>4}  {again.ratio:>10.3f}x {again.idle_share:>5.1%} {again.cuts:>4}")
+                         f" {first.cuts:>4} {first.eta_within:>6.0%}  {again.ratio:>10.3f}x {again.idle_share:>5.1%}"
+                         f" {again.cuts:>4} {again.eta_within:>6.0%}")
     return lines
 
 
@@ -433,7 +447,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         wanted = set(args.profiles.split(","))
         profiles = {name: costs for name, costs in profiles.items() if name in wanted}
     print(f"makespan against the ideal (work / cores + one start), {WORK_PER_CORE:.0f} s of work per core; "
-          f"{args.units} units of {columns} block column(s), recorded profiles as recorded")
+          f"{args.units} units of {columns} block column(s), recorded profiles as recorded; ETA ok: the share "
+          "of the time after a quarter of the work when the ETA shown was within 30% of the truth")
     for line in table(profiles, FARMS):
         print(line)
     return 0

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from fabfile import merge
 from fabfile.errors import JobError, NodeError, OptionsError
+from fabfile.eta import remaining_seconds
 from fabfile.events import (
     HUNG,
     Command,
@@ -214,6 +215,7 @@ class Coordinator:
             if not self.over and now >= next_tick:
                 next_tick = now + self.tick
                 self.apply(self.scheduler.handle(Tick(now)))
+                self.reporter.eta(remaining_seconds(self.scheduler, now))
 
     def now(self) -> float:
         return self.clock() - self.began
@@ -340,7 +342,12 @@ class Coordinator:
         self._show_running()
 
     def _show_running(self) -> None:
-        self.reporter.running(sum(info.rows for info in self.runs.values()))
+        now: dict[str, str] = {}
+        for (node, part), info in sorted(self.runs.items(), key=lambda item: item[0][1].first):
+            span = self.geometry.span(part)
+            said = f"{span.label()} ({info.rows * 100 // max(1, span.size)}%)" if self.geometry.still else span.label()
+            now[node] = f"{now[node]}, {said}" if node in now else said
+        self.reporter.running(sum(info.rows for info in self.runs.values()), now)
 
     # -- the end ----------------------------------------------------------------------
     def close_workers(self) -> None:

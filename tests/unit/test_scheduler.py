@@ -18,6 +18,7 @@ from fabfile.events import (
     Tick,
     Warn,
 )
+from fabfile.eta import remaining_seconds
 from fabfile.scheduler import Policy, Scheduler
 
 
@@ -327,3 +328,23 @@ def test_an_interrupted_frame_job_stops_its_parts():
     commands = scheduler.handle(Interrupt(1.0))
     assert of(Stop, commands) == [Stop("a", first.part, "the job was interrupted")]
     assert of(Finish, commands)
+
+
+def test_the_eta_is_each_bands_rest_at_its_own_pace_spread_over_the_slots():
+    scheduler = still(12)
+    a, b = starts(scheduler.begin(0.0))  # six units each
+    assert remaining_seconds(scheduler, 1.0) is None  # no pace yet
+    scheduler.handle(Progress("a", a.part, 3.0, 3.0))  # a unit a second: 3 to go
+    scheduler.handle(Progress("b", b.part, 1.0, 3.0))  # a unit in 3 seconds: 15 s to go
+    assert remaining_seconds(scheduler, 3.0) == (3.0 + 15.0) / 2  # cuts share the rest out
+
+
+def test_the_eta_of_frames_comes_from_finished_parts():
+    scheduler = frames(8, nodes=("a",), slots=1)
+    (first,) = starts(scheduler.begin(0.0))
+    assert remaining_seconds(scheduler, 1.0) is None
+    commands = scheduler.handle(PartDone("a", first.part, 4.0, cpu=4.0))  # its frames took 4 s
+    pace = 4.0 / first.part.count
+    (second,) = starts(commands)
+    left = 8 - first.part.count  # the second part, just started, and what is pending
+    assert remaining_seconds(scheduler, 4.0) == left * pace

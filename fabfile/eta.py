@@ -1,0 +1,82 @@
+"""How long a job has left, from the pace its parts have shown: a pure estimate.
+
+The work left is every pending unit and what each live part has still to do
+of its own, weighed by what units cost (an earlier render's costs, else
+those measured so far, else all alike). Each live part does its share at
+the pace it has shown since it began (once it has run a moment), pending
+work goes at the mean pace, and a still's cuts spread it all over the
+slots; without cuts, the job ends no sooner than its slowest part. A job
+whose parts do not report progress (frames) is paced by its finished parts.
+The coordinator shows it; the simulator (`bench/simulate.py`) judges it
+against the end it knows (bench/NOTES.md has what it found).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+
+from fabfile.ledger import Run
+from fabfile.scheduler import Scheduler
+
+MIN_EVIDENCE = 2.0  # seconds a part runs before its own pace is trusted
+
+
+def unit_weights(scheduler: Scheduler) -> list[float]:
+    """Each unit's relative cost: an earlier render's, else measured (the mean where not), else 1."""
+    costs = scheduler.costs
+    if costs.prior is not None:
+        return [max(c, 0.0) for c in costs.prior]
+    if costs.measured:
+        mean = statistics.fmean(costs.measured.values())
+        return [costs.measured.get(unit, mean) for unit in range(scheduler.unit_count)]
+    return [1.0] * scheduler.unit_count
+
+
+def span_weight(weights: Sequence[float], first: int, start: float, end: float) -> float:
+    """The weight from `start` to `end` units into a part beginning at unit `first` (fractions count)."""
+    total = 0.0
+    for index in range(max(0, math.floor(start)), math.ceil(end)):
+        share = min(end, index + 1) - max(start, index)
+        if share > 0 and first + index < len(weights):
+            total += weights[first + index] * share
+    return total
+
+
+def remaining_seconds(scheduler: Scheduler, now: float) -> float | None:
+    """Seconds until the job ends, or None before any pace is known."""
+    if scheduler.finished:
+        return 0.0
+    weights = unit_weights(scheduler)
+    runs = [run for run in scheduler.runs if not run.hung]
+    paces = {id(run): pace for run in runs if (pace := _pace(run, weights, now)) is not None}
+    if paces:
+        mean_pace = statistics.fmean(paces.values())
+    elif scheduler.seconds_per_unit:  # frames: nothing streams back; finished parts tell
+        mean_pace = statistics.fmean(weights) / statistics.fmean(scheduler.seconds_per_unit)
+    else:
+        return None
+    # Each live part finishes its own share at its own pace (a dear band is slow all along);
+    # pending work goes at the mean pace. Cuts spread it all over the slots.
+    own = [_left(run, weights) / paces[id(run)] if id(run) in paces
+           else max(0.0, _left(run, weights) / mean_pace - (now - run.started)) for run in runs]
+    pending = sum(weights[unit] for unit in scheduler.pending()) / mean_pace
+    spread = (sum(own) + pending) / max(1, scheduler.capacity)
+    # A still that is cut to balance ends when its work is spread; else no sooner than its slowest part.
+    return spread if scheduler.cuttable else max(spread, *own, 0.0)
+
+
+def _left(run: Run, weights: Sequence[float]) -> float:
+    units, _ = run.covers()
+    end = (units.stop - run.part.first) if units else run.part.count
+    return span_weight(weights, run.part.first, run.units_done, max(end, run.units_done))
+
+
+def _pace(run: Run, weights: Sequence[float], now: float) -> float | None:
+    """Weight per wall second this run has shown; None until it has shown enough: a part just
+    started has paid its start-up and little else, and would look far slower than it is."""
+    done = span_weight(weights, run.part.first, run.units_before, run.units_done)
+    elapsed = now - run.started
+    return done / elapsed if done > 0 and elapsed >= MIN_EVIDENCE else None
+
