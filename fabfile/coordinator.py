@@ -48,6 +48,7 @@ from fabfile.events import (
 )
 from fabfile.jobs import Job
 from fabfile.plan import FRAMES, Span
+from fabfile.preview import Preview
 from fabfile.progress import Reporter
 from fabfile.scheduler import Scheduler
 from fabfile.trace import PixelTrace, block_costs
@@ -59,8 +60,9 @@ SETUP_PHASES = ("parse", "bounding", "photon", "radiosity")  # POV-Ray's work be
 class Stitcher:
     """Adds kept parts to the canvas on a thread of its own, in the order they came."""
 
-    def __init__(self, canvas: merge.BandCanvas) -> None:
+    def __init__(self, canvas: merge.BandCanvas, preview: Preview | None = None) -> None:
         self.canvas = canvas
+        self.preview = preview
         self.seconds = 0.0
         self.error: Exception | None = None
         self._queue: queue.Queue[tuple[Span, Path] | None] = queue.Queue()
@@ -76,6 +78,8 @@ class Stitcher:
         self._thread.join()
         if self.error is not None:
             raise self.error
+        if self.preview is not None:
+            self.preview.flush(force=True)
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
@@ -84,6 +88,8 @@ class Stitcher:
             started = time.monotonic()
             try:
                 self.canvas.add(*item)
+                if self.preview is not None:
+                    self.preview.flush()
             except Exception as exc:  # noqa: BLE001 - raised in the loop's thread by close()
                 self.error = exc
             self.seconds += time.monotonic() - started

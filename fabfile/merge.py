@@ -18,7 +18,7 @@ import os
 import shutil
 import struct
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,9 +130,10 @@ class BandCanvas:
     submitter holds the strips of rows in hand (see png_strips) and the deflated pieces.
     """
 
-    def __init__(self, width: int, height: int) -> None:
+    def __init__(self, width: int, height: int, on_strip: Callable[[int, Image.Image], None] | None = None) -> None:
         self.width = width
         self.height = height
+        self.on_strip = on_strip  # each strip of rows as decoded: (its first row, 0-based; the rows)
         self.mode: str | None = None
         self.info_source: Path | None = None
         self.pieces: dict[Span, list[Future[DeflatedRows]]] = {}
@@ -185,7 +186,9 @@ class BandCanvas:
             pairs = zip(bounds, bounds[1:], strict=False)
             strips = (source.crop((0, first, self.width, last)) for first, last in pairs)
         pieces: list[Future[DeflatedRows]] = []
-        for last, strip in zip(bounds[1:], strips, strict=True):
+        for first, last, strip in zip(bounds[:-1], bounds[1:], strips, strict=True):
+            if self.on_strip is not None:
+                self.on_strip(span.start - 1 + first, strip)
             pieces.append(self._pool.submit(deflate_band, strip, span.start + last - 1 == self.height))
             busy = [piece for piece in pieces if not piece.done()]
             if len(busy) >= self.workers:

@@ -26,8 +26,9 @@ from fabfile.inventory import Cluster, load_cluster
 from fabfile.jobs import Job, earlier_costs, hold_job, resume_command
 from fabfile.nodejob import scene_depth
 from fabfile.nodes import JobNodes, open_job_nodes, stop_nodes
-from fabfile.plan import FRAMES, column_ranges
+from fabfile.plan import FRAMES, column_ranges, parse_part_name
 from fabfile.prepare import RenderRequest, entry_line, prepare_job, shipped_names
+from fabfile.preview import Preview
 from fabfile.progress import QuietReporter, Reporter
 from fabfile.report import write_report
 from fabfile.scheduler import Policy, Scheduler
@@ -40,6 +41,7 @@ __all__ = ["RenderRequest", "RenderSummary", "Tuning", "JobInterrupted", "render
 # Seconds an interrupted job waits for its bands to write out what they rendered (a
 # continuation's start-up and parse); past it, they are stopped and rendered again later.
 WIND_DOWN_LIMIT = 30.0
+PREVIEW = "preview.png"  # the still so far, in the job's folder
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,14 @@ def render_parts(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning) 
     reports: queue.Queue = queue.Queue()
     settings = Settings([*job.options["job_args"], f"+WT{threads}"], job.parts_folder, povray.final_frame, gated)
     workers = {name: NodeWorker(nj, slots[name], settings, reports.put) for name, nj in nodes.node_jobs.items()}
-    stitcher = Stitcher(merge.BandCanvas(povray.width, povray.height)) if still else None
+    stitcher = None
+    if still:
+        preview = Preview(job.folder / PREVIEW, povray.width, povray.height)
+        for name in job.parts:  # resumed: what earlier sessions kept is in the picture too
+            span = parse_part_name(name)
+            if span is not None and job.part_path(name).is_file():
+                preview.add_part(span, job.part_path(name))
+        stitcher = Stitcher(merge.BandCanvas(povray.width, povray.height, preview.add_strip), preview)
     coordinator = Coordinator(job, scheduler, Geometry(job, threads, columns), reporter, reports, workers, stitcher,
                               tuning.tick, f"finished parts are kept, continue with: {resume_command(job)}")
     rows_done = sum(job.plan.span(u, u).size for u in done)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageChops
 
 from fabfile.report import COLOURS
-from tests.conftest import SCENES, copy_scene, run_inv, write_inventory
+from tests.conftest import REPO, SCENES, copy_scene, run_inv, write_inventory
 
 
 class Elements(HTMLParser):
@@ -85,3 +87,43 @@ def test_inv_report_writes_the_page_of_a_merged_animation(ssh_cluster, tmp_path)
     assert [attrs for tag, attrs in elements if tag == "img" and attrs.get("id") == "sheet"]
     frames = [attrs for tag, attrs in elements if tag == "span" and attrs.get("class") == "frame"]
     assert len(frames) == 4
+
+
+def watch_preview(folder: Path, process: subprocess.Popen) -> list[int] | None:
+    """The brightest value of each row of the preview, seen once part of it is in, part still black."""
+    seen = None
+    deadline = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:
+        previews = list(folder.glob("renders/*/preview.png"))
+        if previews and not list(folder.glob("out.png")):
+            try:
+                with Image.open(previews[0]) as preview:
+                    grey = preview.convert("L")
+            except OSError:
+                continue
+            rows = [grey.crop((0, y, grey.width, y + 1)).getextrema()[1] for y in range(grey.height)]
+            if any(rows) and not all(rows):
+                seen = rows
+        time.sleep(0.2)
+    return seen
+
+
+def test_a_still_fills_in_its_preview_while_it_renders(own_cluster, tmp_path):
+    scene = copy_scene(SCENES / "slow" / "slow.pov", tmp_path / "scene")
+    write_inventory(tmp_path, own_cluster.inventory())
+    (tmp_path / "many-parts.yaml").write_text("povfarm:\n  render:\n    cuts: false\n")
+    command = [sys.executable, "-m", "invoke", "--search-root", str(REPO), "-f", str(tmp_path / "many-parts.yaml"),
+               "render", f"--scene={scene}", "--width=160", "--height=320", "--args=Declare=Samples=600",
+               "--output=out.png"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = watch_preview(tmp_path, process)
+    finally:
+        out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert seen is not None, "no partial preview was seen while the job ran"
+    (preview_path,) = tmp_path.glob("renders/*/preview.png")
+    with Image.open(preview_path) as preview, Image.open(tmp_path / "out.png") as final:
+        assert preview.size == final.size  # small enough to show as it is
+        difference = ImageChops.difference(preview.convert("RGB"), final.convert("RGB"))
+        assert max(high for _, high in difference.getextrema()) == 0  # at the end, the image itself

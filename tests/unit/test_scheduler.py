@@ -1,5 +1,6 @@
 """The scheduler's decisions, one by one: events in, commands out."""
 
+from fabfile.eta import remaining_seconds
 from fabfile.events import (
     Cut,
     Finish,
@@ -18,7 +19,6 @@ from fabfile.events import (
     Tick,
     Warn,
 )
-from fabfile.eta import remaining_seconds
 from fabfile.scheduler import Policy, Scheduler
 
 
