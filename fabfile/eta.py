@@ -74,9 +74,16 @@ def _left(run: Run, weights: Sequence[float]) -> float:
 
 
 def _pace(run: Run, weights: Sequence[float], now: float) -> float | None:
-    """Weight per wall second this run has shown; None until it has shown enough: a part just
+    """Weight per wall second this run has shown lately (its last few seconds: a band that
+    reached dear rows is slow from then on); None until it has shown enough: a part just
     started has paid its start-up and little else, and would look far slower than it is."""
-    done = span_weight(weights, run.part.first, run.units_before, run.units_done)
     elapsed = now - run.started
-    return done / elapsed if done > 0 and elapsed >= MIN_EVIDENCE else None
+    if elapsed < MIN_EVIDENCE or run.units_done <= run.units_before:
+        return None
+    if len(run.marks) >= 2 and run.marks[-1][0] - run.marks[0][0] >= MIN_EVIDENCE / 2:
+        (then, before), (_, latest) = run.marks[0], run.marks[-1]
+        done = span_weight(weights, run.part.first, before, latest)
+        return done / max(1e-9, now - then) if done > 0 else None
+    done = span_weight(weights, run.part.first, run.units_before, run.units_done)
+    return done / elapsed if done > 0 else None
 

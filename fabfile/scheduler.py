@@ -69,6 +69,8 @@ from fabfile.sizing import costed_run, first_wave
 
 # -- the decisions ---------------------------------------------------------------
 
+RECENT = 2.0  # seconds of a run's progress kept: its recent pace (fabfile.eta)
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -171,6 +173,7 @@ class Scheduler:
                 self.longest_gap = max(self.longest_gap, event.now - run.grew_at)
             run.units_done = event.units_done
             run.grew_at = event.now
+            run.marks = [*(m for m in run.marks if m[0] >= event.now - RECENT), (event.now, event.units_done)]
         return []
 
     def _part_done(self, event: PartDone) -> list[Command]:

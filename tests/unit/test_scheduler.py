@@ -348,3 +348,11 @@ def test_the_eta_of_frames_comes_from_finished_parts():
     (second,) = starts(commands)
     left = 8 - first.part.count  # the second part, just started, and what is pending
     assert remaining_seconds(scheduler, 4.0) == left * pace
+
+
+def test_the_eta_goes_by_a_bands_recent_pace_once_it_reaches_dear_rows():
+    scheduler = still(40, nodes=("a",))
+    (a,) = starts(scheduler.begin(0.0))  # one band of 40 units
+    for now, done in ((1.0, 10.0), (2.0, 20.0), (3.0, 21.0), (4.0, 22.0), (5.0, 23.0)):
+        scheduler.handle(Progress("a", a.part, done, now))  # 20 cheap units, then one a second
+    assert remaining_seconds(scheduler, 5.0) == 17.0  # not the 17 / (23 / 5 s) its average pace says
