@@ -235,20 +235,7 @@ class NodeJob:
                 old_state, new_dir, old = (shell_join([f]) for f in (f"{old_dir}/{PART_STATE}", part_dir, old_dir))
                 prepare += f" && {{ mv -f -- {old_state} {new_dir}/ 2>/dev/null; rm -rf -- {old}; }}"
         if gated:
-            # Opening the gate (a FIFO POV-Ray reads as its include header) for writing
-            # lets it parse; this shell holds it open until the part ends.
-            # POV-Ray counts its wait at the gate as parsing; it logged nothing while it waited.
-            opened = shell_join([f"{part_dir}/opened"])
-            start = (
-                f"{prepare} && : >{opened} && exec 3<>{gate} && {{ {_clock_us('t0')}pid=$(cat {pid}); "
-                f"echo povfarm-gate-ns=$((t0 * 1000 - $(date -r {log} +%s%N))) >&2; "
-            )
-            # POV-Ray is not this shell's child: its exit status is in the file its launcher wrote.
-            reap = (
-                "while kill -0 $pid 2>/dev/null; do sleep 0.02; done; n=0; "
-                f"until [ -s {exited} ] || [ $n -ge 100 ]; do sleep 0.01; n=$((n+1)); done; "
-                f"status=$(cat {exited} 2>/dev/null); status=${{status:-1}}"
-            )
+            start, reap = _gated_start(prepare, part_dir, log, pid, gate, exited)
         else:
             # POV-Ray runs in the background so its pid can be recorded for a kill;
             # rc marks a finished part for `inv collect` (a retry's stale rc goes first).
@@ -268,27 +255,7 @@ class NodeJob:
             # block finished, without a command of its own (see fabfile.trace).
             follow = f"tail -c +1 -s 0.1 --pid=$pid -f {log} </dev/null 2>/dev/null & follower=$!; "
             stop_following = "kill $follower 2>/dev/null; "
-            # A still is done when its PNG ends with IEND, which follows POV-Ray's last
-            # progress line (or its trace time) within moments; POV-Ray then idles ~0.35 s
-            # winding down its threads: not waited for. Cut (SIGINT), it stops tracing at
-            # once and keeps its blocks in its state file: done when that stops growing.
-            # Its CPU is read then, and it is killed: winding down, it would spend ~0.4 s
-            # and 0.05-0.09 s of CPU on the core its continuation needs, for nothing kept
-            # (+C continues a killed POV-Ray's state file to the same pixels).
-            # Else: wait for its exit.
-            finish = (
-                f"whole() {{ tail -c 12 {png} 2>/dev/null | grep -q IEND; }}; "
-                f"grep -q -m1 -E 'Rendered ([0-9]+) of \\1 pixels|Trace Time:|{CUT_SIGNAL}' "
-                f"<(exec tail -n +1 -s 0.1 --pid=$pid -f {log} </dev/null 2>/dev/null); n=0; "
-                f"if grep -q '{CUT_SIGNAL}' {log} && ! whole; then "
-                f"a=; b=; until c=$(stat -c %s {state} 2>/dev/null); [ \"$c\" = \"$a\" ] && [ \"$a\" = \"$b\" ] "
-                "|| [ $n -ge 50 ]; do b=$a; a=$c; n=$((n+1)); sleep 0.02; done; "
-                f"echo {CUT_REPORTED} >&2; "
-                "echo povfarm-cpu=$(awk -v hz=\"$(getconf CLK_TCK)\" '{print ($14+$15)/hz}' /proc/$pid/stat) >&2; "
-                f"kill -KILL $pid 2>/dev/null; {reap}; status={POVRAY_CANCELLED}; else "
-                "until whole || ! kill -0 $pid 2>/dev/null || [ $n -ge 50 ]; do sleep 0.02; n=$((n+1)); done; "
-                f"if whole; then status=0; else {reap}; fi; fi"
-            )
+            finish = _still_finish(log, png, state, reap)
         # The part's words (PartControl) arrive on this command's stdin.
         listen = (
             "{ while read -r word <&4; do case $word in cut) kill -INT $pid;; stop) kill -TERM $pid;; esac; "
@@ -500,6 +467,52 @@ class NodeJob:
     def _remove_script(self) -> str:
         parent = posixpath.dirname(self.root)
         return f"rm -rf -- {shell_join([self.root])}; rmdir -- {shell_join([parent])} 2>/dev/null"
+
+
+def _gated_start(prepare: str, part_dir: str, log: str, pid: str, gate: str, exited: str) -> tuple[str, str]:
+    """The start of a part whose POV-Ray waits at its gate (NodeJob.launch_gated), and how
+    its exit status is read. Opening the gate (a FIFO POV-Ray reads as its include header)
+    for writing lets it parse; this shell holds it open until the part ends. POV-Ray
+    counts its wait at the gate as parsing; it logged nothing while it waited."""
+    opened = shell_join([f"{part_dir}/opened"])
+    start = (
+        f"{prepare} && : >{opened} && exec 3<>{gate} && {{ {_clock_us('t0')}pid=$(cat {pid}); "
+        f"echo povfarm-gate-ns=$((t0 * 1000 - $(date -r {log} +%s%N))) >&2; "
+    )
+    # POV-Ray is not this shell's child: its exit status is in the file its launcher wrote.
+    reap = (
+        "while kill -0 $pid 2>/dev/null; do sleep 0.02; done; n=0; "
+        f"until [ -s {exited} ] || [ $n -ge 100 ]; do sleep 0.01; n=$((n+1)); done; "
+        f"status=$(cat {exited} 2>/dev/null); status=${{status:-1}}"
+    )
+    return start, reap
+
+
+def _still_finish(log: str, png: str, state: str, reap: str) -> str:
+    """How a still's part command knows its POV-Ray is done, and with what status.
+
+    A still is done when its PNG ends with IEND, which follows POV-Ray's last
+    progress line (or its trace time) within moments; POV-Ray then idles ~0.35 s
+    winding down its threads: not waited for. Cut (SIGINT), it stops tracing at
+    once and keeps its blocks in its state file: done when that stops growing.
+    Its CPU is read then, and it is killed: winding down, it would spend ~0.4 s
+    and 0.05-0.09 s of CPU on the core its continuation needs, for nothing kept
+    (+C continues a killed POV-Ray's state file to the same pixels).
+    Else: wait for its exit.
+    """
+    return (
+        f"whole() {{ tail -c 12 {png} 2>/dev/null | grep -q IEND; }}; "
+        f"grep -q -m1 -E 'Rendered ([0-9]+) of \\1 pixels|Trace Time:|{CUT_SIGNAL}' "
+        f"<(exec tail -n +1 -s 0.1 --pid=$pid -f {log} </dev/null 2>/dev/null); n=0; "
+        f"if grep -q '{CUT_SIGNAL}' {log} && ! whole; then "
+        f"a=; b=; until c=$(stat -c %s {state} 2>/dev/null); [ \"$c\" = \"$a\" ] && [ \"$a\" = \"$b\" ] "
+        "|| [ $n -ge 50 ]; do b=$a; a=$c; n=$((n+1)); sleep 0.02; done; "
+        f"echo {CUT_REPORTED} >&2; "
+        "echo povfarm-cpu=$(awk -v hz=\"$(getconf CLK_TCK)\" '{print ($14+$15)/hz}' /proc/$pid/stat) >&2; "
+        f"kill -KILL $pid 2>/dev/null; {reap}; status={POVRAY_CANCELLED}; else "
+        "until whole || ! kill -0 $pid 2>/dev/null || [ $n -ge 50 ]; do sleep 0.02; n=$((n+1)); done; "
+        f"if whole; then status=0; else {reap}; fi; fi"
+    )
 
 
 def output_names(span: Span, final_frame: int) -> list[tuple[Span, str]]:

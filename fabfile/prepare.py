@@ -45,20 +45,7 @@ def prepare_job(request: RenderRequest, cluster: Cluster, reporter: Reporter) ->
     if not scene.is_file():
         raise SceneError(f"{request.scene}: scene not found; check the path given to --scene")
     if request.resume:
-        job = latest_job(request.renders, scene=scene, unfinished=True)
-        files = scan_files(
-            scene, job.settings.get("input_file"), job.settings.get("include_header"),
-            job.options.get("allow_outside", False), reporter,
-        )
-        check_inputs(job, files)
-        reporter.info(f"resuming job {job.id}: {len(job.parts)} parts already here")
-        given = {"--width": request.width, "--height": request.height, "--frames": request.frames,
-                 "--args": request.args or None}
-        ignored = [name for name, value in given.items() if value is not None]
-        if ignored:
-            reporter.warn(f"--resume continues job {job.id} with the options it started with; "
-                          f"ignoring {', '.join(ignored)}")
-        return job, files
+        return reopen_job(request, scene, reporter)
     settings, job_args = resolve_settings(scene, request)
     files = scan_files(scene, settings.input_file, settings.include_header, request.allow_outside, reporter)
     if request.output is not None:
@@ -140,6 +127,24 @@ def check_output(output: Path, animated: bool, files: deps.SceneFiles, stem: str
         if os.path.realpath(target) in inputs:
             raise OptionsError(f"--output {output}: would replace {target}, a file the scene reads; "
                                "choose another name")
+
+
+def reopen_job(request: RenderRequest, scene: Path, reporter: Reporter) -> tuple[Job, deps.SceneFiles]:
+    """--resume: the latest unfinished job of the scene, if its files are still the ones it rendered."""
+    job = latest_job(request.renders, scene=scene, unfinished=True)
+    files = scan_files(
+        scene, job.settings.get("input_file"), job.settings.get("include_header"),
+        job.options.get("allow_outside", False), reporter,
+    )
+    check_inputs(job, files)
+    reporter.info(f"resuming job {job.id}: {len(job.parts)} parts already here")
+    given = {"--width": request.width, "--height": request.height, "--frames": request.frames,
+             "--args": request.args or None}
+    ignored = [name for name, value in given.items() if value is not None]
+    if ignored:
+        reporter.warn(f"--resume continues job {job.id} with the options it started with; "
+                      f"ignoring {', '.join(ignored)}")
+    return job, files
 
 
 def resolve_settings(scene: Path, request: RenderRequest) -> tuple[povopts.Settings, list[str]]:

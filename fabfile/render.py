@@ -169,14 +169,7 @@ def render_parts(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning) 
     reports: queue.Queue = queue.Queue()
     settings = Settings([*job.options["job_args"], f"+WT{threads}"], job.parts_folder, povray.final_frame, gated)
     workers = {name: NodeWorker(nj, slots[name], settings, reports.put) for name, nj in nodes.node_jobs.items()}
-    stitcher = None
-    if still:
-        preview = Preview(job.folder / PREVIEW, povray.width, povray.height)
-        for name in job.parts:  # resumed: what earlier sessions kept is in the picture too
-            span = parse_part_name(name)
-            if span is not None and job.part_path(name).is_file():
-                preview.add_part(span, job.part_path(name))
-        stitcher = Stitcher(merge.BandCanvas(povray.width, povray.height, preview.add_strip), preview)
+    stitcher = new_stitcher(job, povray) if still else None
     coordinator = Coordinator(job, scheduler, Geometry(job, threads, columns), reporter, reports, workers, stitcher,
                               tuning.tick, f"finished parts are kept, continue with: {resume_command(job)}")
     rows_done = sum(job.plan.span(u, u).size for u in done)
@@ -196,6 +189,16 @@ def render_parts(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning) 
         job.end_session(coordinator.now())
         job.save()
     return coordinator
+
+
+def new_stitcher(job: Job, povray: povopts.Settings) -> Stitcher:
+    """The canvas a still's kept parts are encoded into, and its live preview."""
+    preview = Preview(job.folder / PREVIEW, povray.width, povray.height)
+    for name in job.parts:  # resumed: what earlier sessions kept is in the picture too
+        span = parse_part_name(name)
+        if span is not None and job.part_path(name).is_file():
+            preview.add_part(span, job.part_path(name))
+    return Stitcher(merge.BandCanvas(povray.width, povray.height, preview.add_strip), preview)
 
 
 def finish_job(

@@ -188,29 +188,13 @@ class Scheduler:
         new, added = self.ledger.complete(part)
         if not new and not added:
             return []
-        self._learn(run, event)
+        learn(self.costs, self.seconds_per_unit, self.columns, run, event)
         commands: list[Command] = [Keep(event.node, part, tuple(new))]
         for other in list(self.runs):  # parts whose every unit is now done elsewhere
             if self.ledger.redundant(other):
                 self._end(other)
                 commands.append(Stop(other.node, other.part, "its rows were rendered elsewhere"))
         return commands
-
-    def _learn(self, run: Run, event: PartDone) -> None:
-        """What a finished part tells of its units' cost and of the pace of parts."""
-        part = event.part
-        if part.columns:  # a piece: its share of a unit
-            share = (part.columns[1] - part.columns[0] + 1) / self.columns
-            self.seconds_per_unit.append((event.now - run.started) / (part.count - 1 + share))
-            if part.count == 1 and event.cpu is not None and part.last not in self.costs.measured:
-                self.costs.record(part.units, event.cpu / share)
-            return
-        measured = range(part.first + math.floor(run.units_before), part.last + 1)
-        if measured:
-            self.seconds_per_unit.append((event.now - run.started) / len(measured))
-            if event.cpu is not None:
-                share = 1.0 - (run.units_before - math.floor(run.units_before))
-                self.costs.record(measured, event.cpu, event.weights, first_share=share)
 
     def _part_stopped(self, event: PartStopped) -> list[Command]:
         run = self.ledger.find(event.node, event.part)
@@ -267,7 +251,7 @@ class Scheduler:
         longer than the slowest pace seen for its size, and at least `hang_grace`."""
         commands: list[Command] = []
         for run in self.runs:
-            if run.hung or not self._silent(run, now):
+            if run.hung or not silent(run, now, self.policy, self.longest_gap, self.seconds_per_unit):
                 continue
             run.hung = True
             self.stalled.add(run.node)
@@ -280,30 +264,18 @@ class Scheduler:
                                  "for them (Ctrl-C keeps the finished parts for --resume)"))
         return commands
 
-    def _silent(self, run: Run, now: float) -> bool:
-        grace, factor = self.policy.hang_grace, self.policy.hang_factor
-        if run.grew_at is not None:
-            return now - run.grew_at > max(grace, factor * self.longest_gap)
-        if not self.seconds_per_unit:
-            return False
-        return now - run.started > max(grace, factor * max(self.seconds_per_unit) * run.part.count)
-
     def _wind_down(self) -> list[Command]:
         """Each running band is cut after its last whole unit (its continuation writes
         those out from its state file); a part with no whole unit stops; a cut already
-        asked for goes on."""
+        asked for goes on, and a part done but for its last moments ends."""
         self.winding_down = True
         commands: list[Command] = []
-        for run in list(self.runs):
-            if run.keep_last is not None or run.keep_column is not None:
-                continue
+        for run in [r for r in self.runs if r.keep_last is None and r.keep_column is None]:
             whole = math.floor(run.units_done) if self.continuable and run.part.columns is None else 0
-            if whole >= run.part.count:
-                continue  # done but for its last moments
-            if whole >= 1:
+            if 1 <= whole < run.part.count:
                 run.keep_last = run.part.first + whole - 1
                 commands.append(Cut(run.node, run.part, run.keep_last))
-            else:
+            elif whole < 1:
                 self._end(run)
                 commands.append(Stop(run.node, run.part, "the job was interrupted"))
         return commands
@@ -406,3 +378,30 @@ class Scheduler:
         self.runs.remove(run)
         if run.hung and not any(r.hung for r in self.runs if r.node == run.node):
             self.stalled.discard(run.node)  # it answered: it may render again
+
+
+def silent(run: Run, now: float, policy: Policy, longest_gap: float, seconds_per_unit: list[float]) -> bool:
+    """Whether a run has gone quiet for too long (see Scheduler._overdue)."""
+    grace, factor = policy.hang_grace, policy.hang_factor
+    if run.grew_at is not None:
+        return now - run.grew_at > max(grace, factor * longest_gap)
+    if not seconds_per_unit:
+        return False
+    return now - run.started > max(grace, factor * max(seconds_per_unit) * run.part.count)
+
+
+def learn(costs: UnitCosts, seconds_per_unit: list[float], columns: int, run: Run, event: PartDone) -> None:
+    """What a finished part tells of its units' cost and of the pace of parts."""
+    part = event.part
+    if part.columns:  # a piece: its share of a unit
+        share = (part.columns[1] - part.columns[0] + 1) / columns
+        seconds_per_unit.append((event.now - run.started) / (part.count - 1 + share))
+        if part.count == 1 and event.cpu is not None and part.last not in costs.measured:
+            costs.record(part.units, event.cpu / share)
+        return
+    measured = range(part.first + math.floor(run.units_before), part.last + 1)
+    if measured:
+        seconds_per_unit.append((event.now - run.started) / len(measured))
+        if event.cpu is not None:
+            share = 1.0 - (run.units_before - math.floor(run.units_before))
+            costs.record(measured, event.cpu, event.weights, first_share=share)

@@ -265,18 +265,7 @@ def open_session(node: Node) -> Session:
     if node.is_local:
         return LocalSession(node)
     known_hosts = Path(node.known_hosts).expanduser()
-    connect_kwargs: dict = {
-        "transport_factory": PromptTransport,
-        "banner_timeout": node.connect_timeout,
-        "auth_timeout": node.connect_timeout,
-        "channel_timeout": node.connect_timeout,
-    }
-    if node.key:
-        if not Path(node.key).expanduser().is_file():
-            raise NodeError(f"node {node.name}: key file {node.key} not found; check 'key' in the inventory")
-        connect_kwargs["key_filename"] = str(Path(node.key).expanduser())
-        connect_kwargs["look_for_keys"] = False
-        connect_kwargs["allow_agent"] = False
+    connect_kwargs = _connect_kwargs(node)
     config = Config(overrides=_run_config(), lazy=True)
     config.load_ssh_configs = False
     connection = Connection(
@@ -324,6 +313,21 @@ def open_session(node: Node) -> Session:
     except (OSError, EOFError) as exc:
         raise NodeError(f"node {node.name} ({node.address}): unreachable: {_reason(exc)}") from None
     return SshSession(node, connection)
+
+
+def _connect_kwargs(node: Node) -> dict:
+    """Paramiko's options for a node: its timeouts, and its key alone if it names one."""
+    kwargs: dict = {
+        "transport_factory": PromptTransport,
+        "banner_timeout": node.connect_timeout,
+        "auth_timeout": node.connect_timeout,
+        "channel_timeout": node.connect_timeout,
+    }
+    if node.key:
+        if not Path(node.key).expanduser().is_file():
+            raise NodeError(f"node {node.name}: key file {node.key} not found; check 'key' in the inventory")
+        kwargs.update(key_filename=str(Path(node.key).expanduser()), look_for_keys=False, allow_agent=False)
+    return kwargs
 
 
 def _load_known_hosts(client: paramiko.SSHClient, node: Node, known_hosts: Path) -> None:
