@@ -105,6 +105,8 @@ def apply_switch(settings: Settings, token: str, where: str) -> Settings:
     upper = body.upper()
     for owned, instead in OWNED_SWITCHES.items():
         if upper.startswith(owned):
+            if on and _whole_image(owned, body[len(owned):]):
+                return settings
             raise OptionsError(f"{where}: {token} is set by povfarm; use {instead}")
     if upper.startswith("WT") or upper.startswith("WL"):
         return settings
@@ -145,6 +147,8 @@ def apply_key(settings: Settings, key: str, value: str, where: str) -> Settings:
     value = _unquote(value.strip())
     label = f"{key.strip()}={value}"
     if name in OWNED_KEYS:
+        if _whole_image(OWNED_KEYS[name], value):
+            return settings  # POV-Ray's own INIs name the whole image so (benchmark.ini): nothing to own
         raise OptionsError(f"{where}: {label} is set by povfarm; remove it")
     if where == "--args" and name in ARGS_OWNED_KEYS:
         raise OptionsError(f"{where}: {label} is set by povfarm; use {OWNED_SWITCHES[ARGS_OWNED_KEYS[name]]}")
@@ -179,6 +183,18 @@ def apply_key(settings: Settings, key: str, value: str, where: str) -> Settings:
     if name == "output_file_type":
         return _apply_file_type(settings, value, label, where)
     return settings
+
+
+def _whole_image(switch: str, value: str) -> bool:
+    """Whether a row or column bound names the image's own edge: a start of 0 or 1 (the first
+    row or column, as a fraction or a number), an end of 1.0 (all of it, as a fraction)."""
+    try:
+        number = float(value)
+    except ValueError:
+        return False
+    if switch in ("SR", "SC"):
+        return number in (0.0, 1.0)
+    return switch in ("ER", "EC") and number == 1.0
 
 
 def read_ini(path: Path, settings: Settings | None = None, section: str | None = None) -> Settings:

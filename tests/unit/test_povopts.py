@@ -25,7 +25,7 @@ def test_minus_switches_turn_things_off():
 @pytest.mark.parametrize(
     "token",
     [
-        "+Iother.pov", "+Oout.png", "+SR10", "+ER20", "+SC1", "+EC5", "+WT4", "+RS7", "+RP2",
+        "+Iother.pov", "+Oout.png", "+SR10", "+ER20", "+SC5", "+EC5", "+WT4", "+RS7", "+RP2",
         # The INI spellings of the same options, in any case.
         "Input_File_Name=/etc/passwd", "input_file_name=x.pov", "Output_File_Name=out.png", "Work_Threads=4",
         "Start_Row=10", "End_Column=5",
@@ -101,3 +101,14 @@ def test_an_ini_file_may_name_its_scene(tmp_path):
     ini = tmp_path / "scene.ini"
     ini.write_text("Input_File_Name=scene.pov\nWidth=64\n")
     assert read_ini(ini).input_file == "scene.pov"
+
+
+def test_bounds_that_name_the_whole_image_are_no_reason_to_refuse(tmp_path):
+    # POV-Ray's own benchmark.ini says so: Start_Row=0, End_Row=1, Start_Column=0, End_Column=1.
+    ini = tmp_path / "benchmark.ini"
+    ini.write_text("Input_File_Name=benchmark.pov\nStart_Row=0\nEnd_Row=1\nStart_Column=0.0\nEnd_Column=1.0\n")
+    assert read_ini(ini).input_file == "benchmark.pov"
+    assert split_args("+SR1 +ER1.0") == ("+SR1", "+ER1.0")
+    for part_of_it in ("End_Row=0.5", "Start_Row=0.5", "End_Column=200", "+SR2", "+EC0.9"):
+        with pytest.raises(OptionsError, match="is set by povfarm"):
+            split_args(part_of_it)
