@@ -27,8 +27,13 @@ DEFAULT_LIBRARY_DIRS = (
 INCLUDE_BEFORE = re.compile(r"#\s*include\s*$")
 RADIOSITY_INCLUDES = {"rad_def.inc"}  # POV-Ray's own radiosity presets
 # Measured against POV-Ray 3.7 alone: bands of scenes using these differ from a whole render.
+# Radiosity's pretrace samples the region being rendered: bands of it would show seams.
 WHOLE_IMAGE_FEATURES = {
     "radiosity": re.compile(r"\bradiosity\s*\{"),
+}
+# One random stream per POV-Ray thread, never reseeded per pixel or block: bands differ from one
+# render by the noise POV-Ray's own +WT2 shows against +WT1, without seams.
+RANDOM_STREAM_FEATURES = {
     "jitter (area lights, media)": re.compile(r"\bjitter\b(?!\s*0(\.0*)?\b)"),  # "jitter 0" is off
     "crand": re.compile(r"\bcrand\b"),
 }
@@ -48,9 +53,10 @@ class SceneFiles:
     root: Path
     files: tuple[str, ...]
     outside: tuple[Path, ...] = ()
-    # Features whose result depends on what else was rendered before (radiosity's
-    # pretrace, random streams): a still using them cannot be cut into bands.
+    # Features whose result depends on what else was rendered before: radiosity's pretrace
+    # (a still using it is rendered whole), random streams (in bands, seam-free, not identical).
     whole_image: tuple[str, ...] = ()
+    random_streams: tuple[str, ...] = ()
 
 
 def split_source(text: str) -> tuple[str, list[StringLiteral]]:
@@ -116,6 +122,7 @@ def scan_scene(
     queue = [_absolute(entry), *(_absolute(p) for p in extra_files)]
     seen: set[Path] = set()
     whole_image: dict[str, None] = {}
+    random_streams: dict[str, None] = {}
     while queue:
         path = queue.pop(0)
         if path in seen:
@@ -132,6 +139,9 @@ def scan_scene(
         for feature, pattern in WHOLE_IMAGE_FEATURES.items():
             if pattern.search(code):
                 whole_image[feature] = None
+        for feature, pattern in RANDOM_STREAM_FEATURES.items():
+            if pattern.search(code):
+                random_streams[feature] = None
         if any(lit.is_include and Path(lit.text).name in RADIOSITY_INCLUDES for lit in literals):
             whole_image["radiosity"] = None
         for literal in literals:
@@ -146,7 +156,8 @@ def scan_scene(
             if target != "library":
                 queue.append(target)
     files = tuple(found)
-    return SceneFiles(root=root, files=files, outside=tuple(outside), whole_image=tuple(whole_image))
+    return SceneFiles(root=root, files=files, outside=tuple(outside), whole_image=tuple(whole_image),
+                      random_streams=tuple(random_streams))
 
 
 def _resolve(literal: StringLiteral, root: Path, library_dirs: Sequence[Path]) -> Path | str | None:

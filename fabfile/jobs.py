@@ -60,6 +60,7 @@ class Job:
     sessions: list[dict[str, float]] = field(default_factory=list)  # each render of it: when, how long
     summary: list[dict[str, Any]] = field(default_factory=list)  # what each node did (fabfile.summary)
     events: list[dict[str, Any]] = field(default_factory=list)  # warnings: when (t, session), node, text
+    guarantee: str = ""  # what the result is promised to be: identical to POV-Ray alone, or seam-free
 
     @property
     def plan(self) -> Plan:

@@ -16,7 +16,7 @@ from fabfile.errors import OptionsError, SceneError
 from fabfile.inventory import Cluster
 from fabfile.jobs import DEFAULT_CLUSTER, DEFAULT_RENDERS, Job, create_job, latest_job
 from fabfile.nodejob import povray_ini_line
-from fabfile.plan import plan_frames, plan_still, still_unit_rows
+from fabfile.plan import Plan, plan_frames, plan_still, still_unit_rows
 from fabfile.progress import Reporter
 
 
@@ -37,6 +37,7 @@ class RenderRequest:
     allow_outside: bool = False
     keep_remote: bool = False
     fps: float | None = None  # an animation's video: frames a second
+    exact: bool = False  # a still whose result depends on the whole image: whole, one thread
 
 
 def prepare_job(request: RenderRequest, cluster: Cluster, reporter: Reporter) -> tuple[Job, deps.SceneFiles]:
@@ -51,18 +52,9 @@ def prepare_job(request: RenderRequest, cluster: Cluster, reporter: Reporter) ->
     if request.output is not None:
         check_output(request.output, settings.animated, files, scene.stem, settings.final_frame)
     if settings.animated:
-        plan = plan_frames(settings.frames)
-    elif files.whole_image:
-        # Radiosity's pretrace samples the region being rendered, and jitter and crand
-        # draw from one random stream: bands would not match POV-Ray alone.
-        reporter.warn(
-            f"the scene uses {', '.join(files.whole_image)}, whose result depends on the whole image: "
-            "rendering the still as one part so that it matches POV-Ray alone "
-            "(animations still spread frame by frame)"
-        )
-        plan = plan_still(settings.height, block=settings.height)
+        plan, guarantee = plan_frames(settings.frames), IDENTICAL
     else:
-        plan = plan_still(settings.height, still_unit_rows(settings.antialias, settings.block_size))
+        plan, guarantee = still_plan(settings, files, request.exact, reporter)
     job = create_job(
         request.renders,
         scene,
@@ -74,7 +66,9 @@ def prepare_job(request: RenderRequest, cluster: Cluster, reporter: Reporter) ->
             "allow_outside": request.allow_outside,
             "keep_remote": request.keep_remote,
             "fps": request.fps,
+            "exact": request.exact,
         },
+        guarantee=guarantee,
         settings=asdict(settings),
         plan_kind=plan.kind,
         plan_units=[list(u) for u in plan.units],
@@ -129,6 +123,34 @@ def check_output(output: Path, animated: bool, files: deps.SceneFiles, stem: str
                                "choose another name")
 
 
+IDENTICAL = "identical to POV-Ray alone"
+EXACT = "identical to povray +WT1: rendered whole, with one thread (--exact)"
+
+
+def still_plan(
+    settings: povopts.Settings, files: deps.SceneFiles, exact: bool, reporter: Reporter
+) -> tuple[Plan, str]:
+    """A still's row blocks, and what its result is promised to be (see the README's contract)."""
+    whole = plan_still(settings.height, block=settings.height)
+    if exact and (files.whole_image or files.random_streams):
+        return whole, EXACT
+    if files.whole_image:
+        reporter.warn(
+            f"the scene uses {', '.join(files.whole_image)}, whose pretrace samples the region rendered: "
+            "rendering the still as one part (animations still spread frame by frame)"
+        )
+        return whole, ("seam-free: rendered whole, with the threads of its node (as close to povray +WT1 "
+                       "as POV-Ray's own threads are); --exact renders it with one thread")
+    plan = plan_still(settings.height, still_unit_rows(settings.antialias, settings.block_size))
+    if files.random_streams:
+        features = ", ".join(files.random_streams)
+        reporter.info(f"the scene uses {features}: its bands draw their own random numbers; "
+                      "--exact renders it whole with one thread, identical to povray +WT1")
+        return plan, (f"seam-free: {features} draw random numbers per POV-Ray run, so the bands differ from one "
+                      "run by the noise POV-Ray's own threads make (+WT2 against +WT1); --exact for identical")
+    return plan, IDENTICAL
+
+
 def reopen_job(request: RenderRequest, scene: Path, reporter: Reporter) -> tuple[Job, deps.SceneFiles]:
     """--resume: the latest unfinished job of the scene, if its files are still the ones it rendered."""
     job = latest_job(request.renders, scene=scene, unfinished=True)
@@ -154,6 +176,8 @@ def resolve_settings(scene: Path, request: RenderRequest) -> tuple[povopts.Setti
             raise OptionsError(f"{name} {value}: must be 1 or more")
     if request.threads is not None and request.threads < 1:
         raise OptionsError(f"--threads {request.threads}: must be 1 or more")
+    if request.exact and request.threads not in (None, 1):
+        raise OptionsError(f"--exact renders with one thread; drop --threads {request.threads}")
     user_args = povopts.split_args(request.args)
     settings = povopts.Settings(input_file=scene.name)
     if scene.suffix.lower() == ".ini":

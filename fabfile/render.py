@@ -27,7 +27,7 @@ from fabfile.jobs import Job, earlier_costs, hold_job, resume_command
 from fabfile.nodejob import scene_depth
 from fabfile.nodes import JobNodes, open_job_nodes, stop_nodes
 from fabfile.plan import FRAMES, column_ranges, parse_part_name
-from fabfile.prepare import RenderRequest, entry_line, prepare_job, shipped_names
+from fabfile.prepare import EXACT, RenderRequest, entry_line, prepare_job, shipped_names
 from fabfile.preview import Preview
 from fabfile.progress import QuietReporter, Reporter
 from fabfile.report import write_report
@@ -127,6 +127,8 @@ def open_nodes(job: Job, files: deps.SceneFiles, cluster: Cluster, reporter: Rep
     nodes = open_job_nodes(cluster.nodes, job.id, names, scene_depth(names), lambda nj: nj.prepare(files.root, line))
     for reason in nodes.left_out.values():
         reporter.warn(f"leaving out {reason}")
+    if job.guarantee == EXACT:
+        job.options["threads"] = 1
     if job.options.get("threads") is None:
         # A still's part uses every core of the smallest node: POV-Ray's own threads share a
         # band's blocks, with no start-up of their own. Frames spread one per core. Every part

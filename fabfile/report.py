@@ -189,7 +189,8 @@ def _events(job: Job) -> str:
 
 
 def _settings(job: Job) -> str:
-    facts = {"job": job.id, "scene": job.scene, "status": job.status, "cluster": job.cluster,
+    facts = {"job": job.id, "scene": job.scene, "status": job.status, "the image is": job.guarantee or "-",
+             "cluster": job.cluster,
              "POV-Ray options": " ".join(job.options.get("job_args", [])),
              **{key if key in COUNTS else f"{key} (s)": value for key, value in sorted(job.timings.items())}}
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items())

@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
         "allow_outside": False,
         "keep_remote": False,
         "fps": DEFAULT_FPS,
+        "exact": False,
     },
 }
 

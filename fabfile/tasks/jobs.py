@@ -34,6 +34,8 @@ from fabfile.tasks.common import clean_errors, console, option, positive_number,
         "keep-remote": "keep the job folder on the nodes after fetching",
         "renders": "where job folders go (default: renders)",
         "fps": "an animation's frames a second in its MP4 and GIF (default: 24)",
+        "exact": "a still using radiosity, jitter or crand: render it whole with one thread, "
+        "identical to povray +WT1 (default: bands, seam-free)",
     },
     auto_shortflags=False,
 )
@@ -53,6 +55,7 @@ def render(
     keep_remote: bool = False,
     renders: str | None = None,
     fps: float | None = None,
+    exact: bool = False,
 ) -> None:
     """Render a scene across the cluster and stitch the result."""
     if not scene:
@@ -71,6 +74,7 @@ def render(
         allow_outside=bool(allow_outside) or setting(c, bool, "render", "allow_outside"),
         keep_remote=bool(keep_remote) or setting(c, bool, "render", "keep_remote"),
         fps=positive_number(option(c, fps, "render", "fps"), "--fps"),
+        exact=bool(exact) or setting(c, bool, "render", "exact"),
     )
     tuning = Tuning(
         overlap=setting(c, int, "render", "overlap"),
@@ -132,6 +136,8 @@ def print_summary(summary: RenderSummary) -> None:
     console.print(table)
     for name, reason in summary.left_out.items():
         console.print(f"left out {name}: {reason}", style="yellow", highlight=False)
+    if summary.job.guarantee:
+        console.print(f"the image is {summary.job.guarantee}", highlight=False)
     console.print(f"wrote {summary.output} in {summary.wall_seconds:.1f}s; "
                   f"the report: {summary.job.folder / 'report.html'}", highlight=False)
 

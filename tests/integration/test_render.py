@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from PIL import Image, ImageChops, ImageStat
 
 from fabfile.plan import parse_part_name
 from tests.conftest import REPO, SCENES, assert_same_pixels, copy_scene, reference, run_inv, write_inventory
@@ -155,11 +156,52 @@ def test_photon_scene_bands_match_with_one_thread_count(ssh_cluster, tmp_path):
     assert len(job_record(tmp_path)["parts"]) >= 2
 
 
-def test_jittered_area_lights_render_whole_and_match(ssh_cluster, tmp_path):
-    # Area-light jitter draws from one random stream: measured, bands differ from POV-Ray alone.
-    result = render_still_as_povray_would(ssh_cluster, tmp_path, EXAMPLES / "lights" / "arealit3.pov", 64, 96)
-    assert "uses jitter" in result.stderr
-    assert list(job_record(tmp_path)["parts"]) == ["rows-0001-0096"]
+def row_means(image: Image.Image) -> list[float]:
+    return [sum(ImageStat.Stat(image.crop((0, y, image.width, y + 1))).mean) for y in range(image.height)]
+
+
+def biggest_difference(a: Image.Image, b: Image.Image) -> int:
+    return max(high for _, high in ImageChops.difference(a, b).getextrema())
+
+
+def assert_seam_free(farm: Path, reference_wt1: Path, reference_wt2: Path, starts: list[int]) -> None:
+    """The farm's still against one POV-Ray run with one thread: no farther from it than
+    POV-Ray's own two threads are, and no step at a part's first row in the per-row mean
+    difference bigger than the biggest step between neighbouring rows inside a part."""
+    with Image.open(farm) as a, Image.open(reference_wt1) as b, Image.open(reference_wt2) as c:
+        ours, one, two = a.convert("RGB"), b.convert("RGB"), c.convert("RGB")
+    assert biggest_difference(ours, one) <= biggest_difference(two, one)
+    difference = [x - y for x, y in zip(row_means(ours), row_means(one), strict=True)]
+    steps = [abs(after - before) for before, after in zip(difference, difference[1:], strict=False)]
+    seams = {start - 2 for start in starts if start > 1}  # the step into a part's first row
+    inside = max(step for index, step in enumerate(steps) if index not in seams)
+    assert all(steps[index] <= inside for index in seams), ([steps[i] for i in sorted(seams)], inside)
+
+
+@pytest.mark.parametrize("example", ["lights/arealit3.pov", "advanced/mtmand.pov"])
+def test_random_stream_scenes_render_in_bands_seam_free(ssh_cluster, tmp_path, example):
+    # Jittered area lights and crand draw from one random stream per POV-Ray run: bands differ
+    # from one run by the noise POV-Ray's own threads make, and show no seam.
+    scene = copy_scene(EXAMPLES / example, tmp_path / "scene")
+    write_inventory(tmp_path, ssh_cluster.inventory())
+    result = run_inv("render", f"--scene={scene}", "--width=160", "--height=120", "--output=out.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "the image is seam-free" in result.stdout
+    starts = [parse_part_name(name).start for name in job_record(tmp_path)["parts"]]
+    assert len(starts) >= 2
+    one = reference(scene, "+W160", "+H120", out=tmp_path / "ref1.png")
+    two = tmp_path / "ref2.png"
+    subprocess.run(["povray", f"+I{scene.name}", "+W160", "+H120", "-D", "-P", "+WT2", f"+O{two}"],
+                   cwd=scene.parent, check=True, capture_output=True)
+    assert_seam_free(tmp_path / "out.png", one, two, starts)
+
+
+def test_exact_renders_a_random_stream_scene_whole_identical_to_one_thread(ssh_cluster, tmp_path):
+    result = render_still_as_povray_would(ssh_cluster, tmp_path, EXAMPLES / "lights" / "arealit3.pov", 64, 96,
+                                          "", settings="povfarm:\n  render:\n    exact: true\n")
+    assert "identical to povray +WT1" in result.stdout
+    record = job_record(tmp_path)
+    assert list(record["parts"]) == ["rows-0001-0096"] and record["options"]["threads"] == 1
 
 
 def test_a_slow_band_is_cut_and_continued_and_still_matches(ssh_cluster, tmp_path):

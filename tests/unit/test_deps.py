@@ -73,10 +73,12 @@ def test_whole_image_features_are_noticed_in_code_not_in_comments(tmp_path):
     text = '// radiosity { }\n/* jitter */\n#declare S = "crand radiosity {";\nphotons { jitter 0 }\n'
     commented = write(tmp_path, "a/scene.pov", text)
     assert scan_scene(commented, library_dirs=LIBRARY).whole_image == ()
+    assert scan_scene(commented, library_dirs=LIBRARY).random_streams == ()
     direct = write(tmp_path, "b/scene.pov", "global_settings { radiosity { brightness 1 } }\n")
     assert scan_scene(direct, library_dirs=LIBRARY).whole_image == ("radiosity",)
     preset = write(tmp_path, "c/scene.pov", '#include "rad_def.inc"\n')
     assert scan_scene(preset, library_dirs=LIBRARY).whole_image == ("radiosity",)
     random = write(tmp_path, "d/scene.pov", '#include "lights.inc"\n')
     write(tmp_path, "d/lights.inc", "light_source { 0, 1 area_light x, y, 4, 4 jitter }\nfinish { crand 0.2 }\n")
-    assert scan_scene(random, library_dirs=LIBRARY).whole_image == ("jitter (area lights, media)", "crand")
+    found = scan_scene(random, library_dirs=LIBRARY)
+    assert found.whole_image == () and found.random_streams == ("jitter (area lights, media)", "crand")
