@@ -21,9 +21,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.nodes import loopback_nodes  # noqa: E402
 from fabfile.progress import QuietReporter  # noqa: E402 - the repository's root goes on the path first
 from fabfile.render import RenderRequest, render  # noqa: E402
-from tests.sshnodes import SshCluster  # noqa: E402
 
 
 class Recorder(QuietReporter):
@@ -65,20 +65,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     options = parser.parse_args()
     size = tuple(int(v) for v in options.size.split("x"))
-    with tempfile.TemporaryDirectory(prefix="povfarm-eta-") as temporary:
-        work = Path(temporary)
-        cluster = SshCluster(work / "cluster", options.nodes).start()
-        try:
-            inventory = work / "nodes.yaml"
-            inventory.write_text(cluster.inventory())
-            for index in range(max(1, min(options.rounds, 10))):
-                errors = sorted(one_round(options.scene.resolve(), size, inventory, work))
-                within = sum(e <= 0.3 for e in errors) / len(errors) if errors else 1.0
-                print(f"round {index + 1}: after a quarter of the rows, ETA within 30% {within:.0%} of the time; "
-                      f"median error {errors[len(errors) // 2]:.0%}, worst {errors[-1]:.0%}" if errors else
-                      f"round {index + 1}: too short to judge", flush=True)
-        finally:
-            cluster.stop()
+    with loopback_nodes("povfarm-eta-", options.nodes) as (work, inventory):
+        for index in range(max(1, min(options.rounds, 10))):
+            errors = sorted(one_round(options.scene.resolve(), size, inventory, work))
+            within = sum(e <= 0.3 for e in errors) / len(errors) if errors else 1.0
+            print(f"round {index + 1}: after a quarter of the rows, ETA within 30% {within:.0%} of the time; "
+                  f"median error {errors[len(errors) // 2]:.0%}, worst {errors[-1]:.0%}" if errors else
+                  f"round {index + 1}: too short to judge", flush=True)
 
 
 if __name__ == "__main__":

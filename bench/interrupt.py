@@ -24,8 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.nodes import loopback_nodes  # noqa: E402
 from bench.scaling import differing_pixels  # noqa: E402 - the repository's root goes on the path first
-from tests.sshnodes import SshCluster  # noqa: E402
 
 
 def inv(scene: Path, size: tuple[int, int], inventory: Path, renders: Path, output: Path, *extra: str) -> list[str]:
@@ -65,22 +65,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     options = parser.parse_args()
     size = tuple(int(v) for v in options.size.split("x"))
-    with tempfile.TemporaryDirectory(prefix="povfarm-interrupt-") as temporary:
-        work = Path(temporary)
-        cluster = SshCluster(work / "cluster", options.nodes).start()
-        try:
-            inventory = work / "nodes.yaml"
-            inventory.write_text(cluster.inventory())
-            shares = []
-            for index in range(max(1, min(options.rounds, 10))):
-                whole, resumed = one_round(options.scene.resolve(), size, inventory, work, options.at)
-                shares.append(resumed / whole)
-                print(f"round {index + 1}: whole {whole:.2f}s  resume after Ctrl-C at {options.at:.0%}: "
-                      f"{resumed:.2f}s ({resumed / whole:.0%} of whole)", flush=True)
-            print(f"resume / whole: median {statistics.median(shares):.0%} (max {max(shares):.0%}); "
-                  "images identical")
-        finally:
-            cluster.stop()
+    with loopback_nodes("povfarm-interrupt-", options.nodes) as (work, inventory):
+        shares = []
+        for index in range(max(1, min(options.rounds, 10))):
+            whole, resumed = one_round(options.scene.resolve(), size, inventory, work, options.at)
+            shares.append(resumed / whole)
+            print(f"round {index + 1}: whole {whole:.2f}s  resume after Ctrl-C at {options.at:.0%}: "
+                  f"{resumed:.2f}s ({resumed / whole:.0%} of whole)", flush=True)
+        print(f"resume / whole: median {statistics.median(shares):.0%} (max {max(shares):.0%}); "
+              "images identical")
 
 
 if __name__ == "__main__":
