@@ -301,7 +301,7 @@ class Coordinator:
                 label = self.geometry.span(command.part).label() if command.part else ""
                 text = command.text.replace("{part}", label)
                 self.reporter.warn(text)
-                self.job.note(self.now(), text, _named_node(text, self.workers))
+                self.job.note(self.now(), text, command.node)
             elif isinstance(command, LeaveOut):
                 text = f"leaving out node {command.node} for the rest of the job: {command.reason}"
                 self.reporter.warn(text)
@@ -361,8 +361,3 @@ class Coordinator:
             worker.close()
         self.timings["gated_cuts"] = sum(worker.gated_cuts for worker in self.workers.values())
 
-
-def _named_node(text: str, nodes: dict[str, object]) -> str | None:
-    """The node a warning is about: the one it names first."""
-    found = [(text.find(f"node {name}"), name) for name in nodes if f"node {name}" in text]
-    return min(found)[1] if found else None

@@ -170,6 +170,7 @@ class Keep:
 class Warn:
     text: str  # "{part}" in it stands for the rows or frames of `part`
     part: Part | None = None
+    node: str | None = None  # the node it is about, if one
 
 
 @dataclass(frozen=True)

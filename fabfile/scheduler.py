@@ -228,7 +228,7 @@ class Scheduler:
         if run.hung or not node_fault:
             return []
         self.failures[node] += 1
-        commands: list[Command] = [Warn(f"{reason}; {{part}} goes back to the queue", part)]
+        commands: list[Command] = [Warn(f"{reason}; {{part}} goes back to the queue", part, node)]
         if self.failures[node] >= self.policy.max_failures:
             commands += self._leave_out(node, reason)
         return commands
@@ -256,7 +256,7 @@ class Scheduler:
             run.hung = True
             self.stalled.add(run.node)
             commands.append(Warn(f"node {run.node}: {{part}} is taking far longer than expected; "
-                                 "handing it to other nodes", run.part))
+                                 "handing it to other nodes", run.part, run.node))
             commands.append(Stop(run.node, run.part, HUNG))
         live = [n for n in self.slots if n not in self.excluded]
         if commands and live and all(n in self.stalled for n in live):

@@ -146,7 +146,7 @@ def test_a_failed_part_goes_back_and_a_repeat_offender_is_left_out():
     scheduler = frames(6, slots=1, policy=Policy(max_failures=2))
     a, b = starts(scheduler.begin(0.0))
     first = scheduler.handle(PartFailed("a", a.part, "node a: boom", 1.0))
-    assert of(Warn, first)
+    assert of(Warn, first) == [Warn("node a: boom; {part} goes back to the queue", a.part, "a")]
     again = starts(first)
     assert again and again[0].node == "a"
     assert set(a.part.units) <= set(again[0].part.units) | set(scheduler.pending())
