@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from fabfile.ledger import Run
 from fabfile.scheduler import Scheduler
 
-MIN_EVIDENCE = 2.0  # seconds a part runs before its own pace is trusted
+MIN_EVIDENCE = 1.0  # seconds a part runs before its own pace is trusted
 
 
 def unit_weights(scheduler: Scheduler) -> list[float]:
