@@ -34,6 +34,7 @@ class Recorder(QuietReporter):
         super().__init__()
         self.samples: list[tuple[float, float | None, int]] = []
         self.total = self.done = self.in_parts = 0
+        self.stopped: float | None = None
 
     def start(self, total: int, done: int, unit: str, nodes: list[str]) -> None:
         self.total, self.done = total, done
@@ -47,13 +48,16 @@ class Recorder(QuietReporter):
     def eta(self, seconds: float | None) -> None:
         self.samples.append((time.monotonic(), seconds, self.done + self.in_parts))
 
+    def stop(self) -> None:
+        self.stopped = time.monotonic()  # the bar and its ETA end here; stitching and the report follow
+
 
 def one_round(scene: Path, size: tuple[int, int], inventory: Path, work: Path) -> list[float]:
     recorder = Recorder()
     request = RenderRequest(scene=scene, cluster=inventory, renders=Path(tempfile.mkdtemp(dir=work)),
                             width=size[0], height=size[1])
     render(request, recorder)
-    end = time.monotonic()
+    end = recorder.stopped or time.monotonic()
     # A quarter of the work: of the render's time, its cores all busy (the nebula's first quarter
     # of rows holds a tenth of its work: rows would judge it before the dear ones are seen).
     begun = recorder.samples[0][0] if recorder.samples else end
