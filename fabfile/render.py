@@ -236,7 +236,8 @@ def finish_job(
     nodes_summary = summarise(job)
     job.summary = [node.as_json() for node in nodes_summary]
     job.save()
-    write_report(job)
+    stitcher = coordinator.stitcher if coordinator else None
+    write_report(job, job.folder / PREVIEW if stitcher is not None and stitcher.canvas.complete else None)
     left_out = {**nodes.left_out, **(coordinator.left_out if coordinator else {})}
     return RenderSummary(job, output, timings["wall"], job.plan_kind, nodes_summary, left_out, job.timings)
 

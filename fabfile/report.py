@@ -20,6 +20,7 @@ from pathlib import Path
 from PIL import Image
 
 from fabfile.jobs import Job
+from fabfile.merge import png_header
 from fabfile.plan import FRAMES, parse_part_name
 from fabfile.summary import summarise
 
@@ -33,12 +34,13 @@ LANE = 28  # a node's lane in the timeline, pixels
 COUNTS = {"cuts", "column_cuts", "gated_cuts", "parts"}  # timings that count, not seconds
 
 
-def write_report(job: Job) -> Path:
-    """Write (or rewrite) the job's report page; its path."""
+def write_report(job: Job, preview: Path | None = None) -> Path:
+    """Write (or rewrite) the job's report page; its path. `preview`: the still scaled down
+    already (fabfile.preview), complete: shown instead of decoding the whole image again."""
     nodes = sorted({record.node for record in job.parts.values()} | set(job.nodes))
     colours = {node: COLOURS[index % len(COLOURS)] for index, node in enumerate(nodes)}
     sections = [
-        _picture(job, colours),
+        _picture(job, colours, preview),
         _legend(colours),
         _timeline(job, colours),
         _summary_table(job),
@@ -59,14 +61,14 @@ def _data_uri(image: Image.Image) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _picture(job: Job, colours: dict[str, str]) -> str:
+def _picture(job: Job, colours: dict[str, str], scaled: Path | None) -> str:
     if job.plan_kind == FRAMES:
         return _frames(job, colours)
     output = Path(job.output)
     if not output.is_file():
         return '<p class="missing">The image is not written yet: some parts are missing.</p>'
-    with Image.open(output) as image:
-        width, height = image.size
+    width, height, _, _ = png_header(output)
+    with Image.open(scaled if scaled is not None and scaled.is_file() else output) as image:
         preview = image.copy()
     preview.thumbnail((PREVIEW_WIDTH, PREVIEW_WIDTH * height // max(1, width)))
     rects = []
