@@ -55,6 +55,7 @@ from fabfile.trace import PixelTrace, block_costs
 from fabfile.workers import Failed, Interrupted, Logged, NodeWorker, PartJob, Rendered, Report
 
 SETUP_PHASES = ("parse", "bounding", "photon", "radiosity")  # POV-Ray's work before tracing
+SHOW_EVERY = 0.2  # seconds between showing the progress of running parts (the screen redraws at 2 Hz)
 
 
 class Stitcher:
@@ -191,6 +192,7 @@ class Coordinator:
         self.timings: Counter[str] = Counter()
         self.began = self.clock()
         self.over = False
+        self.shown_at = -math.inf  # when the running parts' progress was last shown
 
     def run(self) -> None:
         """Until every unit is done; raises when the job cannot finish."""
@@ -237,7 +239,8 @@ class Coordinator:
         if isinstance(report, Logged):
             units_done = info.units_before + report.pixels / geometry.part_pixels(report.part)
             info.rows = min(geometry.span(report.part).size, int(units_done * geometry.unit_rows))
-            self._show_running()
+            if now - self.shown_at >= SHOW_EVERY:  # a log line comes per block: the screen needs fewer
+                self._show_running()
             return Progress(report.node, report.part, units_done, now)
         if info.cut is not None and not isinstance(report, Interrupted):  # it ended, or failed, before its cut
             self.workers[report.node].drop_early(geometry.span(info.cut.kept))
@@ -348,6 +351,7 @@ class Coordinator:
         self._show_running()
 
     def _show_running(self) -> None:
+        self.shown_at = self.now()
         now: dict[str, str] = {}
         for (node, part), info in sorted(self.runs.items(), key=lambda item: item[0][1].first):
             span = self.geometry.span(part)

@@ -8,7 +8,7 @@ block columns is done once pieces have brought all of them (`partial`).
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from fabfile.events import Part
@@ -27,7 +27,7 @@ class Run:
     hung: bool = False
     keep_last: int | None = None  # a cut is under way: the last unit it keeps
     keep_column: int | None = None  # ... by columns: the last block column of its last unit it keeps
-    marks: list[tuple[float, float]] = field(default_factory=list)  # (when, units done): its recent pace
+    marks: deque[tuple[float, float]] = field(default_factory=deque)  # (when, units done): its recent pace
 
     def pace(self, now: float) -> float | None:
         """Seconds per unit of this run, or None before it has shown any."""

@@ -68,9 +68,14 @@ def _picture(job: Job, colours: dict[str, str], scaled: Path | None) -> str:
     if not output.is_file():
         return '<p class="missing">The image is not written yet: some parts are missing.</p>'
     width, height, _, _ = png_header(output)
-    with Image.open(scaled if scaled is not None and scaled.is_file() else output) as image:
-        preview = image.copy()
-    preview.thumbnail((PREVIEW_WIDTH, PREVIEW_WIDTH * height // max(1, width)))
+    if scaled is not None and scaled.is_file():  # a PNG small enough to embed as it is
+        picture = "data:image/png;base64," + base64.b64encode(scaled.read_bytes()).decode("ascii")
+        shown = png_header(scaled)[0]
+    else:
+        with Image.open(output) as image:
+            preview = image.copy()
+        preview.thumbnail((PREVIEW_WIDTH, PREVIEW_WIDTH * height // max(1, width)))
+        picture, shown = _data_uri(preview), preview.width
     rects = []
     for name, record in sorted(job.parts.items()):
         span = parse_part_name(name)
@@ -87,8 +92,8 @@ def _picture(job: Job, colours: dict[str, str], scaled: Path | None) -> str:
         )
     return (
         f'<h2>The image</h2><p>{html.escape(str(output))}, {width}x{height}; hover the map for who rendered what.</p>'
-        f'<div class="map" style="max-width:{preview.width}px"><img id="image" alt="the rendered image" '
-        f'src="{_data_uri(preview)}"><svg id="map" viewBox="0 0 {width} {height}" preserveAspectRatio="none">'
+        f'<div class="map" style="max-width:{shown}px"><img id="image" alt="the rendered image" '
+        f'src="{picture}"><svg id="map" viewBox="0 0 {width} {height}" preserveAspectRatio="none">'
         f'{"".join(rects)}</svg></div>'
     )
 

@@ -173,7 +173,9 @@ class Scheduler:
                 self.longest_gap = max(self.longest_gap, event.now - run.grew_at)
             run.units_done = event.units_done
             run.grew_at = event.now
-            run.marks = [*(m for m in run.marks if m[0] >= event.now - RECENT), (event.now, event.units_done)]
+            run.marks.append((event.now, event.units_done))
+            while run.marks[0][0] < event.now - RECENT:
+                run.marks.popleft()
         return []
 
     def _part_done(self, event: PartDone) -> list[Command]:

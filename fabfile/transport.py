@@ -13,6 +13,7 @@ to trust-on-first-use for that node.
 
 from __future__ import annotations
 
+import select
 import shlex
 import shutil
 import socket
@@ -49,7 +50,26 @@ def shell_join(argv: Iterable[str]) -> str:
     return shlex.join(list(argv))
 
 
-class PromptRemote(fabric.runners.Remote):
+class _WaitingStdin:
+    """A command's stdin fed from a pipe (PartControl) without polling.
+
+    Invoke's stdin thread wakes every 10 ms (`input_sleep`) for the whole of a
+    command; a part runs for seconds or minutes, on the machine the nodes may
+    share. This one sleeps in select() until a word comes or the command ends.
+    """
+
+    def handle_stdin(self, input_: BinaryIO, output: object, echo: bool = False) -> None:
+        while not self.program_finished.is_set():  # type: ignore[attr-defined]
+            ready, _, _ = select.select([input_], [], [], 0.1)
+            if not ready:
+                continue
+            data = input_.read(4096)
+            if not data:
+                return  # the pipe closed: nothing more will come
+            self.write_proc_stdin(data.decode())  # type: ignore[attr-defined]
+
+
+class PromptRemote(_WaitingStdin, fabric.runners.Remote):
     """Fabric's runner for a node over SSH, told of a command's end at once.
 
     Invoke polls for the end of a command (`input_sleep`; PromptLocal's pauses of up
@@ -63,7 +83,7 @@ class PromptRemote(fabric.runners.Remote):
             self.channel.status_event.wait(0.05)
 
 
-class PromptLocal(invoke.runners.Local):
+class PromptLocal(_WaitingStdin, invoke.runners.Local):
     """Invoke's runner for a `transport: local` node, noticing a command's end sooner.
 
     Invoke checks for the end of a command every 10 ms (`input_sleep`), most of
