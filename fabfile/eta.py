@@ -3,9 +3,10 @@
 The work left is every pending unit and what each live part has still to do
 of its own, weighed by what units cost (an earlier render's costs, else
 those measured so far, else all alike). Each live part does its share at
-the pace it has shown since it began (once it has run a moment), pending
-work goes at the mean pace, and a still's cuts spread it all over the
-slots; without cuts, the job ends no sooner than its slowest part. A job
+the pace it has shown lately (its last 2 s of progress, `Run.marks`: a band
+that reached dear rows is slow from then on; once it has run a moment),
+pending work goes at the mean pace, and a still's cuts spread it all over
+the slots; without cuts, the job ends no sooner than its slowest part. A job
 whose parts do not report progress (frames) is paced by its finished parts.
 The coordinator shows it; the simulator (`bench/simulate.py`) judges it
 against the end it knows (bench/NOTES.md has what it found).
