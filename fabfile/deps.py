@@ -100,6 +100,75 @@ def split_source(text: str) -> tuple[str, list[StringLiteral]]:
     return "".join(code), found
 
 
+BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+LITERALS = {**BOOLEAN_WORDS, "1": True, "0": False}  # in a condition itself: #if (0)
+DECLARED = re.compile(r"#\s*(?:declare|local)\s+(\w+)\s*=\s*([^;]*);")
+DIRECTIVE = re.compile(r"#\s*(if|ifdef|ifndef|elseif|else|end|while|for|switch|macro)\b")
+CONDITION = re.compile(r"^(!?)\s*(\w+)\s*(?:(!?=)\s*(\w+))?$")
+
+
+def switched_on(code: str) -> str:
+    """The code outside `#if` branches that are plainly off: a condition on a literal, or on
+    a name this file declares once as a literal (`#declare use_radiosity = false;` ...
+    `#if (use_radiosity=true)`). Anything less plain counts as on."""
+    # A name counts only if it is declared once, as true or false: a counter (`#declare I = 0;`,
+    # then `#declare I = I + 1;`) or a name set twice is not known.
+    declared: dict[str, bool | None] = {}
+    for name, value in DECLARED.findall(code):
+        declared[name] = None if name in declared else BOOLEAN_WORDS.get(value.strip().lower())
+    kept: list[str] = []
+    stack: list[tuple[str, bool | None]] = []  # each open directive: (kind, is its branch on)
+    position = 0
+    for match in DIRECTIVE.finditer(code):
+        if all(on is not False for _, on in stack):
+            kept.append(code[position:match.start()])
+        kind = match.group(1)
+        position = match.end()
+        if kind == "if":
+            condition, position = _parenthesised(code, position)
+            stack.append(("if", _truth(condition, declared)))
+        elif kind in ("else", "elseif") and stack and stack[-1][0] == "if":
+            on = stack[-1][1]
+            stack[-1] = ("if", None if kind == "elseif" or on is None else not on)
+        elif kind == "end":
+            if stack:
+                stack.pop()
+        elif kind not in ("else", "elseif"):
+            stack.append((kind, None))
+    if all(on is not False for _, on in stack):
+        kept.append(code[position:])
+    return "".join(kept)
+
+
+def _parenthesised(code: str, start: int) -> tuple[str, int]:
+    """The text inside the parentheses that open at or after `start`, and where they close."""
+    opening = code.find("(", start)
+    if opening < 0:
+        return "", start
+    depth = 0
+    for index in range(opening, len(code)):
+        depth += {"(": 1, ")": -1}.get(code[index], 0)
+        if depth == 0:
+            return code[opening + 1:index].strip(), index + 1
+    return "", len(code)
+
+
+def _truth(condition: str, declared: dict[str, bool | None]) -> bool | None:
+    match = CONDITION.match(condition.strip().strip("()").strip())
+    if not match:
+        return None
+    negated, name, operator, other = match.groups()
+    value = LITERALS.get(name.lower(), declared.get(name))
+    if operator is not None:
+        literal = LITERALS.get(other.lower(), declared.get(other))
+        if value is None or literal is None:
+            return None
+        value = (value == literal) if operator == "=" else (value != literal)
+    if value is None:
+        return None
+    return not value if negated else value
+
+
 def string_literals(text: str) -> list[StringLiteral]:
     """The string literals of POV-Ray source, comments skipped."""
     return split_source(text)[1]
@@ -136,6 +205,7 @@ def scan_scene(
         except OSError as exc:
             raise SceneError(f"{path}: cannot read it: {exc.strerror}") from None
         code, literals = split_source(text)
+        code = switched_on(code)
         for feature, pattern in WHOLE_IMAGE_FEATURES.items():
             if pattern.search(code):
                 whole_image[feature] = None

@@ -82,3 +82,25 @@ def test_whole_image_features_are_noticed_in_code_not_in_comments(tmp_path):
     write(tmp_path, "d/lights.inc", "light_source { 0, 1 area_light x, y, 4, 4 jitter }\nfinish { crand 0.2 }\n")
     found = scan_scene(random, library_dirs=LIBRARY)
     assert found.whole_image == () and found.random_streams == ("jitter (area lights, media)", "crand")
+
+
+def test_a_feature_an_if_plainly_switches_off_is_not_noticed(tmp_path):
+    # As POV-Ray's own benchmark.pov does: its radiosity is declared off.
+    text = (
+        "#declare use_radiosity = false;\n#declare use_area_light = true;\n"
+        "global_settings {\n  #if (use_radiosity=true)\n    radiosity { count 100 }\n  #end\n}\n"
+        "#if (use_area_light=true) light_source { 0, 1 area_light x, y, 4, 4 jitter } #end\n"
+    )
+    found = scan_scene(write(tmp_path, "a/scene.pov", text), library_dirs=LIBRARY)
+    assert found.whole_image == () and found.random_streams == ("jitter (area lights, media)",)
+    # Its #else branch is on; a counter, a name set twice or anything less plain counts as on.
+    for text in (
+        "#declare R = off;\n#if (R) #else global_settings { radiosity {} } #end\n",
+        "#declare I = 0;\n#while (I < 2) #if (I) global_settings { radiosity {} } #end #declare I = I + 1; #end\n",
+        "#declare R = false;\n#declare R = true;\n#if (R) global_settings { radiosity {} } #end\n",
+        "#if (clock > 0.5) global_settings { radiosity {} } #end\n",
+        "#if (0) #elseif (1) global_settings { radiosity {} } #end\n",
+    ):
+        assert scan_scene(write(tmp_path, "b/scene.pov", text), library_dirs=LIBRARY).whole_image == ("radiosity",), text
+    off = "#if (0)\n  #while (1) global_settings { radiosity {} } #end\n#end\nsphere { 0, 1 }\n"
+    assert scan_scene(write(tmp_path, "c/scene.pov", off), library_dirs=LIBRARY).whole_image == ()
