@@ -101,6 +101,7 @@ def test_a_feature_an_if_plainly_switches_off_is_not_noticed(tmp_path):
         "#if (clock > 0.5) global_settings { radiosity {} } #end\n",
         "#if (0) #elseif (1) global_settings { radiosity {} } #end\n",
     ):
-        assert scan_scene(write(tmp_path, "b/scene.pov", text), library_dirs=LIBRARY).whole_image == ("radiosity",), text
+        scene = write(tmp_path, "b/scene.pov", text)
+        assert scan_scene(scene, library_dirs=LIBRARY).whole_image == ("radiosity",), text
     off = "#if (0)\n  #while (1) global_settings { radiosity {} } #end\n#end\nsphere { 0, 1 }\n"
     assert scan_scene(write(tmp_path, "c/scene.pov", off), library_dirs=LIBRARY).whole_image == ()
