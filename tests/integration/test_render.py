@@ -245,13 +245,15 @@ def assert_summary_agrees_with_the_parts(record: dict) -> None:
         for first, last in intervals:
             busy += max(0.0, last - max(first, end))
             end = max(end, last)
-        rows = sum(parse_part_name(name).size for name, _ in parts)
+        width = record["settings"]["width"]
+        spans = [parse_part_name(name) for name, _ in parts]  # a piece of a row: its share of the width
+        rows = sum(s.size * ((s.columns[1] - s.columns[0] + 1) / width if s.columns else 1) for s in spans)
         entry = summary[node]
-        assert entry["parts"] == len(parts) and entry["units"] == rows, (node, entry, parts)
+        assert entry["parts"] == len(parts) and entry["units"] == pytest.approx(rows, abs=0.001), (node, entry, parts)
         assert entry["busy"] == pytest.approx(busy, abs=0.01)
         assert entry["busy"] <= session["render_seconds"] + 0.01
         assert entry["idle"] == pytest.approx(session["render_seconds"] - busy, abs=0.01)
-    assert sum(entry["units"] for entry in summary.values()) == record["settings"]["height"]
+    assert sum(entry["units"] for entry in summary.values()) == pytest.approx(record["settings"]["height"], abs=0.01)
 
 
 def test_nodes_with_a_slow_login_shell_render_the_same_image(slow_shell_cluster, tmp_path):
