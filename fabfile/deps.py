@@ -26,11 +26,9 @@ DEFAULT_LIBRARY_DIRS = (
 )
 INCLUDE_BEFORE = re.compile(r"#\s*include\s*$")
 RADIOSITY_INCLUDES = {"rad_def.inc"}  # POV-Ray's own radiosity presets
-# Measured against POV-Ray 3.7 alone: bands of scenes using these differ from a whole render.
-# Radiosity's pretrace samples the region being rendered: bands of it would show seams.
-WHOLE_IMAGE_FEATURES = {
-    "radiosity": re.compile(r"\bradiosity\s*\{"),
-}
+# Radiosity's pretrace samples the region being rendered: plain bands of it would show seams,
+# so such a still gathers one pretrace across the nodes first (fabfile.radiosity).
+RADIOSITY = re.compile(r"\bradiosity\s*\{")
 # One random stream per POV-Ray thread, never reseeded per pixel or block: bands differ from one
 # render by the noise POV-Ray's own +WT2 shows against +WT1, without seams.
 RANDOM_STREAM_FEATURES = {
@@ -54,8 +52,8 @@ class SceneFiles:
     files: tuple[str, ...]
     outside: tuple[Path, ...] = ()
     # Features whose result depends on what else was rendered before: radiosity's pretrace
-    # (a still using it is rendered whole), random streams (in bands, seam-free, not identical).
-    whole_image: tuple[str, ...] = ()
+    # (a still gathers it once, shared by its bands), random streams (bands, seam-free).
+    radiosity: bool = False
     random_streams: tuple[str, ...] = ()
 
 
@@ -190,7 +188,7 @@ def scan_scene(
     outside: dict[Path, None] = {}
     queue = [_absolute(entry), *(_absolute(p) for p in extra_files)]
     seen: set[Path] = set()
-    whole_image: dict[str, None] = {}
+    radiosity = False
     random_streams: dict[str, None] = {}
     while queue:
         path = queue.pop(0)
@@ -206,14 +204,12 @@ def scan_scene(
             raise SceneError(f"{path}: cannot read it: {exc.strerror}") from None
         code, literals = split_source(text)
         code = switched_on(code)
-        for feature, pattern in WHOLE_IMAGE_FEATURES.items():
-            if pattern.search(code):
-                whole_image[feature] = None
+        radiosity = radiosity or RADIOSITY.search(code) is not None
         for feature, pattern in RANDOM_STREAM_FEATURES.items():
             if pattern.search(code):
                 random_streams[feature] = None
         if any(lit.is_include and Path(lit.text).name in RADIOSITY_INCLUDES for lit in literals):
-            whole_image["radiosity"] = None
+            radiosity = True
         for literal in literals:
             target = _resolve(literal, root, library_dirs)
             if target is None:
@@ -226,7 +222,7 @@ def scan_scene(
             if target != "library":
                 queue.append(target)
     files = tuple(found)
-    return SceneFiles(root=root, files=files, outside=tuple(outside), whole_image=tuple(whole_image),
+    return SceneFiles(root=root, files=files, outside=tuple(outside), radiosity=radiosity,
                       random_streams=tuple(random_streams))
 
 

@@ -4,6 +4,8 @@ Each node gets its own folder `<workdir>/<job id>/<node name>/`, so nodes
 that share a machine and a workdir never touch each other's files:
 
     povfarm.ini        names the scene for POV-Ray (quoted, so any name works)
+    radiosity.rad      a radiosity still's shared pretrace (fabfile.radiosity),
+                       gathered in parts/pretrace-<band>/
     files/.../scene/   the scene's files, at their paths relative to the scene
     parts/<part>/      one part: pid, rc, log, the PNG(s) POV-Ray wrote and,
                        for a still, its state file (+C continues a cut part); a
@@ -203,15 +205,19 @@ class NodeJob:
                 f"node {self.name}: cannot create {self.root}: {_last_line(result.stderr)}; "
                 "check 'workdir' in the inventory or run inv provision"
             )
-        ini = Path(os.environ.get("TMPDIR", "/tmp")) / f"povfarm-{os.getpid()}-{id(self)}.ini"
-        try:
-            ini.write_text(entry_line + "\n", encoding="utf-8")
-            self.session.put(ini, posixpath.join(self.root, "povfarm.ini"))
-        finally:
-            ini.unlink(missing_ok=True)
+        self.write_ini([entry_line])
         for name in self.scene_files:
             remote = posixpath.normpath(posixpath.join(self.scene_dir, name))
             self.session.put(local_root / name, remote)
+
+    def write_ini(self, lines: Sequence[str]) -> None:
+        """(Re)write povfarm.ini, the INI file every part's POV-Ray reads first."""
+        ini = Path(os.environ.get("TMPDIR", "/tmp")) / f"povfarm-{os.getpid()}-{id(self)}.ini"
+        try:
+            ini.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+            self.session.put(ini, posixpath.join(self.root, "povfarm.ini"))
+        finally:
+            ini.unlink(missing_ok=True)
 
     # -- parts -----------------------------------------------------------
     def part_command(

@@ -125,23 +125,21 @@ def check_output(output: Path, animated: bool, files: deps.SceneFiles, stem: str
 
 IDENTICAL = "identical to POV-Ray alone"
 EXACT = "identical to povray +WT1: rendered whole, with one thread (--exact)"
+RADIOSITY = ("seam-free: radiosity from one pretrace gathered across the nodes and shared by every band, so "
+             "the image differs from one run by the noise POV-Ray's own threads make; --exact for identical")
 
 
 def still_plan(
     settings: povopts.Settings, files: deps.SceneFiles, exact: bool, reporter: Reporter
 ) -> tuple[Plan, str]:
     """A still's row blocks, and what its result is promised to be (see the README's contract)."""
-    whole = plan_still(settings.height, block=settings.height)
-    if exact and (files.whole_image or files.random_streams):
-        return whole, EXACT
-    if files.whole_image:
-        reporter.warn(
-            f"the scene uses {', '.join(files.whole_image)}, whose pretrace samples the region rendered: "
-            "rendering the still as one part (animations still spread frame by frame)"
-        )
-        return whole, ("seam-free: rendered whole, with the threads of its node (as close to povray +WT1 "
-                       "as POV-Ray's own threads are); --exact renders it with one thread")
+    if exact and (files.radiosity or files.random_streams):
+        return plan_still(settings.height, block=settings.height), EXACT
     plan = plan_still(settings.height, still_unit_rows(settings.antialias, settings.block_size))
+    if files.radiosity:
+        reporter.info("the scene uses radiosity: its pretrace is gathered across the nodes first and shared by "
+                      "every band; --exact renders it whole with one thread, identical to povray +WT1")
+        return plan, RADIOSITY
     if files.random_streams:
         features = ", ".join(files.random_streams)
         reporter.info(f"the scene uses {features}: its bands draw their own random numbers; "

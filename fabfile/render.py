@@ -27,9 +27,10 @@ from fabfile.jobs import Job, earlier_costs, hold_job, resume_command
 from fabfile.nodejob import scene_depth
 from fabfile.nodes import JobNodes, open_job_nodes, stop_nodes
 from fabfile.plan import FRAMES, column_ranges, parse_part_name
-from fabfile.prepare import EXACT, RenderRequest, entry_line, prepare_job, shipped_names
+from fabfile.prepare import EXACT, IDENTICAL, RADIOSITY, RenderRequest, entry_line, prepare_job, shipped_names
 from fabfile.preview import Preview
 from fabfile.progress import QuietReporter, Reporter
+from fabfile.radiosity import share_radiosity
 from fabfile.report import write_report
 from fabfile.scheduler import Policy, Scheduler
 from fabfile.summary import NodeSummary, summarise
@@ -104,6 +105,9 @@ def run_job(job: Job, files: deps.SceneFiles, cluster: Cluster, reporter: Report
     if job.done_units() != set(range(len(job.plan.units))):
         render_started = time.monotonic()
         try:
+            if job.guarantee == RADIOSITY:
+                with _signals_interrupt():
+                    timings["pretrace"] = share_pretrace(job, nodes, reporter)
             coordinator = render_parts(job, nodes, reporter, tuning)
         except KeyboardInterrupt:
             abort(job, nodes, "interrupted", tuning)
@@ -139,6 +143,18 @@ def open_nodes(job: Job, files: deps.SceneFiles, cluster: Cluster, reporter: Rep
         job.nodes[name] = {"cores": cores}
     job.save()
     return nodes
+
+
+def share_pretrace(job: Job, nodes: JobNodes, reporter: Reporter) -> float:
+    """A radiosity still: one pretrace across the nodes, loaded by every band (fabfile.radiosity);
+    the seconds it took."""
+    job_args = [*job.options["job_args"], f"+WT{job.options['threads']}"]
+    shared = share_radiosity(job, nodes.node_jobs, job_args, entry_line(job), reporter)
+    if shared is None:
+        reporter.info("radiosity: POV-Ray gathered no sample (the scene switches it off): plain bands")
+        job.guarantee = IDENTICAL
+        job.save()
+    return shared.seconds if shared else 0.0
 
 
 def render_parts(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning) -> Coordinator:

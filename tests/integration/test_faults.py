@@ -8,11 +8,10 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from fabfile.plan import parse_part_name
-from tests.conftest import REPO, SCENES, assert_same_pixels, copy_scene, reference, run_inv, write_inventory
+from tests.conftest import REPO, SCENES, assert_same_pixels, copy_scene, reference, run_inv, wait_for, write_inventory
 from tests.sshnodes import povrays_in
 
 SIZE = ["--width=160", "--height=320"]
@@ -39,15 +38,6 @@ def parts_done(folder: Path) -> int:
         return len(json.loads(records[0].read_text())["parts"])
     except ValueError:
         return 0  # caught mid-rename
-
-
-def wait_for(condition, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def resume(tmp_path: Path, scene: Path, cost: str = COST):

@@ -72,16 +72,16 @@ def test_ini_entry_brings_its_scene(tmp_path):
 def test_whole_image_features_are_noticed_in_code_not_in_comments(tmp_path):
     text = '// radiosity { }\n/* jitter */\n#declare S = "crand radiosity {";\nphotons { jitter 0 }\n'
     commented = write(tmp_path, "a/scene.pov", text)
-    assert scan_scene(commented, library_dirs=LIBRARY).whole_image == ()
+    assert scan_scene(commented, library_dirs=LIBRARY).radiosity is False
     assert scan_scene(commented, library_dirs=LIBRARY).random_streams == ()
     direct = write(tmp_path, "b/scene.pov", "global_settings { radiosity { brightness 1 } }\n")
-    assert scan_scene(direct, library_dirs=LIBRARY).whole_image == ("radiosity",)
+    assert scan_scene(direct, library_dirs=LIBRARY).radiosity
     preset = write(tmp_path, "c/scene.pov", '#include "rad_def.inc"\n')
-    assert scan_scene(preset, library_dirs=LIBRARY).whole_image == ("radiosity",)
+    assert scan_scene(preset, library_dirs=LIBRARY).radiosity
     random = write(tmp_path, "d/scene.pov", '#include "lights.inc"\n')
     write(tmp_path, "d/lights.inc", "light_source { 0, 1 area_light x, y, 4, 4 jitter }\nfinish { crand 0.2 }\n")
     found = scan_scene(random, library_dirs=LIBRARY)
-    assert found.whole_image == () and found.random_streams == ("jitter (area lights, media)", "crand")
+    assert found.radiosity is False and found.random_streams == ("jitter (area lights, media)", "crand")
 
 
 def test_a_feature_an_if_plainly_switches_off_is_not_noticed(tmp_path):
@@ -92,7 +92,7 @@ def test_a_feature_an_if_plainly_switches_off_is_not_noticed(tmp_path):
         "#if (use_area_light=true) light_source { 0, 1 area_light x, y, 4, 4 jitter } #end\n"
     )
     found = scan_scene(write(tmp_path, "a/scene.pov", text), library_dirs=LIBRARY)
-    assert found.whole_image == () and found.random_streams == ("jitter (area lights, media)",)
+    assert found.radiosity is False and found.random_streams == ("jitter (area lights, media)",)
     # Its #else branch is on; a counter, a name set twice or anything less plain counts as on.
     for text in (
         "#declare R = off;\n#if (R) #else global_settings { radiosity {} } #end\n",
@@ -102,6 +102,6 @@ def test_a_feature_an_if_plainly_switches_off_is_not_noticed(tmp_path):
         "#if (0) #elseif (1) global_settings { radiosity {} } #end\n",
     ):
         scene = write(tmp_path, "b/scene.pov", text)
-        assert scan_scene(scene, library_dirs=LIBRARY).whole_image == ("radiosity",), text
+        assert scan_scene(scene, library_dirs=LIBRARY).radiosity, text
     off = "#if (0)\n  #while (1) global_settings { radiosity {} } #end\n#end\nsphere { 0, 1 }\n"
-    assert scan_scene(write(tmp_path, "c/scene.pov", off), library_dirs=LIBRARY).whole_image == ()
+    assert scan_scene(write(tmp_path, "c/scene.pov", off), library_dirs=LIBRARY).radiosity is False

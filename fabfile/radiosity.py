@@ -1,0 +1,223 @@
+"""Radiosity across the nodes: one pretrace gathered by all of them, loaded by every band.
+
+POV-Ray's radiosity pretrace samples only the region it renders, so plain
+bands of a radiosity still show seams. A still that uses radiosity renders in
+two phases instead:
+
+1. The pretrace. Each node runs POV-Ray on one band of the image with
+   `Radiosity_To_File`. POV-Ray counts the pretrace's pixels first, then
+   starts its count again for the final trace: when the count falls, the
+   pretrace is done and POV-Ray is stopped (SIGTERM: it closes its cache
+   file). Its cache holds the band's pretrace samples.
+2. The bands. The caches are joined into one (a cache file is a list of
+   samples, one a line) in the job's folder, every node gets it, and every
+   band, cut pieces and continuations too, renders with `Radiosity_From_File`
+   and a copy of the scene whose pretrace is reduced to nothing
+   (`pretrace_start 1 pretrace_end 1` appended: a second radiosity block
+   edits the first). The bands then share one set of samples: no seams.
+
+A resumed job reuses the cache in its folder. If POV-Ray gathered no sample
+at all, the scene's radiosity is off after all (an `#if` povfarm cannot
+read): the bands render as plain ones, identical to POV-Ray alone.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shutil
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+from fabfile.errors import NodeError, OptionsError, PovfarmError, SceneError
+from fabfile.jobs import Job
+from fabfile.nodejob import NodeJob, classify_failure, povray_ini_line
+from fabfile.progress import Reporter
+from fabfile.transport import shell_join
+
+CACHE = "radiosity.rad"  # the joined samples: in the job's folder, and in each node's job folder
+PRETRACE_OFF = "global_settings { radiosity { pretrace_start 1 pretrace_end 1 } }"
+COPY_SUFFIX = ".povfarm-radiosity.pov"  # the scene's copy with PRETRACE_OFF, beside the scene on a node
+# A band whose pretrace takes this many times the first finished band's (and this many
+# seconds more) is taken for hung: its band goes to a node that finished.
+HANG_FACTOR = 4.0
+HANG_GRACE = 20.0
+
+
+def pretrace_bands(height: int, count: int) -> list[tuple[int, int]]:
+    """Rows 1..height in `count` even bands (fewer for a short image), first to last."""
+    count = max(1, min(count, height))
+    edges = [round(height * i / count) for i in range(count + 1)]
+    return [(edges[i] + 1, edges[i + 1]) for i in range(count)]
+
+
+def scene_copy_name(input_file: str) -> str:
+    """The name of the scene's copy that loads the cache, beside the scene's main file."""
+    stem = posixpath.splitext(input_file)[0]
+    return f"{stem}{COPY_SUFFIX}"
+
+
+def scene_copy_text(scene_text: str) -> str:
+    return f"{scene_text.rstrip()}\n\n// povfarm: the radiosity cache is loaded; no pretrace\n{PRETRACE_OFF}\n"
+
+
+def join_caches(parts: Sequence[Path], target: Path) -> None:
+    """Join the bands' cache files into one (written whole, then renamed)."""
+    temporary = target.with_name(f".{target.name}.tmp")
+    with temporary.open("wb") as out:
+        for part in parts:
+            data = part.read_bytes()
+            if data and not data.endswith(b"\n"):
+                data += b"\n"
+            out.write(data)
+    temporary.replace(target)
+
+
+def ini_lines(entry_line: str, copy_name: str, up: str) -> list[str]:
+    """povfarm.ini of a band that loads the cache: the scene's copy, and the cache from the job folder."""
+    return [
+        entry_line,
+        povray_ini_line("Input_File_Name", copy_name),
+        povray_ini_line("Radiosity_File_Name", posixpath.join(up, CACHE)),
+        "Radiosity_From_File=on",
+        "Radiosity_To_File=off",
+    ]
+
+
+def pretrace_name(band: tuple[int, int]) -> str:
+    return f"pretrace-{band[0]:06d}-{band[1]:06d}"
+
+
+def pretrace_script(node_job: NodeJob, band: tuple[int, int], job_args: Sequence[str]) -> str:
+    """The node's command: POV-Ray on one band, saving its cache, stopped when its pretrace ends."""
+    folder = posixpath.join(node_job.up, "parts", pretrace_name(band))  # stopped with the job's parts
+    log, cache, pid, rc = (shell_join([posixpath.join(folder, name)]) for name in ("log", "cache.rad", "pid", "rc"))
+    povray = shell_join([
+        node_job.povray, posixpath.join(node_job.up, "povfarm.ini"), *job_args, f"+SR{band[0]}", f"+ER{band[1]}",
+        "-F", f"Radiosity_File_Name={posixpath.join(folder, 'cache.rad')}", "+RFO",
+    ])
+    # The final trace's first count (a block) is below the pretrace's last (its whole band).
+    watch = (
+        "awk -v RS='[\\r\\n]' -v pid=$pid '$1 == \"Rendered\" && $3 == \"of\" "
+        "{ n = $2 + 0; if (n < last) { system(\"kill -TERM \" pid); exit } last = n }'"
+    )
+    script = (
+        f"mkdir -p {shell_join([folder])} && rm -f {log} {cache} && "
+        f"{{ {povray} </dev/null >/dev/null 2>{log} & pid=$!; echo $pid >{pid}; "
+        f"tail -c +1 -s 0.1 --pid=$pid -f {log} 2>/dev/null | {watch}; "
+        # 2: stopped by the watch (POV-Ray's status after a signal it handles).
+        f"wait $pid; status=$?; [ $status = 2 ] && status=0; echo $status >{rc}; "
+        f"if [ $status != 0 ]; then tail -c 4000 {log} >&2; "
+        "echo povfarm-free-kb=$(df -Pk . | awk 'NR==2 {print $4}') >&2; fi; exit $status; }"
+    )
+    return shell_join(["bash", "-c", f"cd {shell_join([node_job.scene_dir])} && {script}"])
+
+
+def pretrace_band(node_job: NodeJob, band: tuple[int, int], job_args: Sequence[str], local: Path) -> Path:
+    """Run one band's pretrace on a node and fetch its cache file."""
+    result = node_job.session.run(pretrace_script(node_job, band, job_args))
+    if not result.ok:
+        raise classify_failure(node_job.name, node_job.povray, result.exit_code, result.stderr)
+    target = local / f"{pretrace_name(band)}.rad"
+    node_job.session.get(posixpath.join(node_job.root, "parts", pretrace_name(band), "cache.rad"), target)
+    return target
+
+
+@dataclass(frozen=True)
+class SharedCache:
+    samples: int
+    seconds: float  # gathering it; 0 when a resume found it in the job's folder
+
+
+def share_radiosity(
+    job: Job, node_jobs: dict[str, NodeJob], job_args: Sequence[str], entry_line: str, reporter: Reporter
+) -> SharedCache | None:
+    """Gather the job's pretrace across the nodes (once per job: a resume reuses it), give
+    every node the cache and the scene's copy that loads it. None: POV-Ray gathered no
+    sample, the scene's radiosity is off, the bands render plainly."""
+    cache = job.folder / CACHE
+    seconds = 0.0
+    if not cache.is_file():
+        started = time.monotonic()
+        bands = pretrace_bands(int(job.settings["height"]), len(node_jobs))
+        reporter.info(f"radiosity: gathering the pretrace in {len(bands)} band(s), one per node")
+        local = job.folder / "pretrace"
+        local.mkdir(exist_ok=True)
+        caches = gather_pretrace(node_jobs, bands, job_args, local)
+        join_caches([caches[band] for band in bands], cache)
+        shutil.rmtree(local)
+        seconds = time.monotonic() - started
+    samples = cache.read_bytes().count(b"\n")
+    if samples == 0:
+        return None
+    reporter.info(f"radiosity: {samples} samples in the pretrace ({seconds:.1f}s), shared by every band")
+    input_file = str(job.settings["input_file"])
+    copy_name = scene_copy_name(input_file)
+    copy = job.folder / posixpath.basename(copy_name)
+    copy.write_text(scene_copy_text((Path(job.scene).parent / input_file).read_text(encoding="utf-8",
+                                                                                      errors="surrogateescape")),
+                    encoding="utf-8", errors="surrogateescape")
+
+    def hand_out(node_job: NodeJob) -> None:
+        node_job.session.put(cache, posixpath.join(node_job.root, CACHE))
+        node_job.session.put(copy, posixpath.normpath(posixpath.join(node_job.scene_dir, copy_name)))
+        node_job.write_ini(ini_lines(entry_line, copy_name, node_job.up))
+
+    with ThreadPoolExecutor(max_workers=len(node_jobs)) as pool:
+        for future in [pool.submit(hand_out, node_job) for node_job in node_jobs.values()]:
+            future.result()
+    return SharedCache(samples, seconds)
+
+
+def gather_pretrace(
+    node_jobs: dict[str, NodeJob], bands: list[tuple[int, int]], job_args: Sequence[str], local: Path
+) -> dict[tuple[int, int], Path]:
+    """Every band's cache, a band per node at once, in rounds: the bands of a node that
+    failed, or that took HANG_FACTOR times the first band's time, go to the nodes that
+    finished theirs. A scene's error (a parse error) ends it at once."""
+    caches: dict[tuple[int, int], Path] = {}
+    usable = list(node_jobs)
+    failures: dict[str, str] = {}
+    pool = ThreadPoolExecutor(max_workers=len(bands) + len(node_jobs))  # a hung node's thread is left behind
+    try:
+        while len(caches) < len(bands):
+            if not usable:
+                raise NodeError("no node could gather the radiosity pretrace: " + "; ".join(failures.values()))
+            todo = [band for band in bands if band not in caches]
+            assigned = dict(zip(usable, todo, strict=False))
+            running = {pool.submit(pretrace_band, node_jobs[name], band, job_args, local): name
+                       for name, band in assigned.items()}
+            finished = _round(running, assigned, caches, failures)
+            usable = finished + [name for name in usable if name not in assigned]
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return caches
+
+
+def _round(running: dict[Future, str], assigned: dict[str, tuple[int, int]],
+           caches: dict[tuple[int, int], Path], failures: dict[str, str]) -> list[str]:
+    """Wait for one round's pretraces; the nodes that finished theirs."""
+    started = time.monotonic()
+    finished: list[str] = []
+    waiting, deadline = set(running), None
+    while waiting:
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        done, waiting = wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
+        if not done:
+            for future in waiting:  # hung: left behind, its band goes elsewhere
+                failures[running[future]] = f"node {running[future]}: its pretrace took too long"
+            break
+        for future in done:
+            name = running[future]
+            try:
+                caches[assigned[name]] = future.result()
+                finished.append(name)
+            except (SceneError, OptionsError):
+                raise
+            except PovfarmError as exc:
+                failures[name] = str(exc)
+        if deadline is None and finished:
+            deadline = started + HANG_GRACE + HANG_FACTOR * (time.monotonic() - started)
+    return finished
