@@ -148,7 +148,7 @@ def apply_key(settings: Settings, key: str, value: str, where: str) -> Settings:
     label = f"{key.strip()}={value}"
     if name in OWNED_KEYS:
         if _whole_image(OWNED_KEYS[name], value):
-            return settings  # POV-Ray's own INIs name the whole image so (benchmark.ini): nothing to own
+            return settings  # POV-Ray's own INIs spell its defaults out (benchmark.ini): nothing to own
         raise OptionsError(f"{where}: {label} is set by povfarm; remove it")
     if where == "--args" and name in ARGS_OWNED_KEYS:
         raise OptionsError(f"{where}: {label} is set by povfarm; use {OWNED_SWITCHES[ARGS_OWNED_KEYS[name]]}")
@@ -186,14 +186,17 @@ def apply_key(settings: Settings, key: str, value: str, where: str) -> Settings:
 
 
 def _whole_image(switch: str, value: str) -> bool:
-    """Whether a row or column bound names the image's own edge: a start of 0 or 1 (the first
-    row or column, as a fraction or a number), an end of 1.0 (all of it, as a fraction)."""
+    """Whether an owned setting only says what POV-Ray does anyway: a row or column bound on
+    the image's own edge (a start of 0 or 1, the first row or column as a fraction or a
+    number; an end of 1.0, all of it as a fraction), or block order 0 (its default)."""
     try:
         number = float(value)
     except ValueError:
         return False
     if switch in ("SR", "SC"):
         return number in (0.0, 1.0)
+    if switch in ("RS", "RP"):
+        return number == 0.0
     return switch in ("ER", "EC") and number == 1.0
 
 

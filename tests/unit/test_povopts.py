@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from fabfile.errors import OptionsError
@@ -106,8 +108,11 @@ def test_an_ini_file_may_name_its_scene(tmp_path):
 def test_bounds_that_name_the_whole_image_are_no_reason_to_refuse(tmp_path):
     # POV-Ray's own benchmark.ini says so: Start_Row=0, End_Row=1, Start_Column=0, End_Column=1.
     ini = tmp_path / "benchmark.ini"
-    ini.write_text("Input_File_Name=benchmark.pov\nStart_Row=0\nEnd_Row=1\nStart_Column=0.0\nEnd_Column=1.0\n")
+    ini.write_text("Input_File_Name=benchmark.pov\nStart_Row=0\nEnd_Row=1\nStart_Column=0.0\nEnd_Column=1.0\n"
+                   "Render_Block_Step=0\nRender_Pattern=0\n")  # POV-Ray's defaults, spelled out
     assert read_ini(ini).input_file == "benchmark.pov"
+    shipped = Path("/usr/share/doc/povray/examples/advanced/benchmark/benchmark.ini")  # Debian's povray-examples
+    assert read_ini(shipped).input_file == "benchmark.pov" and read_ini(shipped).width == 512
     assert split_args("+SR1 +ER1.0") == ("+SR1", "+ER1.0")
     for part_of_it in ("End_Row=0.5", "Start_Row=0.5", "End_Column=200", "+SR2", "+EC0.9"):
         with pytest.raises(OptionsError, match="is set by povfarm"):
