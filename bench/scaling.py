@@ -54,6 +54,12 @@ class Scene:
     args: str = ""
     frames: int | None = None
 
+    def povray_input(self) -> list[str]:
+        """What names the scene to POV-Ray: its INI file (output switched on: an INI may turn it off), or +I."""
+        if self.path.suffix.lower() == ".ini":
+            return [self.path.name, "+FN"]
+        return [f"+I{self.path.name}"]
+
     def povray_args(self) -> list[str]:
         args = [f"+W{self.width}", f"+H{self.height}", *self.args.split()]
         if self.frames:
@@ -85,6 +91,10 @@ def scenes(quick: bool) -> list[Scene]:
         Scene("mediasky", EXAMPLES / "advanced" / "mediasky.pov", 320, 240),
         Scene("isocacti", EXAMPLES / "advanced" / "isocacti.pov", 640, 480),
         Scene("chess2", EXAMPLES / "advanced" / "chess2.pov", 400, 300),
+        # The heavy ones (issue #22): radiosity, shared by a pretrace across the nodes; POV-Ray's
+        # benchmark through its own INI (photons, a jittered area light), at a reduced size.
+        Scene("cornell", EXAMPLES / "radiosity" / "cornell.pov", 1280, 960),
+        Scene("benchmark", EXAMPLES / "advanced" / "benchmark" / "benchmark.ini", 96, 96),
         # A cheap scene, big: stitching and encoding 24 megapixels must not eat the gain.
         Scene("big", REPO / "tests/scenes/still/scene.pov", 6000, 4000),
     ]
@@ -95,7 +105,7 @@ def time_povray(scene: Scene, threads: int, cores: str, out: Path) -> float:
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     subprocess.run(
-        ["taskset", "-c", cores, "povray", f"+I{scene.path.name}", *scene.povray_args(), "-D", "-P",
+        ["taskset", "-c", cores, "povray", *scene.povray_input(), *scene.povray_args(), "-D", "-P",
          f"+WT{threads}", f"+O{out}/"],
         cwd=scene.path.parent, check=True, capture_output=True,
     )
@@ -288,7 +298,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs per configuration (default 3)")
     parser.add_argument("--quick", action="store_true", help="tiny scenes, one run: a smoke test")
     parser.add_argument("--scenes", default="",
-                        help="comma-separated subset: even,uneven,animation,mediasky,isocacti,chess2,big")
+                        help="comma-separated subset: even,uneven,animation,mediasky,isocacti,chess2,"
+                             "cornell,benchmark,big")
     options = parser.parse_args()
     # A stopped benchmark still stops its sshd nodes (the finally below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -282,6 +282,13 @@ class Coordinator:
         self.timings["fetch"] += outcome.fetch_seconds
         for phase, seconds in times.items():
             self.timings[f"povray_{phase}"] += seconds
+        if "radiosity" in times and not self.timings["radiosity_unseen"] and _banded_without_radiosity(self.job):
+            # POV-Ray did a pretrace povfarm did not see in the scene's code: its bands may show seams.
+            self.timings["radiosity_unseen"] = 1
+            text = ("POV-Ray used radiosity, which povfarm did not find in the scene's code: the bands may show "
+                    "seams; render it again with --exact, or tell us how the scene switches radiosity on")
+            self.reporter.warn(text)
+            self.job.note(self.now(), text)
 
     # -- commands out -----------------------------------------------------------------
     def apply(self, commands: list[Command]) -> None:
@@ -365,3 +372,7 @@ class Coordinator:
             worker.close()
         self.timings["gated_cuts"] = sum(worker.gated_cuts for worker in self.workers.values())
 
+
+def _banded_without_radiosity(job: Job) -> bool:
+    """A still in bands whose parts do not share a radiosity pretrace."""
+    return job.plan_kind != FRAMES and len(job.plan.units) > 1 and "radiosity" not in job.guarantee

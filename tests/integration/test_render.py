@@ -185,6 +185,18 @@ def test_radiosity_still_shares_one_pretrace_and_shows_no_seam(ssh_cluster, tmp_
         assert_seam_free(plain, one, two, starts, noise_factor=10.0)
 
 
+def test_radiosity_the_scene_hides_from_povfarm_is_named_when_povray_reports_it(ssh_cluster, tmp_path):
+    scene = copy_scene(EXAMPLES / "radiosity" / "cornell.pov", tmp_path / "scene")
+    text = scene.read_text()
+    assert "radiosity{" in text
+    scene.write_text("#macro Lighting() radiosity #end\n" + text.replace("radiosity{", "Lighting(){"))
+    write_inventory(tmp_path, ssh_cluster.inventory(ssh_cluster.nodes[:2]))
+    result = run_inv("render", f"--scene={scene}", "--width=64", "--height=64", "--output=out.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "POV-Ray used radiosity, which povfarm did not find in the scene's code" in result.stderr
+    assert job_record(tmp_path)["timings"]["radiosity_unseen"] == 1
+
+
 def stitch_plain_bands(scene: Path, size: list[str], starts: list[int], height: int, out: Path) -> None:
     """POV-Ray alone, a run per band (its own pretrace each), stitched."""
     canvas = None
