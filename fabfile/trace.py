@@ -41,9 +41,16 @@ class PixelTrace:
         self._partial = text[done:][-200:]
         if not self.samples and TRACING in text[:done]:
             self.samples.append((now, 0))  # the first block's start
-        counts = RENDERED.findall(text, 0, done)
+        counts = [int(count) for count in RENDERED.findall(text, 0, done)]
+        for before, after in pairwise(counts):
+            if after < before:
+                # POV-Ray counted a radiosity pretrace's pixels first; its final trace
+                # counts again from its first block, after the last pretrace count.
+                self.samples = [(self.samples[-1][0] if self.samples else now, 0)]
+        if counts and self.samples and counts[0] < self.samples[-1][1]:
+            self.samples = [(self.samples[-1][0], 0)]  # the same, across two bursts
         if counts:
-            pixels = int(counts[-1])
+            pixels = counts[-1]
             if not self.samples or pixels > self.samples[-1][1]:
                 self.samples.append((now, pixels))
 

@@ -45,3 +45,17 @@ def test_block_costs_of_a_row_come_from_the_trace_and_need_all_of_it():
     assert block_costs(trace, 8192, [9216]) is None  # not rendered yet
 
 
+
+
+def test_a_radiosity_pretrace_count_is_dropped_when_the_final_trace_counts_again():
+    # POV-Ray counts a radiosity pretrace's pixels first, up to the band's size, then
+    # starts again from its first block: only the final trace's blocks are the part's.
+    trace = PixelTrace()
+    trace.feed("==== [Rendering...] ====\n", 0.1)
+    trace.feed(progress(1024, 3072, 4096, 1024, 2048), 0.5)  # both in one burst
+    assert trace.samples == [(0.1, 0), (0.5, 2048)]
+    across = PixelTrace()
+    across.feed(progress(2048, 4000), 0.4)
+    across.feed(progress(1024), 0.6)  # the final trace's first block, in the next burst
+    assert across.samples == [(0.4, 0), (0.6, 1024)]
+    assert across.latest() == (0.6, 1024)
