@@ -15,7 +15,9 @@ def test_jobs_are_listed_and_cleaned_here_and_on_the_nodes(ssh_cluster, tmp_path
     for size in ("--width=32", "--width=48"):
         done = run_inv("render", f"--scene={scene}", size, "--height=32", "--keep-remote", cwd=tmp_path)
         assert done.returncode == 0, done.stderr
-    first, second = sorted(p.parent for p in (tmp_path / "renders").glob("*/job.json"))
+    # In the order they were made: two jobs of one second have ids that sort either way.
+    records = (tmp_path / "renders").glob("*/job.json")
+    first, second = (p.parent for p in sorted(records, key=lambda p: json.loads(p.read_text())["created"]))
     unfinished = json.loads((second / "job.json").read_text())
     listed = run_inv("jobs", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
