@@ -48,6 +48,7 @@ from fabfile.events import (
 )
 from fabfile.jobs import Job
 from fabfile.plan import FRAMES, Span
+from fabfile.prepare import RADIOSITY
 from fabfile.preview import Preview
 from fabfile.progress import Reporter
 from fabfile.scheduler import Scheduler
@@ -375,4 +376,4 @@ class Coordinator:
 
 def _banded_without_radiosity(job: Job) -> bool:
     """A still in bands whose parts do not share a radiosity pretrace."""
-    return job.plan_kind != FRAMES and len(job.plan.units) > 1 and "radiosity" not in job.guarantee
+    return job.plan_kind != FRAMES and len(job.plan.units) > 1 and job.guarantee != RADIOSITY

@@ -277,7 +277,7 @@ class NodeJob:
             f"else tail -c 4000 {log} >&2; echo povfarm-free-kb=$(df -Pk . | awk 'NR==2 {{print $4}}') >&2; fi; "
             "exit $status; }"
         )
-        return self._command(script)
+        return self.command(script)
 
     def launch_gated(self, span: Span, job_args: Sequence[str], resume_from: Span | None = None) -> bool:
         """Start the continuation of a part being cut (`resume_from`) before that part
@@ -316,7 +316,7 @@ class NodeJob:
             # checked: stop it; the continuation starts after the stop.
             f'kill -KILL "$(cat {pid} 2>/dev/null)" 2>/dev/null; exit 1; }}'
         )
-        return self.session.run(self._command(script), timeout=30.0).ok
+        return self.session.run(self.command(script), timeout=30.0).ok
 
     def cancel_gated(self, span: Span, remove: bool = False) -> None:
         """Stop a POV-Ray started by `launch_gated` that is not needed after all. Its
@@ -352,7 +352,8 @@ class NodeJob:
             args.append("+C")
         return args
 
-    def _command(self, script: str) -> str:
+    def command(self, script: str) -> str:
+        """A script run in the scene's folder on the node, as every command of the job is."""
         with self._fetched_lock:
             done, self._fetched = self._fetched, []
         # Folders of parts already fetched go with this command: no round trip of their own.

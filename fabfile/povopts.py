@@ -105,7 +105,7 @@ def apply_switch(settings: Settings, token: str, where: str) -> Settings:
     upper = body.upper()
     for owned, instead in OWNED_SWITCHES.items():
         if upper.startswith(owned):
-            if on and _whole_image(owned, body[len(owned):]):
+            if on and _spells_default(owned, body[len(owned):]):
                 return settings
             raise OptionsError(f"{where}: {token} is set by povfarm; use {instead}")
     if upper.startswith("WT") or upper.startswith("WL"):
@@ -147,7 +147,7 @@ def apply_key(settings: Settings, key: str, value: str, where: str) -> Settings:
     value = _unquote(value.strip())
     label = f"{key.strip()}={value}"
     if name in OWNED_KEYS:
-        if _whole_image(OWNED_KEYS[name], value):
+        if _spells_default(OWNED_KEYS[name], value):
             return settings  # POV-Ray's own INIs spell its defaults out (benchmark.ini): nothing to own
         raise OptionsError(f"{where}: {label} is set by povfarm; remove it")
     if where == "--args" and name in ARGS_OWNED_KEYS:
@@ -185,7 +185,7 @@ def apply_key(settings: Settings, key: str, value: str, where: str) -> Settings:
     return settings
 
 
-def _whole_image(switch: str, value: str) -> bool:
+def _spells_default(switch: str, value: str) -> bool:
     """Whether an owned setting only says what POV-Ray does anyway: a row or column bound on
     the image's own edge (a start of 0 or 1, the first row or column as a fraction or a
     number; an end of 1.0, all of it as a fraction), or block order 0 (its default)."""

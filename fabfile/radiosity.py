@@ -40,10 +40,6 @@ from fabfile.transport import shell_join
 CACHE = "radiosity.rad"  # the joined samples: in the job's folder, and in each node's job folder
 PRETRACE_OFF = "global_settings { radiosity { pretrace_start 1 pretrace_end 1 } }"
 COPY_SUFFIX = ".povfarm-radiosity.pov"  # the scene's copy with PRETRACE_OFF, beside the scene on a node
-# A band whose pretrace takes this many times the first finished band's (and this many
-# seconds more) is taken for hung: its band goes to a node that finished.
-HANG_FACTOR = 4.0
-HANG_GRACE = 20.0
 
 
 def pretrace_bands(height: int, count: int) -> list[tuple[int, int]]:
@@ -112,7 +108,7 @@ def pretrace_script(node_job: NodeJob, band: tuple[int, int], job_args: Sequence
         f"if [ $status != 0 ]; then tail -c 4000 {log} >&2; "
         "echo povfarm-free-kb=$(df -Pk . | awk 'NR==2 {print $4}') >&2; fi; exit $status; }"
     )
-    return shell_join(["bash", "-c", f"cd {shell_join([node_job.scene_dir])} && {script}"])
+    return node_job.command(script)
 
 
 def pretrace_band(node_job: NodeJob, band: tuple[int, int], job_args: Sequence[str], local: Path) -> Path:
@@ -126,17 +122,23 @@ def pretrace_band(node_job: NodeJob, band: tuple[int, int], job_args: Sequence[s
 
 
 @dataclass(frozen=True)
-class SharedCache:
-    samples: int
-    seconds: float  # gathering it; 0 when a resume found it in the job's folder
+class HangLimit:
+    """A band whose pretrace takes `factor` times the first finished band's, and `grace`
+    seconds more, is taken for hung: its band goes to a node that finished (the render's
+    Tuning gives both, as it does for parts)."""
+
+    grace: float
+    factor: float
 
 
 def share_radiosity(
-    job: Job, node_jobs: dict[str, NodeJob], job_args: Sequence[str], entry_line: str, reporter: Reporter
-) -> SharedCache | None:
+    job: Job, node_jobs: dict[str, NodeJob], job_args: Sequence[str], entry_line: str, reporter: Reporter,
+    hang: HangLimit,
+) -> float | None:
     """Gather the job's pretrace across the nodes (once per job: a resume reuses it), give
-    every node the cache and the scene's copy that loads it. None: POV-Ray gathered no
-    sample, the scene's radiosity is off, the bands render plainly."""
+    every node the cache and the scene's copy that loads it; the seconds gathering took
+    (0 when reused). None: POV-Ray gathered no sample, the scene's radiosity is off, the
+    bands render plainly."""
     cache = job.folder / CACHE
     seconds = 0.0
     if not cache.is_file():
@@ -145,7 +147,7 @@ def share_radiosity(
         reporter.info(f"radiosity: gathering the pretrace in {len(bands)} band(s), one per node")
         local = job.folder / "pretrace"
         local.mkdir(exist_ok=True)
-        caches = gather_pretrace(node_jobs, bands, job_args, local)
+        caches = gather_pretrace(node_jobs, bands, job_args, local, hang)
         join_caches([caches[band] for band in bands], cache)
         shutil.rmtree(local)
         seconds = time.monotonic() - started
@@ -168,15 +170,16 @@ def share_radiosity(
     with ThreadPoolExecutor(max_workers=len(node_jobs)) as pool:
         for future in [pool.submit(hand_out, node_job) for node_job in node_jobs.values()]:
             future.result()
-    return SharedCache(samples, seconds)
+    return seconds
 
 
 def gather_pretrace(
-    node_jobs: dict[str, NodeJob], bands: list[tuple[int, int]], job_args: Sequence[str], local: Path
+    node_jobs: dict[str, NodeJob], bands: list[tuple[int, int]], job_args: Sequence[str], local: Path,
+    hang: HangLimit,
 ) -> dict[tuple[int, int], Path]:
     """Every band's cache, a band per node at once, in rounds: the bands of a node that
-    failed, or that took HANG_FACTOR times the first band's time, go to the nodes that
-    finished theirs. A scene's error (a parse error) ends it at once."""
+    failed, or that passed the hang limit, go to the nodes that finished theirs. A scene's
+    error (a parse error) ends it at once."""
     caches: dict[tuple[int, int], Path] = {}
     usable = list(node_jobs)
     failures: dict[str, str] = {}
@@ -189,7 +192,7 @@ def gather_pretrace(
             assigned = dict(zip(usable, todo, strict=False))
             running = {pool.submit(pretrace_band, node_jobs[name], band, job_args, local): name
                        for name, band in assigned.items()}
-            finished = _round(running, assigned, caches, failures)
+            finished = _round(running, assigned, caches, failures, hang)
             usable = finished + [name for name in usable if name not in assigned]
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
@@ -197,7 +200,7 @@ def gather_pretrace(
 
 
 def _round(running: dict[Future, str], assigned: dict[str, tuple[int, int]],
-           caches: dict[tuple[int, int], Path], failures: dict[str, str]) -> list[str]:
+           caches: dict[tuple[int, int], Path], failures: dict[str, str], hang: HangLimit) -> list[str]:
     """Wait for one round's pretraces; the nodes that finished theirs."""
     started = time.monotonic()
     finished: list[str] = []
@@ -219,5 +222,5 @@ def _round(running: dict[Future, str], assigned: dict[str, tuple[int, int]],
             except PovfarmError as exc:
                 failures[name] = str(exc)
         if deadline is None and finished:
-            deadline = started + HANG_GRACE + HANG_FACTOR * (time.monotonic() - started)
+            deadline = started + hang.grace + hang.factor * (time.monotonic() - started)
     return finished

@@ -30,7 +30,7 @@ from fabfile.plan import FRAMES, column_ranges, parse_part_name
 from fabfile.prepare import EXACT, IDENTICAL, RADIOSITY, RenderRequest, entry_line, prepare_job, shipped_names
 from fabfile.preview import Preview
 from fabfile.progress import QuietReporter, Reporter
-from fabfile.radiosity import share_radiosity
+from fabfile.radiosity import HangLimit, share_radiosity
 from fabfile.report import write_report
 from fabfile.scheduler import Policy, Scheduler
 from fabfile.summary import NodeSummary, summarise
@@ -107,7 +107,7 @@ def run_job(job: Job, files: deps.SceneFiles, cluster: Cluster, reporter: Report
         try:
             if job.guarantee == RADIOSITY:
                 with _signals_interrupt():
-                    timings["pretrace"] = share_pretrace(job, nodes, reporter)
+                    timings["pretrace"] = share_pretrace(job, nodes, reporter, tuning)
             coordinator = render_parts(job, nodes, reporter, tuning)
         except KeyboardInterrupt:
             abort(job, nodes, "interrupted", tuning)
@@ -145,16 +145,21 @@ def open_nodes(job: Job, files: deps.SceneFiles, cluster: Cluster, reporter: Rep
     return nodes
 
 
-def share_pretrace(job: Job, nodes: JobNodes, reporter: Reporter) -> float:
+def part_args(job: Job) -> list[str]:
+    """The POV-Ray options every part of the job gets, its thread count included."""
+    return [*job.options["job_args"], f"+WT{job.options['threads']}"]
+
+
+def share_pretrace(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning) -> float:
     """A radiosity still: one pretrace across the nodes, loaded by every band (fabfile.radiosity);
     the seconds it took."""
-    job_args = [*job.options["job_args"], f"+WT{job.options['threads']}"]
-    shared = share_radiosity(job, nodes.node_jobs, job_args, entry_line(job), reporter)
-    if shared is None:
+    hang = HangLimit(tuning.hang_grace, tuning.hang_factor)
+    seconds = share_radiosity(job, nodes.node_jobs, part_args(job), entry_line(job), reporter, hang)
+    if seconds is None:
         reporter.info("radiosity: POV-Ray gathered no sample (the scene switches it off): plain bands")
         job.guarantee = IDENTICAL
         job.save()
-    return shared.seconds if shared else 0.0
+    return seconds or 0.0
 
 
 def render_parts(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning) -> Coordinator:
@@ -185,7 +190,7 @@ def render_parts(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning) 
         columns=len(columns) if by_columns else 1,
     )
     reports: queue.Queue = queue.Queue()
-    settings = Settings([*job.options["job_args"], f"+WT{threads}"], job.parts_folder, povray.final_frame, gated)
+    settings = Settings(part_args(job), job.parts_folder, povray.final_frame, gated)
     workers = {name: NodeWorker(nj, slots[name], settings, reports.put) for name, nj in nodes.node_jobs.items()}
     stitcher = new_stitcher(job, povray) if still else None
     coordinator = Coordinator(job, scheduler, Geometry(job, threads, columns), reporter, reports, workers, stitcher,

@@ -42,13 +42,13 @@ class PixelTrace:
         if not self.samples and TRACING in text[:done]:
             self.samples.append((now, 0))  # the first block's start
         counts = [int(count) for count in RENDERED.findall(text, 0, done)]
-        for before, after in pairwise(counts):
-            if after < before:
+        last = self.samples[-1][1] if self.samples else 0
+        for count in counts:
+            if count < last:
                 # POV-Ray counted a radiosity pretrace's pixels first; its final trace
                 # counts again from its first block, after the last pretrace count.
                 self.samples = [(self.samples[-1][0] if self.samples else now, 0)]
-        if counts and self.samples and counts[0] < self.samples[-1][1]:
-            self.samples = [(self.samples[-1][0], 0)]  # the same, across two bursts
+            last = count
         if counts:
             pixels = counts[-1]
             if not self.samples or pixels > self.samples[-1][1]:
