@@ -23,8 +23,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.nodes import loopback_nodes  # noqa: E402
+from fabfile.engine import RenderRequest, render  # noqa: E402
 from fabfile.progress import QuietReporter  # noqa: E402 - the repository's root goes on the path first
-from fabfile.render import RenderRequest, render  # noqa: E402
 
 
 class Recorder(QuietReporter):

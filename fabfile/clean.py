@@ -90,9 +90,12 @@ def _remove_on_nodes(job: Job, result: CleanResult) -> None:
         for node in job.nodes:
             result.kept_on[f"{job.id}/{node}"] = str(exc)
         return
-    nodes = [node for node in cluster.nodes if node.name in job.nodes]
-    for name in set(job.nodes) - {node.name for node in nodes}:
-        result.kept_on[f"{job.id}/{name}"] = f"node {name} is no longer in {job.cluster}"
+    if cluster.engine == "slurm":
+        nodes = [cluster.login]  # the job's shared folder
+    else:
+        nodes = [node for node in cluster.nodes if node.name in job.nodes]
+        for name in set(job.nodes) - {node.name for node in nodes}:
+            result.kept_on[f"{job.id}/{name}"] = f"node {name} is no longer in {job.cluster}"
     ready, failed = connect_nodes(nodes, lambda node, session, workdir: 0)
     for name, reason in failed.items():
         result.kept_on[f"{job.id}/{name}"] = reason

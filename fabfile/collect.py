@@ -40,7 +40,8 @@ def collect_job(job: Job, remove: bool = True) -> CollectResult:
     """Fetch finished parts from every node of the job; one node's failure is data."""
     cluster = load_cluster(job.cluster)
     names = set(job.nodes) or {node.name for node in cluster.nodes}
-    nodes = [node for node in cluster.nodes if node.name in names]
+    # A Slurm job's parts wait in the shared folder, reached through the login node.
+    nodes = [cluster.login] if cluster.engine == "slurm" else [n for n in cluster.nodes if n.name in names]
     final_frame = povopts.Settings(**job.settings).final_frame
     result = CollectResult()
     with hold_job(job, "inv collect") as job:
@@ -58,21 +59,26 @@ def _collect(job: Job, nodes: list, final_frame: int, remove: bool, result: Coll
     for item in ready:
         try:
             node_job = NodeJob(item.session, item.workdir, job.id, item.node.povray, ())
-            count = 0
-            for span in node_job.finished_parts():
-                pieces = [piece for piece, _ in output_names(span, final_frame) if piece.name not in job.parts]
-                if not pieces:
-                    continue
-                fetched = node_job.fetch(span, job.parts_folder, final_frame)
-                job.record_parts([f.span for f in fetched], item.node.name, 0.0)
-                count += len(fetched)
-            result.fetched[item.node.name] = count
+            result.fetched[item.node.name] = fetch_finished(job, node_job, item.node.name, final_frame)
             if remove and len(job.done_units()) == len(job.plan.units):
                 node_job.remove()
         except PovfarmError as exc:
             result.unreachable[item.node.name] = str(exc)
         finally:
             item.session.close()
+
+
+def fetch_finished(job: Job, node_job: NodeJob, node: str, final_frame: int) -> int:
+    """Fetch the parts that finished in a node's job folder and are not here yet; how many files."""
+    count = 0
+    for span in node_job.finished_parts():
+        pieces = [piece for piece, _ in output_names(span, final_frame) if piece.name not in job.parts]
+        if not pieces:
+            continue
+        fetched = node_job.fetch(span, job.parts_folder, final_frame)
+        job.record_parts([f.span for f in fetched], node, 0.0)
+        count += len(fetched)
+    return count
 
 
 def merge_output(job: Job) -> Path:

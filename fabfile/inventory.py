@@ -2,6 +2,8 @@
 
 Every node takes the `defaults:` mapping and may override any field. A
 wrong or missing field is an InventoryError naming the node and the field.
+A cluster run by Slurm (`engine: slurm`) names no nodes: it names the login
+node parts are submitted from, the shared `workdir`, and the `slurm:` options.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import yaml
 from fabfile.errors import InventoryError
 
 TRANSPORTS = ("ssh", "local")
+ENGINES = ("ssh", "slurm")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 MAC_PATTERN = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
 
@@ -69,13 +72,34 @@ class Router:
 
 
 @dataclass(frozen=True)
+class SlurmOptions:
+    """How parts are submitted to a Slurm cluster (`engine: slurm`)."""
+
+    partition: str | None = None  # None: the cluster's default partition
+    time: str = "01:00:00"  # a task's time limit (sbatch --time): a hung part ends there and is rendered again
+    cpus_per_task: int = 1  # POV-Ray's threads in each task
+    account: str | None = None
+    sbatch: str = "sbatch"  # Slurm's commands on the login node, if not on its PATH
+    squeue: str = "squeue"
+    scancel: str = "scancel"
+    sinfo: str = "sinfo"
+
+
+@dataclass(frozen=True)
 class Cluster:
-    """All nodes of one inventory file, in file order."""
+    """All nodes of one inventory file, in file order; for Slurm, its login node."""
 
     nodes: tuple[Node, ...]
     source: str = "<embedded>"
     router: Router = field(default_factory=Router)
     router_given: bool = False  # False: the inventory has no router section; the notes use DD-WRT's example LAN
+    engine: str = "ssh"
+    slurm: SlurmOptions | None = None  # engine: slurm; nodes then holds the login node alone
+
+    @property
+    def login(self) -> Node:
+        """A Slurm cluster's login node, where povfarm submits and follows its parts."""
+        return self.nodes[0]
 
     def node(self, name: str) -> Node:
         for node in self.nodes:
@@ -85,6 +109,10 @@ class Cluster:
 
 
 NODE_FIELDS = {f.name: f for f in fields(Node)}
+SLURM_FIELDS = {f.name for f in fields(SlurmOptions)}
+LOGIN_FIELDS = ("host", "transport", "user", "port", "key", "known_hosts", "trust_on_first_use", "povray",
+                "connect_timeout")
+SLURM_TIME = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$")  # sbatch --time: minutes, M:S, H:M:S, D-H[:M[:S]]
 DEFAULTABLE = set(NODE_FIELDS) - {"name"}
 ROUTER_FIELDS = {f.name for f in fields(Router)}
 SECURITY_NAMES = ("wpa2-psk", "wpa3-sae", "wpa-psk", "none")  # the modes the router notes know (fabfile.router)
@@ -115,9 +143,13 @@ def parse_cluster(text: str, source: str = "<string>") -> Cluster:
         raise InventoryError(f"{source}{where}: does not parse as YAML: {problem}") from None
     if not isinstance(data, dict):
         raise InventoryError(f"{source}: expected a mapping with a 'nodes:' list")
-    unknown = set(data) - {"defaults", "nodes", "router"}
+    if data.get("engine", "ssh") == "slurm":
+        return _parse_slurm_cluster(data, source)
+    if data.get("engine", "ssh") not in ENGINES:
+        raise InventoryError(f"{source}: 'engine' must be one of {', '.join(ENGINES)}, not {data['engine']!r}")
+    unknown = set(data) - {"defaults", "nodes", "router", "engine"}
     if unknown:
-        raise _unknown_field(f"{source}: top level", sorted(unknown)[0], ("defaults", "nodes", "router"))
+        raise _unknown_field(f"{source}: top level", sorted(unknown)[0], ("defaults", "nodes", "router", "engine"))
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise InventoryError(f"{source}: 'defaults' must be a mapping")
@@ -137,6 +169,45 @@ def parse_cluster(text: str, source: str = "<string>") -> Cluster:
         nodes.append(node)
     return Cluster(nodes=tuple(nodes), source=source, router=_parse_router(data.get("router"), source),
                    router_given=data.get("router") is not None)
+
+
+def _parse_slurm_cluster(data: dict, source: str) -> Cluster:
+    """engine: slurm: the login node (SSH or local), the shared workdir, sbatch's options."""
+    known = ("engine", "login", "slurm", "workdir")
+    unknown = set(data) - set(known)
+    if unknown:
+        note = " (a Slurm cluster names no nodes: Slurm places the parts)" if "nodes" in unknown else ""
+        raise _unknown_field(f"{source}: top level", sorted(unknown)[0], known, note)
+    login = data.get("login")
+    if not isinstance(login, dict):
+        raise InventoryError(f"{source}: 'login' must be a mapping: host, user, key (or transport: local)")
+    for key in login:
+        if key not in LOGIN_FIELDS:
+            raise _unknown_field(f"{source}: login", key, LOGIN_FIELDS)
+    workdir = data.get("workdir")
+    if workdir is None:
+        raise InventoryError(f"{source}: 'workdir' is missing: a folder the login and compute nodes share")
+    node = _parse_node({"name": "login", **login, "workdir": workdir}, {}, source, 1)
+    raw = data.get("slurm") or {}
+    if not isinstance(raw, dict):
+        raise InventoryError(f"{source}: 'slurm' must be a mapping (partition, time, cpus_per_task, account)")
+    for key in raw:
+        if key not in SLURM_FIELDS:
+            raise _unknown_field(f"{source}: slurm", key, SLURM_FIELDS)
+    where = f"{source}: slurm"
+    for key in SLURM_FIELDS - {"cpus_per_task", "time"}:
+        value = raw.get(key)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise InventoryError(f"{where}: field {key!r} must be a non-empty string, not {value!r}")
+    time_limit = str(raw.get("time", SlurmOptions.time))
+    if not SLURM_TIME.match(time_limit):
+        raise InventoryError(f"{where}: field 'time' must be a Slurm time limit such as \"00:30:00\" or "
+                             f"\"1-00:00:00\", not {raw['time']!r}")
+    cpus = raw.get("cpus_per_task", SlurmOptions.cpus_per_task)
+    if isinstance(cpus, bool) or not isinstance(cpus, int) or cpus < 1:
+        raise InventoryError(f"{where}: field 'cpus_per_task' must be a whole number of 1 or more, not {cpus!r}")
+    options = SlurmOptions(**{**raw, "time": time_limit, "cpus_per_task": cpus})
+    return Cluster(nodes=(node,), source=source, engine="slurm", slurm=options)
 
 
 def _parse_node(raw: Any, defaults: dict, source: str, index: int) -> Node:

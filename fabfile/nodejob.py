@@ -352,6 +352,15 @@ class NodeJob:
             args.append("+C")
         return args
 
+    def task_argv(self, span: Span, job_args: Sequence[str]) -> list[str]:
+        """POV-Ray's command line for a part run by someone else (a Slurm task), from the scene's folder."""
+        return [self.povray, *self._povray_args(span, job_args, None, posixpath.join(self.up, "parts", span.name))]
+
+    def discard(self, span: Span) -> None:
+        """A fetched part's folder goes with the next command."""
+        with self._fetched_lock:
+            self._fetched.append(self.part_folder(span))
+
     def command(self, script: str) -> str:
         """A script run in the scene's folder on the node, as every command of the job is."""
         with self._fetched_lock:

@@ -1,4 +1,4 @@
-"""Render a job across the cluster: prepare it, open its nodes, run it, stitch it.
+"""Render a job across SSH nodes: open its nodes, run it, stitch it.
 
 The pieces, each in its own module: `prepare` checks the request and makes
 the job record; `nodes` connects, checks and uploads; `scheduler` decides
@@ -9,85 +9,39 @@ stitches. This module only puts them in order.
 
 from __future__ import annotations
 
-import os
 import queue
-import signal
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from fabfile import deps, merge, povopts
 from fabfile.collect import merge_job
 from fabfile.coordinator import Coordinator, Geometry, Stitcher
-from fabfile.errors import JobError, PovfarmError
-from fabfile.inventory import Cluster, load_cluster
-from fabfile.jobs import Job, earlier_costs, hold_job, resume_command
+from fabfile.errors import PovfarmError
+from fabfile.inventory import Cluster
+from fabfile.jobs import Job, earlier_costs, resume_command
 from fabfile.nodejob import scene_depth
 from fabfile.nodes import JobNodes, open_job_nodes, stop_nodes
 from fabfile.plan import FRAMES, column_ranges, parse_part_name
-from fabfile.prepare import EXACT, IDENTICAL, RADIOSITY, RenderRequest, entry_line, prepare_job, shipped_names
+from fabfile.prepare import EXACT, IDENTICAL, RADIOSITY, entry_line, shipped_names
 from fabfile.preview import Preview
-from fabfile.progress import QuietReporter, Reporter
+from fabfile.progress import Reporter
 from fabfile.radiosity import HangLimit, share_radiosity
 from fabfile.report import write_report
-from fabfile.scheduler import Policy, Scheduler
-from fabfile.summary import NodeSummary, summarise
+from fabfile.running import JobInterrupted, RenderSummary, Tuning, signals_interrupt
+from fabfile.scheduler import Scheduler
+from fabfile.summary import summarise
 from fabfile.workers import NodeWorker, Settings
 
-__all__ = ["RenderRequest", "RenderSummary", "Tuning", "JobInterrupted", "render"]
+__all__ = ["run_job", "part_args"]
 
 
 # Seconds an interrupted job waits for its bands to write out what they rendered (a
 # continuation's start-up and parse); past it, they are stopped and rendered again later.
 WIND_DOWN_LIMIT = 30.0
 PREVIEW = "preview.png"  # the still so far, in the job's folder
-
-
-@dataclass(frozen=True)
-class Tuning:
-    """How the farm paces itself; invoke.yaml may change these."""
-
-    cuts: bool = True  # stills: one band per slot, then cut the band that will end last
-    overlap: int = 1  # frames: parts per node beyond its cores, to hide POV-Ray's start-up
-    guided_factor: float = 1.5
-    latency_factor: float = 1.0
-    max_failures: int = 2
-    hang_grace: float = 20.0
-    hang_factor: float = 4.0
-    stop_timeout: float = 10.0  # seconds a node may take to stop its POV-Rays
-    tick: float = 0.5  # seconds between the scheduler's looks at the clock
-
-    def policy(self) -> Policy:
-        return Policy(
-            cuts=self.cuts, guided_factor=self.guided_factor, max_failures=self.max_failures,
-            hang_grace=self.hang_grace, hang_factor=self.hang_factor, latency_factor=self.latency_factor,
-        )
-
-
-@dataclass
-class RenderSummary:
-    job: Job
-    output: Path
-    wall_seconds: float
-    unit: str
-    nodes: list[NodeSummary] = field(default_factory=list)
-    left_out: dict[str, str] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-class JobInterrupted(JobError):
-    """The user stopped the job; finished parts are kept."""
-
-
-def render(request: RenderRequest, reporter: Reporter | None = None, tuning: Tuning | None = None) -> RenderSummary:
-    """Render a scene on the cluster; the one call behind `inv render`."""
-    reporter = reporter or QuietReporter()
-    cluster = load_cluster(request.cluster)
-    job, files = prepare_job(request, cluster, reporter)
-    with hold_job(job, "inv render") as job:
-        return run_job(job, files, cluster, reporter, tuning or Tuning())
 
 
 def run_job(job: Job, files: deps.SceneFiles, cluster: Cluster, reporter: Reporter, tuning: Tuning) -> RenderSummary:
@@ -106,7 +60,7 @@ def run_job(job: Job, files: deps.SceneFiles, cluster: Cluster, reporter: Report
         render_started = time.monotonic()
         try:
             if job.guarantee == RADIOSITY:
-                with _signals_interrupt():
+                with signals_interrupt():
                     timings["pretrace"] = share_pretrace(job, nodes, reporter, tuning)
             coordinator = render_parts(job, nodes, reporter, tuning)
         except KeyboardInterrupt:
@@ -198,7 +152,7 @@ def render_parts(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning) 
     rows_done = sum(job.plan.span(u, u).size for u in done)
     reporter.start(job.plan.total, rows_done, job.plan.kind, list(nodes.node_jobs))
     try:
-        with _signals_interrupt():
+        with signals_interrupt():
             try:
                 coordinator.run()
             except KeyboardInterrupt:
@@ -277,28 +231,3 @@ def abort(job: Job, nodes: JobNodes, status: str, tuning: Tuning) -> None:
     job.status = status
     job.save()
     stop_nodes(nodes.node_jobs.values(), tuning.stop_timeout)
-
-
-class _signals_interrupt:
-    """SIGTERM and SIGHUP (a closed terminal) stop the job as Ctrl-C does."""
-
-    def __enter__(self) -> None:
-        self.previous = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGHUP):
-                self.previous[sig] = signal.signal(sig, _raise_interrupt)
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    if signum == signal.SIGHUP:
-        # The terminal is gone: a write to it would fail (EIO) and end the job
-        # before its POV-Rays are stopped. What is left to say goes nowhere.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-    raise KeyboardInterrupt

@@ -11,7 +11,8 @@ from invoke import Collection, Context, Exit, task
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from fabfile.health import NodeHealth, check_cluster
+from fabfile.engine import check_health
+from fabfile.health import NodeHealth
 from fabfile.inventory import load_cluster
 from fabfile.iso import check_iso
 from fabfile.provision import NodeProvision, provision_cluster
@@ -23,7 +24,7 @@ from fabfile.tasks.common import clean_errors, console, error_console, option
 @clean_errors
 def health(c: Context, cluster: str | None = None, json_: bool = False) -> None:
     """Is every node up, how fast, how loaded, which POV-Ray."""
-    records = check_cluster(load_cluster(option(c, cluster, "cluster")))
+    records = check_health(load_cluster(option(c, cluster, "cluster")))
     if json_:
         print(json.dumps([record.as_json() for record in records], indent=2))
     else:

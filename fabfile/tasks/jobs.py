@@ -10,10 +10,10 @@ from rich.table import Table
 
 from fabfile.clean import clean_jobs, jobs_table, parse_day
 from fabfile.collect import collect_job, merge_output
+from fabfile.engine import RenderRequest, RenderSummary, Tuning
+from fabfile.engine import render as render_scene
 from fabfile.jobs import find_job
 from fabfile.progress import RichReporter
-from fabfile.render import RenderRequest, RenderSummary, Tuning
-from fabfile.render import render as render_scene
 from fabfile.report import write_report
 from fabfile.tasks.common import clean_errors, console, option, positive_number, setting, whole_number
 
