@@ -106,6 +106,7 @@ class SshNode:
     folder: Path
     core: int
     shell_delay: float = 0.0  # seconds of CPU each command's shell spends starting, as a slow .bashrc does
+    environment: dict[str, str] = field(default_factory=dict)  # set in every session (sshd's SetEnv)
     process: subprocess.Popen | None = None
     host_key_line: str = ""
 
@@ -129,7 +130,7 @@ class SshNode:
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
         public = (self.folder / "host_ed25519.pub").read_text().split()
         self.host_key_line = f"[{self.address}]:{self.port} {public[0]} {public[1]}"
-        environment = "SetEnv SHLVL=1"
+        environment = "SetEnv SHLVL=1" + "".join(f" {key}={value}" for key, value in self.environment.items())
         if self.shell_delay > 0:
             # A login shell that spends CPU starting (a .bashrc running `pyenv init`): sshd's
             # command shell reads BASH_ENV; the commands povfarm nests inside it do not pay again.
@@ -247,6 +248,7 @@ class SshCluster:
     count: int
     nodes: list[SshNode] = field(default_factory=list)
     shell_delay: float = 0.0  # see SshNode
+    environment: dict[str, str] = field(default_factory=dict)  # see SshNode
 
     def __post_init__(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -263,7 +265,7 @@ class SshCluster:
         cores = os.cpu_count() or 1
         self.nodes = [
             SshNode(f"node{i + 1}", address, port, self.folder / f"node{i + 1}", core=i % cores,
-                    shell_delay=self.shell_delay)
+                    shell_delay=self.shell_delay, environment=self.environment)
             for i, address in enumerate(addresses)
         ]
 
