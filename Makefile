@@ -5,7 +5,8 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 SCENE ?= scenes/nebula.pov
 RENDER_PACKAGES := povray povray-includes ffmpeg
-TEST_PACKAGES := $(RENDER_PACKAGES) povray-examples openssh-server openssh-client util-linux procps chromium
+TEST_PACKAGES := $(RENDER_PACKAGES) povray-examples openssh-server openssh-client util-linux procps chromium \
+	munge slurmctld slurmd slurm-client
 
 .PHONY: render test lint unit integration bench system system-test clean
 

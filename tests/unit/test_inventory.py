@@ -71,3 +71,40 @@ def test_shipped_inventories_load():
     nebulae = load_cluster(REPO / "cluster.example.yaml")
     assert [n.name for n in nebulae.nodes] == ["horsehead", "crab", "eagle", "pelican", "tarantula"]
     assert all(n.mac for n in nebulae.nodes)
+
+
+def test_a_slurm_cluster_names_its_login_node_shared_workdir_and_sbatch_options():
+    cluster = parse_cluster(
+        """
+engine: slurm
+login: {host: login.cluster.example, user: me, key: ~/.ssh/id_ed25519}
+slurm: {partition: render, time: "00:30:00", cpus_per_task: 4, account: vis}
+workdir: /scratch/me/povfarm
+"""
+    )
+    assert cluster.engine == "slurm"
+    assert cluster.login.address == "me@login.cluster.example:22"
+    assert cluster.login.workdir == "/scratch/me/povfarm"
+    assert (cluster.slurm.partition, cluster.slurm.time, cluster.slurm.cpus_per_task, cluster.slurm.account) == (
+        "render", "00:30:00", 4, "vis")
+    assert parse_cluster("engine: slurm\nlogin: {transport: local}\nworkdir: /shared\n").slurm.cpus_per_task == 1
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("engine: pbs\nnodes: [{name: a, host: h}]", "'engine' must be one of ssh, slurm"),
+        ("engine: slurm\nworkdir: /s\n", "'login' must be a mapping"),
+        ("engine: slurm\nlogin: {host: h}\n", "'workdir' is missing: a folder the login and compute nodes share"),
+        ("engine: slurm\nlogin: {host: h}\nworkdir: /s\nnodes: []", "a Slurm cluster names no nodes"),
+        ("engine: slurm\nlogin: {host: h, threads: 2}\nworkdir: /s", "login: unknown field 'threads'"),
+        ("engine: slurm\nlogin: {host: h}\nworkdir: /s\nslurm: {partion: a}", "did you mean 'partition'"),
+        ("engine: slurm\nlogin: {host: h}\nworkdir: /s\nslurm: {time: soon}", "field 'time' must be a Slurm time"),
+        ("engine: slurm\nlogin: {host: h}\nworkdir: /s\nslurm: {cpus_per_task: 0}", "'cpus_per_task' must be"),
+        ("engine: slurm\nlogin: {host: h}\nworkdir: /s\nslurm: {partition: ''}", "'partition' must be a non-empty"),
+        ("engine: slurm\nlogin: {host: h}\nworkdir: scratch", "field 'workdir' must be an absolute path"),
+    ],
+)
+def test_a_bad_slurm_inventory_names_the_field(text, message):
+    with pytest.raises(InventoryError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_cluster(text)
