@@ -79,17 +79,20 @@ def run_job(job: Job, files: deps.SceneFiles, cluster: Cluster, reporter: Report
     timings: Counter[str] = Counter()
     options = cluster.slurm or SlurmOptions()
     names = shipped_names(files)
+    node_job = None
     try:
         node_job = open_login(cluster, job.id, names)
-    except PovfarmError:
-        job.status = "failed"
-        job.save()
-        raise
-    try:
+        slots = task_slots(node_job, options)
         reporter.info(f"job {job.id}: uploading {len(names)} file(s) to {cluster.login.address} "
                       f"({node_job.root}, shared with Slurm's nodes)")
         node_job.prepare(files.root, entry_line(job))
-        slots = task_slots(node_job, options)
+    except PovfarmError:
+        job.status = "failed"
+        job.save()
+        if node_job is not None:
+            node_job.session.close()
+        raise
+    try:
         job.options["threads"] = 1 if job.guarantee == EXACT else options.cpus_per_task
         if job.guarantee == RADIOSITY:
             job.guarantee = WHOLE

@@ -56,7 +56,7 @@ def health_table(records: list[NodeHealth]) -> Table:
         version = (r.povray or "").removeprefix("POV-Ray ") or "[red]missing[/red]"
         state = "[green]up[/green]" if r.ready else "[yellow]not ready[/yellow]"
         table.add_row(
-            r.name, r.address, state, f"{r.command_ms:.0f}", version,
+            r.name, r.address, state, "" if r.command_ms is None else f"{r.command_ms:.0f}", version,
             str(r.cores or "?"), load, str(r.mem_free_mb or "?"), str(r.disk_free_mb or "?"),
         )
     return table

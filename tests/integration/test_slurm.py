@@ -48,7 +48,7 @@ def test_a_still_renders_through_slurm_identical_to_povray_alone(slurm, tmp_path
     assert {part["node"] for part in record["parts"].values()} == {NODE}  # the node Slurm chose, as it said
     assert len(record["parts"]) > 1
     assert job_tasks(slurm, tmp_path / "renders") == []
-    assert not any(slurm.workdir.iterdir()), "the job's shared folder is removed once fetched"
+    assert not (slurm.workdir / record["id"]).exists(), "the job's shared folder is removed once fetched"
     assert record["unit_costs"] and len(record["unit_costs"]) == len(record["plan_units"])
 
 
@@ -153,7 +153,8 @@ def test_a_partition_slurm_does_not_have_is_one_clear_line(slurm, tmp_path):
     result = run_inv("render", "--scene", str(scene), "--width", "32", "--height", "24", cwd=tmp_path)
     assert result.returncode == 1
     assert "nowhere" in result.stderr and "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) <= 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (slurm.workdir / job_record(tmp_path / "renders")["id"]).exists(), "uploaded for a job Slurm cannot run"
 
 
 def test_no_sbatch_on_the_login_node_is_one_clear_line(slurm, tmp_path):
@@ -173,3 +174,6 @@ def test_health_shows_the_partitions_nodes_and_their_povray(slurm, tmp_path):
     assert records["login"]["up"]
     assert records[NODE]["up"] and records[NODE]["povray"].startswith("POV-Ray 3.7")
     assert records[NODE]["cores"] >= 1
+    table = run_inv("health", cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    assert NODE in table.stdout and "login" in table.stdout
