@@ -29,7 +29,7 @@ from fabfile.prepare import EXACT, RADIOSITY, entry_line, shipped_names
 from fabfile.progress import Reporter
 from fabfile.report import write_report
 from fabfile.running import JobInterrupted, RenderSummary, Tuning, signals_interrupt
-from fabfile.slurmjob import ArrayBook, Look
+from fabfile.slurmjob import ArrayBook, Finished, Look
 from fabfile.summary import summarise
 from fabfile.transport import CommandResult, open_session, remote_workdir, shell_join
 
@@ -209,12 +209,16 @@ class Follower:
             for name in done:
                 self.keep(name, look)
             for name in failed:
-                self.failed(name, look.finished[name].rc)
+                self.failed(name, look.finished[name])
             for name in lost:
                 self.retry(name, f"{self.spans[name].label()}: Slurm ended its task before it finished "
                                  f"(time limit {self.options.time}, a lost node, or scancel)")
             if self.book.waiting:
                 self.submit(self.book.waiting[:])
+            held = self.book.never_starts(look)
+            if held:
+                raise JobError(f"Slurm will not start the job's tasks ({held}); change the inventory's slurm: "
+                               f"section and continue with: {resume_command(self.job)}")
             self.show(look)
 
     def look(self) -> Look:
@@ -267,10 +271,10 @@ class Follower:
         self.job.record_parts([f.span for f in fetched], node, seconds, started)
         self.reporter.advance("slurm", sum(f.span.size for f in fetched), 1)
 
-    def failed(self, name: str, rc: int) -> None:
+    def failed(self, name: str, end: Finished) -> None:
         log_path = shell_join([posixpath.join(self.parts_dir, name, "log")])
         log = self.node_job.session.run(f"tail -c 4000 {log_path} 2>/dev/null; true", timeout=30.0).stdout
-        error = classify_failure("slurm", self.node_job.povray, rc, log)
+        error = classify_failure(end.node or "slurm", self.node_job.povray, end.rc, log)
         if not isinstance(error, NodeError):
             raise error  # the scene's or the options' fault: the same on every node
         self.retry(name, f"{self.spans[name].label()}: {error}")

@@ -21,6 +21,19 @@ from fabfile.transport import shell_join
 # A task gone from squeue is lost only when two looks in a row miss both it and its rc
 # file: a shared filesystem may show the file a moment after the task has ended.
 LOST_AFTER_LOOKS = 2
+# squeue's reasons for a pending task that no wait will end: the job asks what the partition
+# or the account never gives. Others (Resources, Priority, PartitionDown...) pass with time.
+# Right after a submission squeue may show PartitionConfig until the scheduler has looked at
+# the job (measured: 2 s, then PartitionTimeLimit), so a reason counts once it held a while.
+HELD_LOOKS = 5
+NEVER_STARTS = {
+    "PartitionTimeLimit": "its time limit (slurm.time) is above the partition's",
+    "PartitionNodeLimit": "it asks for more than the partition's node limits",
+    "PartitionConfig": "it asks for what the partition is not configured for (cpus_per_task?)",
+    "BadConstraints": "its constraints cannot be met (cpus_per_task?)",
+    "InvalidAccount": "its account (slurm.account) is not valid",
+    "InvalidQOS": "its QOS is not valid",
+}
 RC_MARK = "--povfarm-rc--"
 LOG_MARK = "--povfarm-log--"
 
@@ -83,7 +96,7 @@ def look_command(options: SlurmOptions, job_id: str, parts_dir: str, running: It
     """One command for one look: the job's tasks in squeue, the parts' rc files, and the
     tail of running parts' logs (their progress). squeue comes first: a task gone from
     it has already written its rc, which the listing after it then sees."""
-    squeue = shell_join([options.squeue, "-h", "-r", f"--name={job_name(job_id)}", "-o", "%i %T"])
+    squeue = shell_join([options.squeue, "-h", "-r", f"--name={job_name(job_id)}", "-o", "%i %T %r"])
     logs = " ".join(shell_join([f"{name}/log"]) for name in running)
     tails = f'for f in {logs}; do echo "{LOG_MARK} ${{f%/log}}"; tail -c 300 "$f" 2>/dev/null; echo; done; ' \
         if logs else ""
@@ -110,6 +123,7 @@ class Look:
     """What one look at the cluster found."""
 
     alive: dict[str, str] = field(default_factory=dict)  # "array_index" -> squeue state
+    reasons: dict[str, str] = field(default_factory=dict)  # "array_index" -> why it is pending
     finished: dict[str, Finished] = field(default_factory=dict)  # part name -> its end
     logs: dict[str, str] = field(default_factory=dict)  # running part -> its log's tail
 
@@ -127,8 +141,10 @@ def parse_look(output: str) -> Look:
             look.logs[log_part] = ""
             continue
         words = line.split()
-        if section == "squeue" and len(words) == 2:
+        if section == "squeue" and len(words) >= 2:
             look.alive[words[0]] = words[1]
+            if len(words) > 2 and words[1] == "PENDING":
+                look.reasons[words[0]] = words[2]
         elif section == "rc" and len(words) >= 2 and re.fullmatch(r"-?\d+", words[1]):
             times = [float(w) for w in words[3:5] if re.fullmatch(r"\d+(\.\d+)?", w)]
             start, end = (times[0], times[1]) if len(times) == 2 else (None, None)
@@ -152,6 +168,7 @@ class ArrayBook:
     flying: dict[str, str] = field(default_factory=dict)  # part -> "array_index"
     failures: Counter = field(default_factory=Counter)
     unseen: Counter = field(default_factory=Counter)  # looks in a row that saw neither task nor rc
+    held: int = 0  # looks in a row that saw every task pending for a reason no wait ends
 
     def submitted(self, array_id: str, parts: Sequence[str]) -> None:
         for index, name in enumerate(parts):
@@ -195,6 +212,19 @@ class ArrayBook:
             return False
         self.waiting.append(name)
         return True
+
+    def never_starts(self, look: Look) -> str | None:
+        """Why Slurm will never start the job's tasks, once HELD_LOOKS looks in a row found all of
+        them pending for such a reason; else None."""
+        tasks = list(self.flying.values())
+        reasons = [look.reasons.get(task) for task in tasks]
+        if not tasks or any(look.alive.get(task) != "PENDING" or reason not in NEVER_STARTS
+                            for task, reason in zip(tasks, reasons, strict=True)):
+            self.held = 0
+            return None
+        self.held += 1
+        reason = reasons[-1] or ""
+        return f"{reason}: {NEVER_STARTS[reason]}" if self.held >= HELD_LOOKS else None
 
     @property
     def finished(self) -> bool:

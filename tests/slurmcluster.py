@@ -21,6 +21,7 @@ from tests.sshnodes import SshCluster, free_port, signal_all
 
 NODE = "slurmnode1"
 PARTITION = "render"
+SHORT = "short"
 
 
 @dataclass
@@ -81,6 +82,7 @@ class SlurmCluster:
             "ReturnToService=2", "KillWait=2", "MinJobAge=60", "MailProg=/bin/true",
             f"NodeName={NODE} NodeHostname={host} NodeAddr=127.0.0.1 CPUs={os.cpu_count() or 1} State=UNKNOWN",
             f"PartitionName={PARTITION} Nodes=ALL Default=YES MaxTime=INFINITE State=UP",
+            f"PartitionName={SHORT} Nodes=ALL MaxTime=1 State=UP",  # a minute: longer jobs never start
         ]
         self.conf.write_text("\n".join(lines) + "\n")
 
@@ -140,7 +142,7 @@ class SlurmCluster:
     def stop(self) -> None:
         self.login.stop()
         if "slurmctld" in self.processes:
-            self.run("scancel", "--partition", PARTITION)
+            self.run("scancel", "--partition", f"{PARTITION},{SHORT}")
         for name in ("slurmd", "slurmctld", "munged"):
             process = self.processes.pop(name, None)
             if process is None:

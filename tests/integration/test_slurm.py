@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, SCENES, assert_same_pixels, copy_scene, reference, run_inv, wait_for, write_inventory
-from tests.slurmcluster import NODE, SlurmCluster
+from tests.slurmcluster import NODE, SHORT, SlurmCluster
 
 pytestmark = pytest.mark.slow
 
@@ -155,6 +155,16 @@ def test_a_partition_slurm_does_not_have_is_one_clear_line(slurm, tmp_path):
     assert "nowhere" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (slurm.workdir / job_record(tmp_path / "renders")["id"]).exists(), "uploaded for a job Slurm cannot run"
+
+
+def test_a_job_slurm_will_never_start_stops_with_slurms_reason(slurm, tmp_path):
+    scene = copy_scene(SCENES / "still" / "scene.pov", tmp_path / "scene")
+    write_inventory(tmp_path, slurm.inventory(partition=SHORT, time="00:05:00"))  # the partition allows 1 minute
+    result = run_inv("render", "--scene", str(scene), "--width", "32", "--height", "24", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Slurm will not start the job's tasks (PartitionTimeLimit: its time limit (slurm.time)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert job_tasks(slurm, tmp_path / "renders") == []
 
 
 def test_no_sbatch_on_the_login_node_is_one_clear_line(slurm, tmp_path):

@@ -4,6 +4,7 @@ import subprocess
 
 from fabfile.inventory import SlurmOptions
 from fabfile.slurmjob import (
+    HELD_LOOKS,
     ArrayBook,
     Finished,
     Look,
@@ -60,8 +61,9 @@ def test_tasks_at_once_count_cpus_that_are_up_in_whole_tasks():
 def test_a_look_reads_squeue_the_rc_files_and_the_logs_tails():
     output = ("12_0 RUNNING\n12_1 PENDING\n--povfarm-rc--\nrows-0001-0010 0 n1 100.5 103.0\n"
               "rows-0011-0020 139 n2\n--povfarm-log-- rows-0021-0030\nRendered 320 of 3200 pixels\n")
-    look = parse_look(output)
+    look = parse_look(output.replace("PENDING", "PENDING Resources"))
     assert look.alive == {"12_0": "RUNNING", "12_1": "PENDING"}
+    assert look.reasons == {"12_1": "Resources"}
     assert look.finished["rows-0001-0010"] == Finished(0, "n1", 100.5, 103.0)
     assert look.finished["rows-0011-0020"] == Finished(139, "n2", None, None)
     assert "Rendered 320 of 3200" in look.logs["rows-0021-0030"]
@@ -106,3 +108,14 @@ def test_a_still_gets_bands_of_about_equal_cost_per_task_slot():
     dear_top = {u: (10.0 if u < 3 else 1.0) for u in units}
     assert band_units(units, dear_top, 2, 2) == [(0, 0), (1, 1), (2, 2), (3, 11)]
     assert band_units([3, 4], {3: 1.0, 4: 1.0}, 8, 3) == [(3, 3), (4, 4)]
+
+
+def test_tasks_slurm_will_never_start_are_told_from_tasks_that_wait_their_turn():
+    book = ArrayBook(["a", "b"])
+    book.submitted("9", ["a", "b"])
+    output = "9_0 PENDING PartitionTimeLimit\n9_1 PENDING PartitionTimeLimit\n--povfarm-rc--\n"
+    assert [book.never_starts(parse_look(output)) for _ in range(HELD_LOOKS - 1)] == [None] * (HELD_LOOKS - 1)
+    assert book.never_starts(parse_look(output)).startswith("PartitionTimeLimit: its time limit (slurm.time)")
+    assert book.never_starts(parse_look(output.replace("PartitionTimeLimit", "Priority"))) is None
+    for _ in range(HELD_LOOKS):  # one task runs: the job is not held
+        assert book.never_starts(parse_look("9_0 RUNNING None\n9_1 PENDING PartitionTimeLimit\n")) is None
