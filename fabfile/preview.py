@@ -22,6 +22,7 @@ from fabfile.errors import JobError
 from fabfile.merge import png_strips
 from fabfile.plan import Span
 
+PREVIEW = "preview.png"  # the still so far, in the job's folder
 PREVIEW_WIDTH = 800
 EVERY = 2.0  # seconds between writes at most
 

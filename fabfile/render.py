@@ -26,7 +26,7 @@ from fabfile.nodejob import scene_depth
 from fabfile.nodes import JobNodes, open_job_nodes, stop_nodes
 from fabfile.plan import FRAMES, column_ranges, parse_part_name
 from fabfile.prepare import EXACT, IDENTICAL, RADIOSITY, entry_line, shipped_names
-from fabfile.preview import Preview
+from fabfile.preview import PREVIEW, Preview
 from fabfile.progress import Reporter
 from fabfile.radiosity import HangLimit, share_radiosity
 from fabfile.report import write_report
@@ -41,7 +41,6 @@ __all__ = ["run_job", "part_args"]
 # Seconds an interrupted job waits for its bands to write out what they rendered (a
 # continuation's start-up and parse); past it, they are stopped and rendered again later.
 WIND_DOWN_LIMIT = 30.0
-PREVIEW = "preview.png"  # the still so far, in the job's folder
 
 
 def run_job(job: Job, files: deps.SceneFiles, cluster: Cluster, reporter: Reporter, tuning: Tuning) -> RenderSummary:

@@ -26,6 +26,7 @@ from fabfile.jobs import Job, earlier_costs, resume_command
 from fabfile.nodejob import NodeJob, classify_failure, rendered_pixels, scene_depth
 from fabfile.plan import FRAMES, Span, parse_part_name
 from fabfile.prepare import EXACT, RADIOSITY, entry_line, shipped_names
+from fabfile.preview import PREVIEW, Preview
 from fabfile.progress import Reporter
 from fabfile.report import write_report
 from fabfile.running import JobInterrupted, RenderSummary, Tuning, signals_interrupt
@@ -177,8 +178,12 @@ class Follower:
         self.book = ArrayBook([], max_failures)
         self.spans: dict[str, Span] = {}
         self.parts_dir = posixpath.join(node_job.root, "parts")
-        self.final_frame = povopts.Settings(**job.settings).final_frame
+        settings = povopts.Settings(**job.settings)
+        self.final_frame = settings.final_frame
         self.width = int(job.settings.get("width") or 1)
+        # A still's image so far, for any image viewer (fabfile.preview), as on SSH nodes.
+        still = job.plan_kind != FRAMES
+        self.preview = Preview(job.folder / PREVIEW, settings.width, settings.height) if still else None
 
     def start(self, slots: int) -> None:
         """Fetch what an earlier session left finished, follow what it left running, submit the rest."""
@@ -269,6 +274,10 @@ class Follower:
         node = end.node or "slurm"
         self.job.nodes.setdefault(node, {"engine": "slurm"})
         self.job.record_parts([f.span for f in fetched], node, seconds, started)
+        if self.preview is not None:
+            for file in fetched:
+                self.preview.add_part(file.span, file.path)
+            self.preview.flush(force=self.book.finished)
         self.reporter.advance("slurm", sum(f.span.size for f in fetched), 1)
 
     def failed(self, name: str, end: Finished) -> None:

@@ -50,6 +50,7 @@ def test_a_still_renders_through_slurm_identical_to_povray_alone(slurm, tmp_path
     assert job_tasks(slurm, tmp_path / "renders") == []
     assert not (slurm.workdir / record["id"]).exists(), "the job's shared folder is removed once fetched"
     assert record["unit_costs"] and len(record["unit_costs"]) == len(record["plan_units"])
+    assert (tmp_path / record["folder"] / "preview.png").is_file()
 
 
 def test_an_animation_renders_through_slurm_frame_by_frame(slurm, tmp_path):
