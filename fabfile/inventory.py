@@ -150,12 +150,7 @@ def parse_cluster(text: str, source: str = "<string>") -> Cluster:
     unknown = set(data) - {"defaults", "nodes", "router", "engine"}
     if unknown:
         raise _unknown_field(f"{source}: top level", sorted(unknown)[0], ("defaults", "nodes", "router", "engine"))
-    defaults = data.get("defaults") or {}
-    if not isinstance(defaults, dict):
-        raise InventoryError(f"{source}: 'defaults' must be a mapping")
-    for key in defaults:
-        if key not in DEFAULTABLE:
-            raise _unknown_field(f"{source}: defaults", key, DEFAULTABLE)
+    defaults = _mapping(data.get("defaults") or {}, source, "defaults", DEFAULTABLE, "a mapping")
     raw_nodes = data.get("nodes")
     if not isinstance(raw_nodes, list) or not raw_nodes:
         raise InventoryError(f"{source}: 'nodes' must be a non-empty list")
@@ -178,22 +173,14 @@ def _parse_slurm_cluster(data: dict, source: str) -> Cluster:
     if unknown:
         note = " (a Slurm cluster names no nodes: Slurm places the parts)" if "nodes" in unknown else ""
         raise _unknown_field(f"{source}: top level", sorted(unknown)[0], known, note)
-    login = data.get("login")
-    if not isinstance(login, dict):
-        raise InventoryError(f"{source}: 'login' must be a mapping: host, user, key (or transport: local)")
-    for key in login:
-        if key not in LOGIN_FIELDS:
-            raise _unknown_field(f"{source}: login", key, LOGIN_FIELDS)
+    login = _mapping(data.get("login"), source, "login", LOGIN_FIELDS,
+                     "a mapping: host, user, key (or transport: local)")
     workdir = data.get("workdir")
     if workdir is None:
         raise InventoryError(f"{source}: 'workdir' is missing: a folder the login and compute nodes share")
     node = _parse_node({"name": "login", **login, "workdir": workdir}, {}, source, 1)
-    raw = data.get("slurm") or {}
-    if not isinstance(raw, dict):
-        raise InventoryError(f"{source}: 'slurm' must be a mapping (partition, time, cpus_per_task, account)")
-    for key in raw:
-        if key not in SLURM_FIELDS:
-            raise _unknown_field(f"{source}: slurm", key, SLURM_FIELDS)
+    raw = _mapping(data.get("slurm") or {}, source, "slurm", SLURM_FIELDS,
+                   "a mapping (partition, time, cpus_per_task, account)")
     where = f"{source}: slurm"
     for key in SLURM_FIELDS - {"cpus_per_task", "time"}:
         value = raw.get(key)
@@ -232,6 +219,16 @@ def _parse_node(raw: Any, defaults: dict, source: str, index: int) -> Node:
     if transport == "ssh" and "host" not in values:
         raise InventoryError(f"{source}: {label}: field 'host' is missing (or set transport: local)")
     return Node(**values)
+
+
+def _mapping(raw: Any, source: str, name: str, known: Iterable[str], expected: str) -> dict:
+    """A section of the inventory that must be a mapping of known fields."""
+    if not isinstance(raw, dict):
+        raise InventoryError(f"{source}: {name!r} must be {expected}")
+    for key in raw:
+        if key not in known:
+            raise _unknown_field(f"{source}: {name}", key, known)
+    return raw
 
 
 def _unknown_field(where: str, key: object, known: Iterable[str], note: str = "") -> InventoryError:
@@ -308,11 +305,7 @@ def _check_host(host: str, where: str) -> None:
 def _parse_router(raw: Any, source: str) -> Router:
     if raw is None:
         return Router()
-    if not isinstance(raw, dict):
-        raise InventoryError(f"{source}: 'router' must be a mapping")
-    for key in raw:
-        if key not in ROUTER_FIELDS:
-            raise _unknown_field(f"{source}: router", key, ROUTER_FIELDS)
+    _mapping(raw, source, "router", ROUTER_FIELDS, "a mapping")
     router = Router(**raw)
     where = f"{source}: router"
     try:
