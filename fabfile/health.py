@@ -10,6 +10,7 @@ from __future__ import annotations
 import posixpath
 import statistics
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
@@ -25,7 +26,8 @@ class NodeHealth:
     address: str
     up: bool
     reason: str | None = None
-    command_ms: float | None = None  # one command, start to end: SSH round trip and the login shell's start-up
+    command_ms: float | None = None  # one command as povfarm runs it, start to end (through its agent)
+    login_shell_ms: float | None = None  # one command through the login shell (`ssh node true`): the agent's saving
     povray: str | None = None
     cores: int | None = None
     load: tuple[float, float, float] | None = None
@@ -80,13 +82,22 @@ def check_node(node: Node) -> NodeHealth:
         session.close()
 
 
-def _probe(node: Node, session: Session) -> NodeHealth:
-    # Every command povfarm runs on a node pays this: a slow .bashrc shows here.
+def _command_ms(run: Callable[..., object], node: Node) -> float:
+    """The median of three runs of `true`, in milliseconds."""
     times = []
     for _ in range(3):
         started = time.monotonic()
-        session.run("true", timeout=node.connect_timeout)
+        run("true", timeout=node.connect_timeout)
         times.append((time.monotonic() - started) * 1000)
+    return round(statistics.median(times), 1)
+
+
+def _probe(node: Node, session: Session) -> NodeHealth:
+    # Every command povfarm runs on a node pays the first; a slow .bashrc shows in the second,
+    # which povfarm's agent pays once per connection (LocalSession: no login shell at all).
+    command_ms = _command_ms(session.run, node)
+    login_shell = getattr(session, "run_in_login_shell", None)
+    login_shell_ms = _command_ms(login_shell, node) if login_shell is not None else None
     workdir = remote_workdir(node, session)
     result = session.run(probe_script(node, posixpath.normpath(workdir)), timeout=node.connect_timeout * 2)
     facts = parse_probe(result.stdout)
@@ -104,7 +115,8 @@ def _probe(node: Node, session: Session) -> NodeHealth:
         name=node.name,
         address=node.address,
         up=True,
-        command_ms=round(statistics.median(times), 1),
+        command_ms=command_ms,
+        login_shell_ms=login_shell_ms,
         povray=None if povray in (None, "missing") else povray,
         cores=_int(facts.get("cores")),
         load=load if load and len(load) == 3 else None,

@@ -30,6 +30,7 @@ import invoke
 import paramiko
 from fabric import Config, Connection
 
+from fabfile.agentlink import AGENT_SOURCE, AgentLink
 from fabfile.errors import HostKeyError, NodeError
 from fabfile.inventory import Node
 
@@ -167,17 +168,29 @@ class LocalSession:
 
 
 class SshSession:
-    """A node over SSH: one Connection and one SFTP client for the job."""
+    """A node over SSH: one Connection and one SFTP client for the job, and one channel to
+    povfarm's agent on the node, which runs every command without a login shell of its own
+    (fabfile.agentlink); without python3 there, each command goes through the login shell."""
 
     def __init__(self, node: Node, connection: Connection) -> None:
         self.node = node
         self._connection = connection
         self._sftp_lock = threading.Lock()
+        self.agent = _start_agent(node, connection)
 
     def run(
         self, command: str, timeout: float | None = None, on_output: OutputHandler | None = None,
         stdin: BinaryIO | None = None,
     ) -> CommandResult:
+        if self.agent is not None:
+            return CommandResult(*self.agent.run(command, timeout, on_output, stdin))
+        return self.run_in_login_shell(command, timeout, on_output, stdin)
+
+    def run_in_login_shell(
+        self, command: str, timeout: float | None = None, on_output: OutputHandler | None = None,
+        stdin: BinaryIO | None = None,
+    ) -> CommandResult:
+        """A command on a channel of its own, through the user's login shell (as `ssh node command`)."""
         try:
             result = self._connection.run(command, timeout=timeout, **_streamed(on_output, stdin))
         except invoke.CommandTimedOut:
@@ -211,10 +224,25 @@ class SshSession:
                 raise NodeError(f"node {self.node.name}: download of {remote} failed ({_reason(exc)})") from None
 
     def close(self) -> None:
+        if self.agent is not None:
+            self.agent.close()
         try:
             self._connection.close()
         except Exception:  # noqa: BLE001 - closing a dead link must not hide the real error
             pass
+
+
+def _start_agent(node: Node, connection: Connection) -> AgentLink | None:
+    """povfarm's agent on the node (fabfile/agent.py), or None where it cannot run."""
+    channel = None
+    try:
+        channel = connection.transport.open_session(timeout=node.connect_timeout)
+        channel.exec_command(shell_join(["python3", "-u", "-c", AGENT_SOURCE]))
+        return AgentLink(channel, node.name, node.connect_timeout)
+    except (NodeError, paramiko.SSHException, OSError, EOFError):
+        if channel is not None:
+            channel.close()
+        return None
 
 
 Session = LocalSession | SshSession

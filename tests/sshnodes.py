@@ -119,6 +119,11 @@ class SshNode:
         return self.folder / "work"
 
     @property
+    def login_shells(self) -> Path:
+        """A line for each login shell a slow-shell node started (each paid shell_delay)."""
+        return self.folder / "login_shells"
+
+    @property
     def pid(self) -> int:
         return int(self.pid_file.read_text().strip())
 
@@ -137,6 +142,7 @@ class SshNode:
             slow = self.folder / "slow_shell.sh"
             slow.write_text(
                 'if [ -z "$POVFARM_SLOW_SHELL" ]; then export POVFARM_SLOW_SHELL=1; '
+                f"echo $$ >>{self.login_shells}; "
                 f"end=$(( ${{EPOCHREALTIME/[.,]/}} + {int(self.shell_delay * 1e6)} )); "
                 "while (( ${EPOCHREALTIME/[.,]/} < end )); do :; done; fi\n"
             )

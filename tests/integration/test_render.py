@@ -342,8 +342,14 @@ def test_nodes_with_a_slow_login_shell_render_the_same_image(slow_shell_cluster,
     render_still_as_povray_would(
         slow_shell_cluster, tmp_path, SCENES / "uneven" / "uneven.pov", 160, 384, "+A0.3 Declare=Samples=1500"
     )
-    assert job_record(tmp_path)["timings"].get("cuts", 0) >= 1
+    record = job_record(tmp_path)
+    assert record["timings"].get("cuts", 0) >= 1
     assert not slow_shell_cluster.all_povray_pids(), "a POV-Ray was left on a node"
+    # The shell's start-up is paid once per connection (povfarm's agent runs the commands), not
+    # once for each of the job's commands: parts, cuts, progress, fetches' clean-up.
+    assert len(record["parts"]) >= 4
+    for node in slow_shell_cluster.nodes:
+        assert len(node.login_shells.read_text().split()) == 1, node.name
 
 
 def test_a_block_row_is_cut_by_columns_when_it_is_all_that_is_left(ssh_cluster, tmp_path):
