@@ -272,7 +272,10 @@ class Coordinator:
         times = report.outcome.povray_times or {}
         self._count(times, report.outcome)
         startup = times["wall"] - times["cpu"] / geometry.threads if "wall" in times and "cpu" in times else None
-        setup = sum(times.get(phase, 0.0) for phase in SETUP_PHASES)
+        # A part that shot the photons a node's later parts load (fabfile.photons) tells
+        # nothing of what those cost before tracing.
+        shared = self.job.options.get("shared_photons")
+        setup = sum(times.get(phase, 0.0) for phase in SETUP_PHASES if not (shared and phase == "photon"))
         units = range(part.first + math.floor(info.units_before), part.last + 1)
         weights = None if part.columns else geometry.weights(report.trace, part, offset, units)
         return PartDone(report.node, part, now, times.get("cpu"), startup, setup, weights)

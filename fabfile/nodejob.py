@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from fabfile import photons
 from fabfile.errors import NodeError, OptionsError, SceneError
 from fabfile.merge import DamagedPart, check_png
 from fabfile.plan import FRAMES, Span, parse_part_name
@@ -192,6 +193,7 @@ class NodeJob:
         self.up = posixpath.relpath(self.root, self.scene_dir)
         self._fetched: list[str] = []  # part folders to remove with the next command
         self._fetched_lock = threading.Lock()
+        self.shares_photons = False  # a still's parts save and load the node's photon map (fabfile.photons)
 
     # -- set-up ----------------------------------------------------------
     def prepare(self, local_root: Path, entry_line: str) -> None:
@@ -262,6 +264,7 @@ class NodeJob:
             follow = f"tail -c +1 -s 0.1 --pid=$pid -f {log} </dev/null 2>/dev/null & follower=$!; "
             stop_following = "kill $follower 2>/dev/null; "
             finish = _still_finish(log, png, state, reap)
+        keep_map = photons.keep_map(log, span.start) if self.shares_photons and span.kind != FRAMES else ""
         # The part's words (PartControl) arrive on this command's stdin.
         listen = (
             "{ while read -r word <&4; do case $word in cut) kill -INT $pid;; stop) kill -TERM $pid;; esac; "
@@ -269,7 +272,7 @@ class NodeJob:
         )
         script = (
             f"exec 4<&0; {start}{listen}{follow}{finish}; {stop_following}kill $listener 2>/dev/null; "
-            f"echo $status >{rc}; {_clock_us('t1')}echo povfarm-povray-ns=$(((t1 - t0) * 1000)) >&2; "
+            f"{keep_map}echo $status >{rc}; {_clock_us('t1')}echo povfarm-povray-ns=$(((t1 - t0) * 1000)) >&2; "
             "echo povfarm-times >&2; times >&2; "
             f"if [ $status = 0 ]; then grep -E '{TIME_LINES}' {log} >&2; "
             # The last count of pixels POV-Ray says it rendered: checked against the part's size.
@@ -341,6 +344,8 @@ class NodeJob:
         else:
             # +V: POV-Ray logs each finished block, the progress shown and cuts decided on.
             args += ["+V", f"+SR{span.start}", f"+ER{span.end}"]
+            if self.shares_photons:
+                args += photons.part_args(span.start)
             if span.columns:
                 # One block row narrowed at its right end (a cut by columns): its blocks keep
                 # their numbers, so its state file continues it. A band's would not: columns

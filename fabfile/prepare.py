@@ -11,7 +11,7 @@ import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from fabfile import deps, povopts
+from fabfile import deps, photons, povopts
 from fabfile.errors import OptionsError, SceneError
 from fabfile.inventory import Cluster
 from fabfile.jobs import DEFAULT_CLUSTER, DEFAULT_RENDERS, Job, create_job, latest_job
@@ -55,6 +55,10 @@ def prepare_job(request: RenderRequest, cluster: Cluster, reporter: Reporter) ->
         plan, guarantee = plan_frames(settings.frames), IDENTICAL
     else:
         plan, guarantee = still_plan(settings, files, request.exact, reporter)
+    # A still in bands shares each node's photon map between its parts (not a radiosity still,
+    # whose bands read a scene copy of their own; not one rendered whole).
+    shared_photons = (not settings.animated and guarantee not in (RADIOSITY, EXACT) and settings.input_file
+                      and photons.copy_text(read_text(scene.parent / settings.input_file)) is not None)
     job = create_job(
         request.renders,
         scene,
@@ -67,6 +71,7 @@ def prepare_job(request: RenderRequest, cluster: Cluster, reporter: Reporter) ->
             "keep_remote": request.keep_remote,
             "fps": request.fps,
             "exact": request.exact,
+            "shared_photons": bool(shared_photons),
         },
         guarantee=guarantee,
         settings=asdict(settings),
@@ -79,6 +84,14 @@ def prepare_job(request: RenderRequest, cluster: Cluster, reporter: Reporter) ->
     job.output = str(request.output or default_output)
     job.save()
     return job, files
+
+
+def read_text(path: Path) -> str:
+    """A scene file's text, any bytes kept (POV-Ray reads bytes, not UTF-8)."""
+    try:
+        return path.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError:
+        return ""
 
 
 def input_hashes(files: deps.SceneFiles) -> dict[str, str]:

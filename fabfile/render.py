@@ -9,6 +9,8 @@ stitches. This module only puts them in order.
 
 from __future__ import annotations
 
+import os
+import posixpath
 import queue
 import threading
 import time
@@ -16,16 +18,16 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from fabfile import deps, merge, povopts
+from fabfile import deps, merge, photons, povopts
 from fabfile.collect import merge_job
 from fabfile.coordinator import Coordinator, Geometry, Stitcher
 from fabfile.errors import PovfarmError
 from fabfile.inventory import Cluster
 from fabfile.jobs import Job, earlier_costs, resume_command
-from fabfile.nodejob import scene_depth
+from fabfile.nodejob import NodeJob, povray_ini_line, scene_depth
 from fabfile.nodes import JobNodes, open_job_nodes, stop_nodes
 from fabfile.plan import FRAMES, column_ranges, parse_part_name
-from fabfile.prepare import EXACT, IDENTICAL, RADIOSITY, entry_line, shipped_names
+from fabfile.prepare import EXACT, IDENTICAL, RADIOSITY, entry_line, read_text, shipped_names
 from fabfile.preview import PREVIEW, Preview
 from fabfile.progress import Reporter
 from fabfile.radiosity import HangLimit, share_radiosity
@@ -81,7 +83,9 @@ def open_nodes(job: Job, files: deps.SceneFiles, cluster: Cluster, reporter: Rep
     names = shipped_names(files)
     line = entry_line(job)
     reporter.info(f"job {job.id}: uploading {len(names)} file(s) to {len(cluster.nodes)} node(s)")
-    nodes = open_job_nodes(cluster.nodes, job.id, names, scene_depth(names), lambda nj: nj.prepare(files.root, line))
+    copy = photons_copy(job, files.root)
+    nodes = open_job_nodes(cluster.nodes, job.id, names, scene_depth(names),
+                           lambda nj: prepare_node(nj, files.root, line, copy))
     for reason in nodes.left_out.values():
         reporter.warn(f"leaving out {reason}")
     if job.guarantee == EXACT:
@@ -96,6 +100,33 @@ def open_nodes(job: Job, files: deps.SceneFiles, cluster: Cluster, reporter: Rep
         job.nodes[name] = {"cores": cores}
     job.save()
     return nodes
+
+
+def photons_copy(job: Job, root: Path) -> tuple[str, Path] | None:
+    """A still whose parts share photon maps: the scene's copy that saves or loads one
+    (fabfile.photons), written here once, whole, before any node uploads it."""
+    if not job.options.get("shared_photons"):
+        return None
+    input_file = str(job.settings["input_file"])
+    text = photons.copy_text(read_text(root / input_file))
+    if text is None:
+        return None  # the scene changed since the job began: check_inputs refuses that before
+    copy = photons.copy_name(input_file)
+    local = job.folder / posixpath.basename(copy)
+    temporary = local.with_name(f".{local.name}.tmp")
+    temporary.write_text(text, encoding="utf-8", errors="surrogateescape")
+    os.replace(temporary, local)
+    return copy, local
+
+
+def prepare_node(node_job: NodeJob, root: Path, entry: str, copy: tuple[str, Path] | None) -> None:
+    """Upload the scene to a node, and the copy POV-Ray reads instead when there is one."""
+    node_job.prepare(root, entry)
+    if copy is not None:
+        name, local = copy
+        node_job.session.put(local, posixpath.normpath(posixpath.join(node_job.scene_dir, name)))
+        node_job.write_ini([entry, povray_ini_line("Input_File_Name", name)])
+        node_job.shares_photons = True
 
 
 def part_args(job: Job) -> list[str]:

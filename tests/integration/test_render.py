@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from itertools import accumulate
 from pathlib import Path
@@ -214,6 +215,21 @@ def stitch_plain_bands(scene: Path, size: list[str], starts: list[int], height: 
 def test_photon_scene_bands_match_with_one_thread_count(ssh_cluster, tmp_path):
     render_still_as_povray_would(ssh_cluster, tmp_path, EXAMPLES / "lights" / "phot_met_glass.pov", 96, 128)
     assert len(job_record(tmp_path)["parts"]) >= 2
+
+
+def test_a_nodes_later_parts_load_the_photon_map_its_first_part_shot(ssh_cluster, tmp_path):
+    # grenadine shoots photons for 4.4 s and traces its glass unevenly: the band that ends
+    # first takes pieces of the other, which load its node's map instead of shooting again.
+    render_still_as_povray_would(ssh_cluster, tmp_path, EXAMPLES / "advanced" / "grenadine" / "grenadine.pov",
+                                 640, 480, nodes=2)
+    record = job_record(tmp_path)
+    assert record["options"]["shared_photons"]
+    assert record["timings"]["cuts"] >= 1 and len(record["parts"]) >= 3
+    # Only the two first bands shot photons; every later part loaded a map (0.02 s).
+    log = subprocess.run(["povray", "+Igrenadine.pov", "+W64", "+H48", "-D", "-P", "+WT1", "-F"],
+                         cwd=tmp_path / "scene", capture_output=True, text=True, check=True).stderr
+    shot = float(re.search(r"Photon Time:.*\(([\d.]+) seconds\)", log).group(1))
+    assert record["timings"]["povray_photon"] < 2.5 * shot, (record["timings"], shot)
 
 
 def biggest_difference(a: Image.Image, b: Image.Image) -> int:
