@@ -7,6 +7,7 @@ requests from stdin and writes replies to stdout, one JSON object per line:
 
     {"id": 7, "run": "<shell command>", "stdin": false}   run it with bash -c
     {"id": 7, "in": "cut\\n"}                              to that command's stdin
+    {"id": 7, "cancel": true}                             the client gave up on it: kill it
     {"id": 7, "out": "..."} / {"id": 7, "err": "..."}     its output as it comes
     {"id": 7, "rc": 0}                                    its end (-1: killed by a signal)
 
@@ -21,6 +22,7 @@ only, for any python3 a node has.
 import codecs
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -33,6 +35,7 @@ ENVIRONMENT["SHLVL"] = str(max(2, int(ENVIRONMENT.get("SHLVL", "1") or 1)))
 
 _write_lock = threading.Lock()
 _running = {}
+_cancelled = set()
 _threads = []
 _client = {"gone": False}
 
@@ -61,15 +64,20 @@ def pump(ident, stream, key):
 
 
 def run(ident, command, with_stdin):
+    if ident in _cancelled:
+        return
     try:
+        # A process group of its own: a cancel reaches what the command started too.
         process = subprocess.Popen(
             [SHELL, "-c", command], stdin=subprocess.PIPE if with_stdin else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENVIRONMENT,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENVIRONMENT, start_new_session=True,
         )
     except OSError as exc:
         send({"id": ident, "err": f"povfarm agent: {exc}\n", "rc": 127})
         return
     _running[ident] = process
+    if ident in _cancelled:
+        kill(process)
     pumps = [threading.Thread(target=pump, args=(ident, stream, key), daemon=True)
              for stream, key in ((process.stdout, "out"), (process.stderr, "err"))]
     for thread in pumps:
@@ -79,6 +87,20 @@ def run(ident, command, with_stdin):
         thread.join()
     _running.pop(ident, None)
     send({"id": ident, "rc": code if code >= 0 else -1})
+
+
+def kill(process):
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def cancel(ident):
+    _cancelled.add(ident)
+    process = _running.get(ident)
+    if process is not None:
+        kill(process)
 
 
 def feed(ident, text):
@@ -103,6 +125,8 @@ def main():
             thread.start()
         elif "in" in message:
             feed(message["id"], message["in"])
+        elif "cancel" in message:
+            cancel(message["id"])
     for process in list(_running.values()):
         if process.stdin is not None:
             try:

@@ -84,13 +84,25 @@ class AgentLink:
         with self._lock:
             self._calls.pop(ident, None)
         if not finished:
+            try:
+                self._send({"id": ident, "cancel": True})  # a frozen node must not start it when it wakes
+            except NodeError:
+                pass
             raise NodeError(f"node {self.name}: command timed out after {timeout:.0f}s")
         if call.lost:
             raise NodeError(f"node {self.name}: connection lost (connection closed)")
         return call.code if call.code is not None else -1, "".join(call.out), "".join(call.err)
 
     def close(self) -> None:
-        """End the channel: the agent exits, commands it started go on."""
+        """End the channel. Commands still awaited are cancelled (nobody will read their end:
+        a hung part, a launch a frozen node never answered); the agent exits when the rest end."""
+        with self._lock:
+            waiting = list(self._calls)
+        for ident in waiting:
+            try:
+                self._send({"id": ident, "cancel": True})
+            except NodeError:
+                break
         try:
             self.channel.close()
         except Exception:  # noqa: BLE001 - closing a dead link must not hide the real error

@@ -105,6 +105,34 @@ def test_a_command_that_outlives_its_timeout_is_an_error_and_the_link_goes_on(ag
     assert link.run("echo still here", timeout=10)[1] == "still here\n"
 
 
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_command_given_up_on_is_killed_with_what_it_started(agent, tmp_path: Path):
+    link, _ = agent
+    pid_file = tmp_path / "pid"
+    with pytest.raises(NodeError, match="timed out"):
+        link.run(f"sleep 60 & echo $! >{pid_file}; wait", timeout=0.5)
+    wait_for(pid_file.exists, timeout=10, what="the command to start")
+    wait_for(lambda: not alive(int(pid_file.read_text())), timeout=10, what="its sleep to be killed")
+
+
+def test_closing_the_link_cancels_the_commands_still_awaited(agent, tmp_path: Path):
+    # A part of a node that froze: nobody will read its end, and it must not render on for nobody.
+    link, channel = agent
+    pid_file = tmp_path / "pid"
+    threading.Thread(target=_ignore_lost, args=(link, f"sleep 60 & echo $! >{pid_file}; wait"), daemon=True).start()
+    wait_for(pid_file.exists, timeout=10, what="the command to start")
+    link.close()
+    wait_for(lambda: not alive(int(pid_file.read_text())), timeout=10, what="its sleep to be killed")
+    assert channel.process.wait(timeout=10) == 0
+
+
 def test_a_lost_agent_ends_waiting_commands_as_a_lost_connection(agent):
     link, channel = agent
     threading.Timer(0.3, channel.process.kill).start()
@@ -121,7 +149,7 @@ def test_commands_finish_after_the_client_is_gone_and_then_the_agent_ends(agent,
                                                        f"[ -e {done}.go ] && break; done; touch {done}"),
                      daemon=True).start()
     time.sleep(0.3)
-    link.close()  # the client is gone while the command runs and writes output
+    channel.close()  # the client is gone (killed: nothing cancelled) while the command runs and writes output
     (tmp_path / "done.go").touch()
     wait_for(done.exists, timeout=10, what="the command to finish")
     assert channel.process.wait(timeout=10) == 0  # and then the agent ended by itself
