@@ -94,7 +94,8 @@ def run_job(job: Job, files: deps.SceneFiles, cluster: Cluster, reporter: Report
             node_job.session.close()
         raise
     try:
-        job.options["threads"] = 1 if job.guarantee == EXACT else options.cpus_per_task
+        # --threads if given (kept for a resume), else the CPUs Slurm gives each task.
+        job.options["threads"] = 1 if job.guarantee == EXACT else (job.options.get("threads") or options.cpus_per_task)
         if job.guarantee == RADIOSITY:
             job.guarantee = WHOLE
         job.save()
