@@ -32,12 +32,12 @@ from fabfile.preview import PREVIEW, Preview
 from fabfile.progress import Reporter
 from fabfile.radiosity import HangLimit, share_radiosity
 from fabfile.report import write_report
-from fabfile.running import JobInterrupted, RenderSummary, Tuning, signals_interrupt
+from fabfile.running import JobInterrupted, RenderSummary, Tuning, part_args, signals_interrupt
 from fabfile.scheduler import Scheduler
 from fabfile.summary import summarise
 from fabfile.workers import NodeWorker, Settings
 
-__all__ = ["run_job", "part_args"]
+__all__ = ["run_job"]
 
 
 # Seconds an interrupted job waits for its bands to write out what they rendered (a
@@ -127,11 +127,6 @@ def prepare_node(node_job: NodeJob, root: Path, entry: str, copy: tuple[str, Pat
         node_job.session.put(local, posixpath.normpath(posixpath.join(node_job.scene_dir, name)))
         node_job.write_ini([entry, povray_ini_line("Input_File_Name", name)])
         node_job.shares_photons = True
-
-
-def part_args(job: Job) -> list[str]:
-    """The POV-Ray options every part of the job gets, its thread count included."""
-    return [*job.options["job_args"], f"+WT{job.options['threads']}"]
 
 
 def share_pretrace(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning) -> float:

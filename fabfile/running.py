@@ -46,6 +46,11 @@ class RenderSummary:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def part_args(job: Job) -> list[str]:
+    """The POV-Ray options every part of the job gets, its thread count included."""
+    return [*job.options["job_args"], f"+WT{job.options['threads']}"]
+
+
 class JobInterrupted(JobError):
     """The user stopped the job; finished parts are kept."""
 

@@ -29,7 +29,7 @@ from fabfile.prepare import EXACT, RADIOSITY, entry_line, shipped_names
 from fabfile.preview import PREVIEW, Preview
 from fabfile.progress import Reporter
 from fabfile.report import write_report
-from fabfile.running import JobInterrupted, RenderSummary, Tuning, signals_interrupt
+from fabfile.running import JobInterrupted, RenderSummary, Tuning, part_args, signals_interrupt
 from fabfile.slurmjob import ArrayBook, Finished, Look
 from fabfile.summary import summarise
 from fabfile.transport import CommandResult, open_session, remote_workdir, shell_join
@@ -192,7 +192,7 @@ class Follower:
         if fetched:
             self.reporter.info(f"fetched {fetched} part(s) an earlier session left finished in Slurm's folder")
         look = self.look()
-        earlier = {array_id: names for array_id, names in self.job.options.get("slurm_arrays", {}).items()}
+        earlier = dict(self.job.options.get("slurm_arrays", {}))
         self.spans.update({name: span for names in earlier.values() for name in names
                            if (span := parse_part_name(name)) is not None})
         adopted = self.book.adopt(earlier, look.alive)
@@ -232,8 +232,8 @@ class Follower:
         command = self.node_job.command(slurmjob.look_command(self.options, self.job.id, self.parts_dir, running))
         result = self.node_job.session.run(command, timeout=60.0)
         if result.exit_code == 3:
-            raise JobError(f"squeue failed on {self.node_job.session.node.address}: "
-                           f"{result.stdout.strip().splitlines()[-1:] or result.stderr.strip()}")
+            said = (result.stdout.strip().splitlines() or [result.stderr.strip()])[-1]
+            raise JobError(f"squeue failed on {self.node_job.session.node.address}: {said}")
         if not result.ok:
             raise NodeError(f"login {self.node_job.session.node.address}: lost while following the job "
                             f"({result.stderr.strip() or result.exit_code}); continue with: {resume_command(self.job)}")
@@ -241,7 +241,7 @@ class Follower:
 
     def submit(self, names: list[str]) -> None:
         spans = [self.spans[name] for name in names]
-        parts = [(span.name, self.node_job.task_argv(span, self.job_args())) for span in spans]
+        parts = [(span.name, self.node_job.task_argv(span, part_args(self.job))) for span in spans]
         script_text = slurmjob.task_script(self.job.id, parts, self.node_job.scene_dir, self.parts_dir)
         count = len(self.job.options.get("slurm_arrays", {}))
         remote = posixpath.join(self.node_job.root, "slurm", f"array-{count + 1}.sh")
@@ -257,9 +257,6 @@ class Follower:
         self.job.options.setdefault("slurm_arrays", {})[array_id] = names
         self.job.save()
         self.book.submitted(array_id, names)
-
-    def job_args(self) -> list[str]:
-        return [*self.job.options["job_args"], f"+WT{self.job.options['threads']}"]
 
     def keep(self, name: str, look: Look) -> None:
         span, end = self.spans[name], look.finished[name]

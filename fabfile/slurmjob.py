@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from fabfile.errors import JobError
 from fabfile.inventory import SlurmOptions
 from fabfile.sizing import first_wave
 from fabfile.transport import shell_join
@@ -88,7 +89,7 @@ def parse_array_id(output: str) -> str:
     line = output.strip().splitlines()[-1] if output.strip() else ""
     array_id = line.split(";")[0].strip()
     if not array_id.isdigit():
-        raise ValueError(f"sbatch printed {output.strip()!r}, not a job id")
+        raise JobError(f"sbatch printed {output.strip()!r}, not a job id; check slurm.sbatch in the inventory")
     return array_id
 
 

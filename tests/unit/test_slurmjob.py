@@ -2,6 +2,9 @@
 
 import subprocess
 
+import pytest
+
+from fabfile.errors import JobError
 from fabfile.inventory import SlurmOptions
 from fabfile.slurmjob import (
     HELD_LOOKS,
@@ -119,3 +122,8 @@ def test_tasks_slurm_will_never_start_are_told_from_tasks_that_wait_their_turn()
     assert book.never_starts(parse_look(output.replace("PartitionTimeLimit", "Priority"))) is None
     for _ in range(HELD_LOOKS):  # one task runs: the job is not held
         assert book.never_starts(parse_look("9_0 RUNNING None\n9_1 PENDING PartitionTimeLimit\n")) is None
+
+
+def test_sbatch_printing_no_job_id_is_a_clear_error():
+    with pytest.raises(JobError, match="sbatch printed 'Submitted batch job 12', not a job id"):
+        parse_array_id("Submitted batch job 12\n")
