@@ -214,12 +214,21 @@ class NodeJob:
 
     def write_ini(self, lines: Sequence[str]) -> None:
         """(Re)write povfarm.ini, the INI file every part's POV-Ray reads first."""
-        ini = Path(os.environ.get("TMPDIR", "/tmp")) / f"povfarm-{os.getpid()}-{id(self)}.ini"
+        self.put_text("".join(f"{line}\n" for line in lines), posixpath.join(self.root, "povfarm.ini"))
+
+    def use_scene_copy(self, local: Path, name: str, ini_lines: Sequence[str]) -> None:
+        """Upload a copy of the scene beside it, under `name`, and the povfarm.ini that reads it."""
+        self.session.put(local, posixpath.normpath(posixpath.join(self.scene_dir, name)))
+        self.write_ini(ini_lines)
+
+    def put_text(self, text: str, remote: str) -> None:
+        """Write a small text file on the node (through a local file: SFTP puts files)."""
+        local = Path(os.environ.get("TMPDIR", "/tmp")) / f"povfarm-{os.getpid()}-{id(self)}-{threading.get_ident()}"
         try:
-            ini.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-            self.session.put(ini, posixpath.join(self.root, "povfarm.ini"))
+            local.write_text(text, encoding="utf-8")
+            self.session.put(local, remote)
         finally:
-            ini.unlink(missing_ok=True)
+            local.unlink(missing_ok=True)
 
     # -- parts -----------------------------------------------------------
     def part_command(

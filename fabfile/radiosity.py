@@ -34,6 +34,7 @@ from pathlib import Path
 from fabfile.errors import NodeError, OptionsError, PovfarmError, SceneError
 from fabfile.jobs import Job
 from fabfile.nodejob import NodeJob, classify_failure, povray_ini_line
+from fabfile.prepare import read_text
 from fabfile.progress import Reporter
 from fabfile.transport import shell_join
 
@@ -158,14 +159,12 @@ def share_radiosity(
     input_file = str(job.settings["input_file"])
     copy_name = scene_copy_name(input_file)
     copy = job.folder / posixpath.basename(copy_name)
-    copy.write_text(scene_copy_text((Path(job.scene).parent / input_file).read_text(encoding="utf-8",
-                                                                                      errors="surrogateescape")),
+    copy.write_text(scene_copy_text(read_text(Path(job.scene).parent / input_file)),
                     encoding="utf-8", errors="surrogateescape")
 
     def hand_out(node_job: NodeJob) -> None:
         node_job.session.put(cache, posixpath.join(node_job.root, CACHE))
-        node_job.session.put(copy, posixpath.normpath(posixpath.join(node_job.scene_dir, copy_name)))
-        node_job.write_ini(ini_lines(entry_line, copy_name, node_job.up))
+        node_job.use_scene_copy(copy, copy_name, ini_lines(entry_line, copy_name, node_job.up))
 
     with ThreadPoolExecutor(max_workers=len(node_jobs)) as pool:
         for future in [pool.submit(hand_out, node_job) for node_job in node_jobs.values()]:

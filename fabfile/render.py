@@ -32,9 +32,8 @@ from fabfile.preview import PREVIEW, Preview
 from fabfile.progress import Reporter
 from fabfile.radiosity import HangLimit, share_radiosity
 from fabfile.report import write_report
-from fabfile.running import JobInterrupted, RenderSummary, Tuning, part_args, signals_interrupt
+from fabfile.running import JobInterrupted, RenderSummary, Tuning, part_args, record_done, signals_interrupt
 from fabfile.scheduler import Scheduler
-from fabfile.summary import summarise
 from fabfile.workers import NodeWorker, Settings
 
 __all__ = ["run_job"]
@@ -124,8 +123,7 @@ def prepare_node(node_job: NodeJob, root: Path, entry: str, copy: tuple[str, Pat
     node_job.prepare(root, entry)
     if copy is not None:
         name, local = copy
-        node_job.session.put(local, posixpath.normpath(posixpath.join(node_job.scene_dir, name)))
-        node_job.write_ini([entry, povray_ini_line("Input_File_Name", name)])
+        node_job.use_scene_copy(local, name, [entry, povray_ini_line("Input_File_Name", name)])
         node_job.shares_photons = True
 
 
@@ -228,14 +226,10 @@ def finish_job(
         if coordinator.stitcher is not None:
             timings["stitch_while_rendering"] = coordinator.stitcher.seconds
     timings["wall"] = time.monotonic() - started
-    job.status = "done"
     if job.plan_kind != FRAMES and scheduler and len(scheduler.unit_cost) == len(job.plan.units):
         # What each row block cost, so that the next render of this still starts even.
         job.unit_costs = [round(scheduler.unit_cost[unit], 4) for unit in range(len(job.plan.units))]
-    job.timings = {key: round(value, 3) for key, value in timings.items()}
-    nodes_summary = summarise(job)
-    job.summary = [node.as_json() for node in nodes_summary]
-    job.save()
+    nodes_summary = record_done(job, timings)
     stitcher = coordinator.stitcher if coordinator else None
     write_report(job, job.folder / PREVIEW if stitcher is not None and stitcher.canvas.complete else None)
     left_out = {**nodes.left_out, **(coordinator.left_out if coordinator else {})}

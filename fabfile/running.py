@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fabfile.errors import JobError
 from fabfile.jobs import Job
 from fabfile.scheduler import Policy
-from fabfile.summary import NodeSummary
+from fabfile.summary import NodeSummary, summarise
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,16 @@ class RenderSummary:
     nodes: list[NodeSummary] = field(default_factory=list)
     left_out: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+
+
+def record_done(job: Job, timings: Mapping[str, float]) -> list[NodeSummary]:
+    """Mark a rendered job done with its figures and what each node did (saved); the summary."""
+    job.status = "done"
+    job.timings = {key: round(value, 3) for key, value in timings.items()}
+    nodes_summary = summarise(job)
+    job.summary = [node.as_json() for node in nodes_summary]
+    job.save()
+    return nodes_summary
 
 
 def part_args(job: Job) -> list[str]:

@@ -10,12 +10,9 @@ the SSH engine's, so --resume, inv collect and inv merge work the same way.
 
 from __future__ import annotations
 
-import os
 import posixpath
-import tempfile
 import time
 from collections import Counter
-from pathlib import Path
 
 from fabfile import deps, povopts, slurmjob
 from fabfile.collect import fetch_finished, merge_job
@@ -29,9 +26,8 @@ from fabfile.prepare import EXACT, RADIOSITY, entry_line, shipped_names
 from fabfile.preview import PREVIEW, Preview
 from fabfile.progress import Reporter
 from fabfile.report import write_report
-from fabfile.running import JobInterrupted, RenderSummary, Tuning, part_args, signals_interrupt
+from fabfile.running import JobInterrupted, RenderSummary, Tuning, part_args, record_done, signals_interrupt
 from fabfile.slurmjob import ArrayBook, Finished, Look
-from fabfile.summary import summarise
 from fabfile.transport import CommandResult, open_session, remote_workdir, shell_join
 
 LOOK_SECONDS = 1.0  # between looks at squeue and the parts' files
@@ -246,12 +242,7 @@ class Follower:
         count = len(self.job.options.get("slurm_arrays", {}))
         remote = posixpath.join(self.node_job.root, "slurm", f"array-{count + 1}.sh")
         self.node_job.session.run(shell_join(["mkdir", "-p", posixpath.dirname(remote)]), timeout=30.0)
-        with tempfile.NamedTemporaryFile("w", suffix=".sh", delete=False) as handle:
-            handle.write(script_text)
-        try:
-            self.node_job.session.put(Path(handle.name), remote)
-        finally:
-            os.unlink(handle.name)
+        self.node_job.put_text(script_text, remote)
         argv = slurmjob.sbatch_argv(self.options, self.job.id, len(parts), self.node_job.root, remote)
         array_id = slurmjob.parse_array_id(run_slurm(self.node_job, argv, "take the job's parts").stdout)
         self.job.options.setdefault("slurm_arrays", {})[array_id] = names
@@ -322,12 +313,8 @@ def finish(job: Job, node_job: NodeJob, timings: Counter, started: float) -> Ren
     if not job.options.get("keep_remote", False):
         node_job.remove()
     timings["wall"] = time.monotonic() - started
-    job.status = "done"
     job.unit_costs = unit_costs(job)
-    job.timings = {key: round(value, 3) for key, value in timings.items()}
-    nodes_summary = summarise(job)
-    job.summary = [node.as_json() for node in nodes_summary]
-    job.save()
+    nodes_summary = record_done(job, timings)
     write_report(job)
     return RenderSummary(job, output, timings["wall"], job.plan_kind, nodes_summary, {}, job.timings)
 
