@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fabfile.eta import remaining_seconds  # noqa: E402
+from fabfile.eta import ShownEta, remaining_seconds  # noqa: E402
 from fabfile.events import (  # noqa: E402 - the repository's root goes on the path first
     Cut,
     Finish,
@@ -192,6 +192,7 @@ class Simulation:
         self.dead: set[str] = set()
         self.finished_at: float | None = None
         self.etas: list[tuple[float, float | None, float]] = []  # (when, ETA shown, core-seconds done)
+        self.shown_eta = ShownEta()
 
     # -- the clock -------------------------------------------------------------------
     def at(self, when: float, item: object) -> None:
@@ -338,7 +339,8 @@ class Simulation:
             elif when == next_tick:
                 next_tick += self.model.tick
                 self.feed(Tick(self.now))
-                self.etas.append((self.now, remaining_seconds(self.scheduler, self.now), self.busy))
+                shown = self.shown_eta.update(self.now, remaining_seconds(self.scheduler, self.now))
+                self.etas.append((self.now, shown, self.busy))
             else:
                 _, _, item = heapq.heappop(self.queue)
                 if item[0] == "event":

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from fabfile import merge
 from fabfile.errors import JobError, NodeError, OptionsError
-from fabfile.eta import remaining_seconds
+from fabfile.eta import ShownEta, remaining_seconds
 from fabfile.events import (
     HUNG,
     Command,
@@ -189,6 +189,7 @@ class Coordinator:
     def __post_init__(self) -> None:
         self.runs: dict[tuple[str, Part], RunInfo] = {}
         self.outcomes: dict[tuple[str, Part], Rendered] = {}
+        self.shown_eta = ShownEta()  # what the screen shows follows the estimates over a second
         self.left_out: dict[str, str] = {}
         self.timings: Counter[str] = Counter()
         self.began = self.clock()
@@ -224,7 +225,7 @@ class Coordinator:
             if not self.over and now >= next_tick:
                 next_tick = now + self.tick
                 self.apply(self.scheduler.handle(Tick(now)))
-                self.reporter.eta(remaining_seconds(self.scheduler, now))
+                self.reporter.eta(self.shown_eta.update(now, remaining_seconds(self.scheduler, now)))
 
     def now(self) -> float:
         return self.clock() - self.began

@@ -60,12 +60,18 @@ def remaining_seconds(scheduler: Scheduler, now: float) -> float | None:
         return None
     # Each live part finishes its own share at its own pace (a dear band is slow all along);
     # pending work goes at the mean pace. Cuts spread it all over the slots.
-    own = [_left(run, weights) / paces[id(run)] if id(run) in paces
-           else max(0.0, _left(run, weights) / mean_pace - (now - run.started)) for run in runs]
+    if paces:  # a part with no pace yet goes at the mean pace once its start-up is paid
+        startup = scheduler.startup or 0.0
+        own = [_left(run, weights) / paces[id(run)] if id(run) in paces
+               else _left(run, weights) / mean_pace + max(0.0, startup - (now - run.started)) for run in runs]
+    else:  # frames: the finished parts' wall time per unit holds their start-up
+        own = [max(0.0, _left(run, weights) / mean_pace - (now - run.started)) for run in runs]
     pending = sum(weights[unit] for unit in scheduler.pending()) / mean_pace
     spread = (sum(own) + pending) / max(1, scheduler.capacity)
+    # The last part still writes its image and is fetched after its last row.
+    finish = statistics.median(scheduler.finish_lags) if scheduler.finish_lags and runs else 0.0
     # A still that is cut to balance ends when its work is spread; else no sooner than its slowest part.
-    return spread if scheduler.cuttable else max(spread, *own, 0.0)
+    return finish + (spread if scheduler.cuttable else max(spread, *own, 0.0))
 
 
 def _left(run: Run, weights: Sequence[float]) -> float:
@@ -88,3 +94,29 @@ def _pace(run: Run, weights: Sequence[float], now: float) -> float | None:
     done = span_weight(weights, run.part.first, run.units_before, run.units_done)
     return done / elapsed if done > 0 else None
 
+
+
+SETTLE = 1.0  # seconds: how fast the end shown follows a new estimate (bench/NOTES.md)
+
+
+class ShownEta:
+    """The ETA shown: the end it implies follows each new estimate over a second or two,
+    so one noisy look (a piece just cut, a band between dear rows) does not swing it."""
+
+    def __init__(self, settle: float = SETTLE) -> None:
+        self.settle = settle
+        self.end: float | None = None  # the job's end as shown, on the scheduler's clock
+        self.at = 0.0
+
+    def update(self, now: float, seconds: float | None) -> float | None:
+        """What to show at `now` for this estimate of the seconds left."""
+        if seconds is None or seconds <= 0.0:
+            self.end = None if seconds is None else now
+            return seconds
+        end = now + seconds
+        if self.end is None or self.settle <= 0:
+            self.end = end
+        else:
+            self.end += (1.0 - math.exp(-(now - self.at) / self.settle)) * (end - self.end)
+        self.at = now
+        return max(0.0, self.end - now)

@@ -111,6 +111,7 @@ class Scheduler:
         self.startup: float | None = None  # the least idle start-up of a POV-Ray seen
         self.setup: float = 0.0  # the most a part spent before tracing
         self.longest_gap = 0.0  # the longest a streaming part was seen silent between two reports
+        self.finish_lags: list[float] = []  # from a part's last progress to its done: its write and fetch
         self.cuts = 0
         self._wave = self._first_wave() if self.policy.cuts and self.cuttable else []
         self._over = False
@@ -184,6 +185,8 @@ class Scheduler:
             return []
         self._end(run)
         part = event.part
+        if run.grew_at is not None:
+            self.finish_lags.append(event.now - run.grew_at)
         if event.startup is not None:
             self.startup = event.startup if self.startup is None else min(self.startup, event.startup)
         self.setup = max(self.setup, event.setup)

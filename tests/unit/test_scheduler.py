@@ -1,6 +1,8 @@
 """The scheduler's decisions, one by one: events in, commands out."""
 
-from fabfile.eta import remaining_seconds
+import pytest
+
+from fabfile.eta import ShownEta, remaining_seconds
 from fabfile.events import (
     Cut,
     Finish,
@@ -339,6 +341,30 @@ def test_the_eta_is_each_bands_rest_at_its_own_pace_spread_over_the_slots():
     assert remaining_seconds(scheduler, 3.0) == (3.0 + 15.0) / 2  # cuts share the rest out
 
 
+def test_the_eta_adds_the_time_a_part_takes_from_its_last_row_to_done():
+    scheduler = still(12)
+    a, b = starts(scheduler.begin(0.0))
+    scheduler.handle(Progress("a", a.part, 6.0, 2.0))  # a's last row at 2 s ...
+    scheduler.handle(PartDone("a", a.part, 2.5))  # ... written and fetched at 2.5 s
+    scheduler.handle(Progress("b", b.part, 3.0, 3.0))  # a unit a second: 3 to go
+    assert remaining_seconds(scheduler, 3.0) == 3.0 / 2 + 0.5
+
+
+def test_the_eta_counts_the_start_up_a_part_has_still_to_pay():
+    def eta_after_a_cut(startup: float | None, now: float) -> float | None:
+        scheduler = still(12)
+        a, b = starts(scheduler.begin(0.0))  # six units each
+        scheduler.handle(Progress("a", a.part, 6.0, 2.0))
+        scheduler.handle(Progress("b", b.part, 1.0, 2.0))  # a unit in 2 s
+        (tail,) = starts(scheduler.handle(PartDone("a", a.part, 2.0, cpu=1.2, startup=startup)))  # b is cut
+        return remaining_seconds(scheduler, now)
+
+    # The tail has shown no pace yet: its rows go at the mean pace after its start-up,
+    # the part of the start-up not yet paid, spread over the two slots.
+    assert eta_after_a_cut(0.8, 2.0) == pytest.approx(eta_after_a_cut(None, 2.0) + 0.8 / 2)
+    assert eta_after_a_cut(0.8, 2.5) == pytest.approx(eta_after_a_cut(None, 2.5) + 0.3 / 2)
+
+
 def test_the_eta_of_frames_comes_from_finished_parts():
     scheduler = frames(8, nodes=("a",), slots=1)
     (first,) = starts(scheduler.begin(0.0))
@@ -356,3 +382,13 @@ def test_the_eta_goes_by_a_bands_recent_pace_once_it_reaches_dear_rows():
     for now, done in ((1.0, 10.0), (2.0, 20.0), (3.0, 21.0), (4.0, 22.0), (5.0, 23.0)):
         scheduler.handle(Progress("a", a.part, done, now))  # 20 cheap units, then one a second
     assert remaining_seconds(scheduler, 5.0) == 17.0  # not the 17 / (23 / 5 s) its average pace says
+
+
+def test_the_eta_shown_follows_a_new_estimate_over_a_second():
+    shown = ShownEta(settle=1.0)
+    assert shown.update(0.0, None) is None
+    assert shown.update(1.0, 10.0) == 10.0  # the first estimate as it is
+    assert shown.update(2.0, 9.0) == 9.0  # the same end: no change
+    jumped = shown.update(2.5, 2.0)  # one look says the end is 6.5 s sooner
+    assert jumped is not None and 2.0 < jumped < 8.5
+    assert shown.update(2.5, 0.0) == 0.0  # done is shown at once
