@@ -100,12 +100,20 @@ def pretrace_script(node_job: NodeJob, band: tuple[int, int], job_args: Sequence
         "awk -v RS='[\\r\\n]' -v pid=$pid '$1 == \"Rendered\" && $3 == \"of\" "
         "{ n = $2 + 0; if (n < last) { system(\"kill -TERM \" pid); exit } last = n }'"
     )
+    # Stopped, POV-Ray closes its cache within ~0.3 s, then takes ~0.25 s more to exit: once
+    # the cache is closed (no longer among its open files) it is whole, and POV-Ray is killed.
+    opened = shell_join([f"/{pretrace_name(band)}/cache.rad"])  # as its open file's link names it
+    closed = (
+        f"n=0; while [ $n -lt 500 ] && ls -l /proc/$pid/fd 2>/dev/null | grep -qF {opened}; "
+        "do sleep 0.02; n=$((n+1)); done; "
+        f"if [ $n -lt 500 ] && kill -0 $pid 2>/dev/null && [ -s {cache} ]; then kill -KILL $pid; killed=1; fi; "
+    )
     script = (
         f"mkdir -p {shell_join([folder])} && rm -f {log} {cache} && "
-        f"{{ {povray} </dev/null >/dev/null 2>{log} & pid=$!; echo $pid >{pid}; "
-        f"tail -c +1 -s 0.1 --pid=$pid -f {log} 2>/dev/null | {watch}; "
+        f"{{ {povray} </dev/null >/dev/null 2>{log} & pid=$!; echo $pid >{pid}; killed=0; "
+        f"tail -c +1 -s 0.1 --pid=$pid -f {log} 2>/dev/null | {watch}; {closed}"
         # 2: stopped by the watch (POV-Ray's status after a signal it handles).
-        f"wait $pid; status=$?; [ $status = 2 ] && status=0; echo $status >{rc}; "
+        f"wait $pid; status=$?; [ $status = 2 ] && status=0; [ $killed = 1 ] && status=0; echo $status >{rc}; "
         f"if [ $status != 0 ]; then tail -c 4000 {log} >&2; "
         "echo povfarm-free-kb=$(df -Pk . | awk 'NR==2 {print $4}') >&2; fi; exit $status; }"
     )
@@ -132,29 +140,38 @@ class HangLimit:
     factor: float
 
 
+@dataclass
+class Shared:
+    """What gathering the pretrace came to: its seconds (0 when a resume reused it; None:
+    POV-Ray gathered no sample, the scene's radiosity is off, the bands render plainly),
+    and the nodes that failed on the way, with why: they render no band of the job."""
+
+    seconds: float | None
+    failed: dict[str, str]
+
+
 def share_radiosity(
     job: Job, node_jobs: dict[str, NodeJob], job_args: Sequence[str], entry_line: str, reporter: Reporter,
     hang: HangLimit,
-) -> float | None:
-    """Gather the job's pretrace across the nodes (once per job: a resume reuses it), give
-    every node the cache and the scene's copy that loads it; the seconds gathering took
-    (0 when reused). None: POV-Ray gathered no sample, the scene's radiosity is off, the
-    bands render plainly."""
+) -> Shared:
+    """Gather the job's pretrace across the nodes (once per job: a resume reuses it), and
+    give every node the cache and the scene's copy that loads it."""
     cache = job.folder / CACHE
     seconds = 0.0
+    failed: dict[str, str] = {}
     if not cache.is_file():
         started = time.monotonic()
         bands = pretrace_bands(int(job.settings["height"]), len(node_jobs))
         reporter.info(f"radiosity: gathering the pretrace in {len(bands)} band(s), one per node")
         local = job.folder / "pretrace"
         local.mkdir(exist_ok=True)
-        caches = gather_pretrace(node_jobs, bands, job_args, local, hang)
+        caches = gather_pretrace(node_jobs, bands, job_args, local, hang, failed)
         join_caches([caches[band] for band in bands], cache)
         shutil.rmtree(local)
         seconds = time.monotonic() - started
     samples = cache.read_bytes().count(b"\n")
     if samples == 0:
-        return None
+        return Shared(None, failed)
     reporter.info(f"radiosity: {samples} samples in the pretrace ({seconds:.1f}s), shared by every band")
     input_file = str(job.settings["input_file"])
     copy_name = scene_copy_name(input_file)
@@ -166,22 +183,27 @@ def share_radiosity(
         node_job.session.put(cache, posixpath.join(node_job.root, CACHE))
         node_job.use_scene_copy(copy, copy_name, ini_lines(entry_line, copy_name, node_job.up))
 
-    with ThreadPoolExecutor(max_workers=len(node_jobs)) as pool:
-        for future in [pool.submit(hand_out, node_job) for node_job in node_jobs.values()]:
-            future.result()
-    return seconds
+    usable = [node_job for name, node_job in node_jobs.items() if name not in failed]
+    with ThreadPoolExecutor(max_workers=len(usable)) as pool:
+        for node_job, future in [(node_job, pool.submit(hand_out, node_job)) for node_job in usable]:
+            try:
+                future.result()
+            except PovfarmError as exc:  # a node lost since: the others render its bands
+                failed[node_job.name] = str(exc)
+    if len(failed) >= len(node_jobs):
+        raise NodeError("no node could take the radiosity cache: " + "; ".join(failed.values()))
+    return Shared(seconds, failed)
 
 
 def gather_pretrace(
     node_jobs: dict[str, NodeJob], bands: list[tuple[int, int]], job_args: Sequence[str], local: Path,
-    hang: HangLimit,
+    hang: HangLimit, failures: dict[str, str],
 ) -> dict[tuple[int, int], Path]:
     """Every band's cache, a band per node at once, in rounds: the bands of a node that
-    failed, or that passed the hang limit, go to the nodes that finished theirs. A scene's
-    error (a parse error) ends it at once."""
+    failed, or that passed the hang limit, go to the nodes that finished theirs (the
+    failed ones, with why, go into `failures`). A scene's error (a parse error) ends it at once."""
     caches: dict[tuple[int, int], Path] = {}
     usable = list(node_jobs)
-    failures: dict[str, str] = {}
     pool = ThreadPoolExecutor(max_workers=len(bands) + len(node_jobs))  # a hung node's thread is left behind
     try:
         while len(caches) < len(bands):

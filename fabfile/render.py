@@ -131,12 +131,17 @@ def share_pretrace(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning
     """A radiosity still: one pretrace across the nodes, loaded by every band (fabfile.radiosity);
     the seconds it took."""
     hang = HangLimit(tuning.hang_grace, tuning.hang_factor)
-    seconds = share_radiosity(job, nodes.node_jobs, part_args(job), entry_line(job), reporter, hang)
-    if seconds is None:
+    shared = share_radiosity(job, nodes.node_jobs, part_args(job), entry_line(job), reporter, hang)
+    for name, reason in shared.failed.items():  # a node lost in the first phase renders no band
+        reporter.warn(f"leaving out {reason}")
+        nodes.left_out[name] = reason
+        nodes.cores.pop(name, None)
+        stop_nodes([nodes.node_jobs.pop(name)], tuning.stop_timeout, skip={name})
+    if shared.seconds is None:
         reporter.info("radiosity: POV-Ray gathered no sample (the scene switches it off): plain bands")
         job.guarantee = IDENTICAL
         job.save()
-    return seconds or 0.0
+    return shared.seconds or 0.0
 
 
 def render_parts(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning) -> Coordinator:
