@@ -376,6 +376,7 @@ class Coordinator:
         for worker in self.workers.values():
             worker.close()
         self.timings["gated_cuts"] = sum(worker.gated_cuts for worker in self.workers.values())
+        self.timings["early_bands"] = sum(worker.early_bands for worker in self.workers.values())
 
 
 def _banded_without_radiosity(job: Job) -> bool:

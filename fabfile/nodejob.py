@@ -42,6 +42,8 @@ CUT_SIGNAL = "received signal SIGINT"  # what POV-Ray logs at once when a cut st
 # back may no longer hold CUT_SIGNAL: in cheap rows POV-Ray logs a hundred blocks or more
 # after it, and the band was taken for failed, its rows rendered again from the start.
 CUT_REPORTED = "povfarm-cut"
+INI = "povfarm.ini"  # in the job's folder on a node: names the scene (see the module's doc)
+
 # The POV-Ray whose reading of an include header was checked for a gate: it opens the header
 # twice and reads its size (0 for a FIFO), so the gate adds nothing to the scene.
 GATED_VERSION = "Ray Tracer Version 3.7."
@@ -194,6 +196,7 @@ class NodeJob:
         self._fetched: list[str] = []  # part folders to remove with the next command
         self._fetched_lock = threading.Lock()
         self.shares_photons = False  # a still's parts save and load the node's photon map (fabfile.photons)
+        self.ini = INI  # the INI file parts read first: a scene copy's own (fabfile.radiosity) once it has one
 
     # -- set-up ----------------------------------------------------------
     def prepare(self, local_root: Path, entry_line: str) -> None:
@@ -212,14 +215,16 @@ class NodeJob:
             remote = posixpath.normpath(posixpath.join(self.scene_dir, name))
             self.session.put(local_root / name, remote)
 
-    def write_ini(self, lines: Sequence[str]) -> None:
-        """(Re)write povfarm.ini, the INI file every part's POV-Ray reads first."""
-        self.put_text("".join(f"{line}\n" for line in lines), posixpath.join(self.root, "povfarm.ini"))
+    def write_ini(self, lines: Sequence[str], ini: str = INI) -> None:
+        """(Re)write an INI file of the job's folder (povfarm.ini: what every POV-Ray reads first)."""
+        self.put_text("".join(f"{line}\n" for line in lines), posixpath.join(self.root, ini))
 
-    def use_scene_copy(self, local: Path, name: str, ini_lines: Sequence[str]) -> None:
-        """Upload a copy of the scene beside it, under `name`, and the povfarm.ini that reads it."""
+    def use_scene_copy(self, local: Path, name: str, ini_lines: Sequence[str], ini: str = INI) -> None:
+        """Upload a copy of the scene beside it, under `name`, and the INI file that reads it,
+        which parts read from then on."""
         self.session.put(local, posixpath.normpath(posixpath.join(self.scene_dir, name)))
-        self.write_ini(ini_lines)
+        self.write_ini(ini_lines, ini)
+        self.ini = ini
 
     def put_text(self, text: str, remote: str) -> None:
         """Write a small text file on the node (through a local file: SFTP puts files)."""
@@ -346,7 +351,7 @@ class NodeJob:
         self.session.run(script + "true", timeout=10.0)
 
     def _povray_args(self, span: Span, job_args: Sequence[str], resume_from: Span | None, part_dir: str) -> list[str]:
-        args = [posixpath.join(self.up, "povfarm.ini"), *job_args]
+        args = [posixpath.join(self.up, self.ini), *job_args]
         args.append(f"+O{part_dir}/{PART_OUTPUT}.png")
         if span.kind == FRAMES:
             args += [f"+SF{span.start}", f"+EF{span.end}"]

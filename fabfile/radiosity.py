@@ -26,19 +26,23 @@ from __future__ import annotations
 import posixpath
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from fabfile.errors import NodeError, OptionsError, PovfarmError, SceneError
 from fabfile.jobs import Job
+from fabfile.nodejob import INI as NODE_INI
 from fabfile.nodejob import NodeJob, classify_failure, povray_ini_line
+from fabfile.plan import Span
 from fabfile.prepare import read_text
 from fabfile.progress import Reporter
 from fabfile.transport import shell_join
 
 CACHE = "radiosity.rad"  # the joined samples: in the job's folder, and in each node's job folder
+INI = "povfarm-radiosity.ini"  # the second phase's INI on a node: the scene's copy, and the cache
 PRETRACE_OFF = "global_settings { radiosity { pretrace_start 1 pretrace_end 1 } }"
 COPY_SUFFIX = ".povfarm-radiosity.pov"  # the scene's copy with PRETRACE_OFF, beside the scene on a node
 
@@ -143,56 +147,109 @@ class HangLimit:
 @dataclass
 class Shared:
     """What gathering the pretrace came to: its seconds (0 when a resume reused it; None:
-    POV-Ray gathered no sample, the scene's radiosity is off, the bands render plainly),
-    and the nodes that failed on the way, with why: they render no band of the job."""
+    POV-Ray gathered no sample, the scene's radiosity is off, the bands render plainly);
+    the nodes that failed on the way, with why (they render no band of the job); and the
+    first bands each node started early, waiting at their gate since `since`."""
 
     seconds: float | None
-    failed: dict[str, str]
+    failed: dict[str, str] = field(default_factory=dict)
+    early: dict[str, list[Span]] = field(default_factory=dict)
+    since: float = 0.0
+
+
+# Starts a node's first bands of the second phase at their gate (NodeJob.launch_gated); those it did.
+Launch = Callable[[NodeJob], list[Span]]
 
 
 def share_radiosity(
     job: Job, node_jobs: dict[str, NodeJob], job_args: Sequence[str], entry_line: str, reporter: Reporter,
-    hang: HangLimit,
+    hang: HangLimit, launch: Launch | None = None,
 ) -> Shared:
     """Gather the job's pretrace across the nodes (once per job: a resume reuses it), and
-    give every node the cache and the scene's copy that loads it."""
+    give every node the cache and the scene's copy that loads it. While a node gathers,
+    `launch` starts its first bands, held at their gate until the cache is there."""
     cache = job.folder / CACHE
-    seconds = 0.0
-    failed: dict[str, str] = {}
+    give = partial(give_copy, copy=write_scene_copy(job), entry_line=entry_line)
+    shared = Shared(0.0)
     if not cache.is_file():
-        started = time.monotonic()
+        shared.since = time.monotonic()
         bands = pretrace_bands(int(job.settings["height"]), len(node_jobs))
         reporter.info(f"radiosity: gathering the pretrace in {len(bands)} band(s), one per node")
         local = job.folder / "pretrace"
         local.mkdir(exist_ok=True)
-        caches = gather_pretrace(node_jobs, bands, job_args, local, hang, failed)
+        with ThreadPoolExecutor(max_workers=len(node_jobs)) as pool:
+            ready = {name: pool.submit(_early_bands, node_job, give, launch) for name, node_job in node_jobs.items()}
+            caches = gather_pretrace(node_jobs, bands, job_args, local, hang, shared.failed)
+            for name, future in ready.items():
+                try:
+                    shared.early[name] = future.result()
+                except PovfarmError:
+                    shared.early[name] = []  # the copy goes with the cache below
         join_caches([caches[band] for band in bands], cache)
         shutil.rmtree(local)
-        seconds = time.monotonic() - started
+        shared.seconds = time.monotonic() - shared.since
     samples = cache.read_bytes().count(b"\n")
     if samples == 0:
-        return Shared(None, failed)
-    reporter.info(f"radiosity: {samples} samples in the pretrace ({seconds:.1f}s), shared by every band")
+        _plain_again(node_jobs, shared)
+        return shared
+    reporter.info(f"radiosity: {samples} samples in the pretrace ({shared.seconds:.1f}s), shared by every band")
+    _hand_out(node_jobs, cache, give, shared)
+    return shared
+
+
+def write_scene_copy(job: Job) -> tuple[Path, str]:
+    """The scene's copy that loads the cache (in the job's folder), and its name beside the scene."""
     input_file = str(job.settings["input_file"])
     copy_name = scene_copy_name(input_file)
     copy = job.folder / posixpath.basename(copy_name)
     copy.write_text(scene_copy_text(read_text(Path(job.scene).parent / input_file)),
                     encoding="utf-8", errors="surrogateescape")
+    return copy, copy_name
+
+
+def give_copy(node_job: NodeJob, copy: tuple[Path, str], entry_line: str) -> None:
+    """The scene's copy on a node, and the INI its parts read from then on (the pretrace reads
+    povfarm.ini, which stays as it was)."""
+    local, name = copy
+    node_job.use_scene_copy(local, name, ini_lines(entry_line, name, node_job.up), INI)
+
+
+def _early_bands(node_job: NodeJob, give: Callable[[NodeJob], None], launch: Launch | None) -> list[Span]:
+    give(node_job)
+    return launch(node_job) if launch is not None else []
+
+
+def _hand_out(node_jobs: dict[str, NodeJob], cache: Path, give: Callable[[NodeJob], None], shared: Shared) -> None:
+    """The cache to every node still usable (and the scene's copy where it is not yet)."""
 
     def hand_out(node_job: NodeJob) -> None:
+        if node_job.ini != INI:
+            give(node_job)
         node_job.session.put(cache, posixpath.join(node_job.root, CACHE))
-        node_job.use_scene_copy(copy, copy_name, ini_lines(entry_line, copy_name, node_job.up))
 
-    usable = [node_job for name, node_job in node_jobs.items() if name not in failed]
-    with ThreadPoolExecutor(max_workers=len(usable)) as pool:
+    usable = [node_job for name, node_job in node_jobs.items() if name not in shared.failed]
+    with ThreadPoolExecutor(max_workers=max(1, len(usable))) as pool:
         for node_job, future in [(node_job, pool.submit(hand_out, node_job)) for node_job in usable]:
             try:
                 future.result()
             except PovfarmError as exc:  # a node lost since: the others render its bands
-                failed[node_job.name] = str(exc)
-    if len(failed) >= len(node_jobs):
-        raise NodeError("no node could take the radiosity cache: " + "; ".join(failed.values()))
-    return Shared(seconds, failed)
+                shared.failed[node_job.name] = str(exc)
+    if len(shared.failed) >= len(node_jobs):
+        raise NodeError("no node could take the radiosity cache: " + "; ".join(shared.failed.values()))
+
+
+def _plain_again(node_jobs: dict[str, NodeJob], shared: Shared) -> None:
+    """No sample: the scene's radiosity is off. Parts read povfarm.ini again (the copy would
+    switch radiosity on), and the bands started early go."""
+    shared.seconds = None
+    for name, node_job in node_jobs.items():
+        node_job.ini = NODE_INI
+        for span in shared.early.get(name, []):
+            try:
+                node_job.cancel_gated(span, remove=True)
+            except Exception:  # noqa: BLE001 - a lost node's gated POV-Ray ends by its watchdog
+                pass
+    shared.early = {}
 
 
 def gather_pretrace(

@@ -22,11 +22,12 @@ from fabfile import deps, merge, photons, povopts
 from fabfile.collect import merge_job
 from fabfile.coordinator import Coordinator, Geometry, Stitcher
 from fabfile.errors import PovfarmError
+from fabfile.events import Start
 from fabfile.inventory import Cluster
 from fabfile.jobs import Job, earlier_costs, resume_command
 from fabfile.nodejob import NodeJob, povray_ini_line, scene_depth
 from fabfile.nodes import JobNodes, open_job_nodes, stop_nodes
-from fabfile.plan import FRAMES, column_ranges, parse_part_name
+from fabfile.plan import FRAMES, Span, column_ranges, parse_part_name
 from fabfile.prepare import EXACT, IDENTICAL, RADIOSITY, entry_line, read_text, shipped_names
 from fabfile.preview import PREVIEW, Preview
 from fabfile.progress import Reporter
@@ -37,6 +38,8 @@ from fabfile.scheduler import Scheduler
 from fabfile.workers import NodeWorker, Settings
 
 __all__ = ["run_job"]
+
+Early = dict[str, list[tuple[Span, float]]]  # by node: bands started at their gate, and since when
 
 
 # Seconds an interrupted job waits for its bands to write out what they rendered (a
@@ -59,10 +62,11 @@ def run_job(job: Job, files: deps.SceneFiles, cluster: Cluster, reporter: Report
     if job.done_units() != set(range(len(job.plan.units))):
         render_started = time.monotonic()
         try:
+            early: Early = {}
             if job.guarantee == RADIOSITY:
                 with signals_interrupt():
-                    timings["pretrace"] = share_pretrace(job, nodes, reporter, tuning)
-            coordinator = render_parts(job, nodes, reporter, tuning)
+                    timings["pretrace"], early = share_pretrace(job, nodes, reporter, tuning)
+            coordinator = render_parts(job, nodes, reporter, tuning, early)
         except KeyboardInterrupt:
             abort(job, nodes, "interrupted", tuning)
             raise JobInterrupted(
@@ -127,11 +131,18 @@ def prepare_node(node_job: NodeJob, root: Path, entry: str, copy: tuple[str, Pat
         node_job.shares_photons = True
 
 
-def share_pretrace(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning) -> float:
+def share_pretrace(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning) -> tuple[float, Early]:
     """A radiosity still: one pretrace across the nodes, loaded by every band (fabfile.radiosity);
-    the seconds it took."""
+    the seconds it took, and the first bands started early on each node, at their gate."""
     hang = HangLimit(tuning.hang_grace, tuning.hang_factor)
-    shared = share_radiosity(job, nodes.node_jobs, part_args(job), entry_line(job), reporter, hang)
+    args = part_args(job)
+    # The bands' POV-Rays start up while the pretrace is gathered: the start-up is hidden.
+    wave = first_wave(job, nodes, tuning) if not povopts.Settings(**job.settings).include_header else {}
+
+    def launch(node_job: NodeJob) -> list[Span]:
+        return [span for span in wave.get(node_job.name, []) if node_job.launch_gated(span, args)]
+
+    shared = share_radiosity(job, nodes.node_jobs, args, entry_line(job), reporter, hang, launch)
     for name, reason in shared.failed.items():  # a node lost in the first phase renders no band
         reporter.warn(f"leaving out {reason}")
         nodes.left_out[name] = reason
@@ -141,15 +152,26 @@ def share_pretrace(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning
         reporter.info("radiosity: POV-Ray gathered no sample (the scene switches it off): plain bands")
         job.guarantee = IDENTICAL
         job.save()
-    return shared.seconds or 0.0
+    early = {name: [(span, shared.since) for span in spans] for name, spans in shared.early.items()}
+    return shared.seconds or 0.0, early
 
 
-def render_parts(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning) -> Coordinator:
-    """Every missing part rendered and fetched: the scheduler, the nodes' workers and the loop."""
+def first_wave(job: Job, nodes: JobNodes, tuning: Tuning) -> dict[str, list[Span]]:
+    """The parts the scheduler starts first on each node (it decides the same again later)."""
+    scheduler = new_scheduler(job, nodes, tuning)[0]
+    wave: dict[str, list[Span]] = {}
+    for command in scheduler.begin(0.0):
+        if isinstance(command, Start) and command.part.columns is None:
+            wave.setdefault(command.node, []).append(job.plan.span(command.part.first, command.part.last))
+    return wave
+
+
+def new_scheduler(
+    job: Job, nodes: JobNodes, tuning: Tuning, reporter: Reporter | None = None
+) -> tuple[Scheduler, dict[str, int], list[tuple[int, int]]]:
+    """The job's scheduler, the part slots of each node, and the block columns of a row."""
     threads = int(job.options["threads"])
     povray = povopts.Settings(**job.settings)
-    # A cut band's continuation starts early at an include-header FIFO: not when the scene has its own.
-    gated = not povray.include_header
     still = job.plan_kind != FRAMES
     continuable = still and len(job.plan.units) > 1
     cuttable = continuable and tuning.cuts
@@ -163,17 +185,31 @@ def render_parts(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning) 
     by_columns = cuttable and povray.bits == 8 and job.plan.span(0, 0).size == povray.block_size
     done = job.done_units()
     found = earlier_costs(job) if cuttable and not done else None
-    if found is not None:
+    if found is not None and reporter is not None:
         reporter.info(f"first bands sized by the cost of rows measured in job {found[0].id}")
     scheduler = Scheduler(
         unit_count=len(job.plan.units), slots=slots, capacity=sum(capacity.values()),
-        policy=replace(tuning.policy(), gated=gated),
+        # A cut band's continuation starts early at an include-header FIFO: not when the scene has its own.
+        policy=replace(tuning.policy(), gated=not povray.include_header),
         done=done, prior=found[1] if found else None, cuttable=cuttable, continuable=continuable,
         columns=len(columns) if by_columns else 1,
     )
+    return scheduler, slots, columns
+
+
+def render_parts(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning, early: Early) -> Coordinator:
+    """Every missing part rendered and fetched: the scheduler, the nodes' workers and the loop."""
+    threads = int(job.options["threads"])
+    povray = povopts.Settings(**job.settings)
+    still = job.plan_kind != FRAMES
+    continuable = still and len(job.plan.units) > 1
+    scheduler, slots, columns = new_scheduler(job, nodes, tuning, reporter)
+    done = job.done_units()
+    gated = not povray.include_header
     reports: queue.Queue = queue.Queue()
     settings = Settings(part_args(job), job.parts_folder, povray.final_frame, gated)
     workers = {name: NodeWorker(nj, slots[name], settings, reports.put) for name, nj in nodes.node_jobs.items()}
+    adopt_early(early, first_wave(job, nodes, tuning) if early else {}, workers)
     stitcher = new_stitcher(job, povray) if still else None
     coordinator = Coordinator(job, scheduler, Geometry(job, threads, columns), reporter, reports, workers, stitcher,
                               tuning.tick, f"finished parts are kept, continue with: {resume_command(job)}")
@@ -194,6 +230,15 @@ def render_parts(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning) 
         job.end_session(coordinator.now())
         job.save()
     return coordinator
+
+
+def adopt_early(early: Early, wave: dict[str, list[Span]], workers: dict[str, NodeWorker]) -> None:
+    """The first bands started early, each to its node's worker: the scheduler's first wave
+    starts them. Any other (a node was lost meanwhile, and the wave is not the same) goes."""
+    for name, bands in early.items():
+        for span, since in bands:
+            if name in workers:
+                workers[name].adopt_early(span, since, wanted=span in wave.get(name, []))
 
 
 def new_stitcher(job: Job, povray: povopts.Settings) -> Stitcher:

@@ -31,7 +31,7 @@ SHEET_FRAMES = 24  # frames on the contact sheet at most, spread over the animat
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")
 LANE = 28  # a node's lane in the timeline, pixels
-COUNTS = {"cuts", "column_cuts", "gated_cuts", "parts"}  # timings that count, not seconds
+COUNTS = {"cuts", "column_cuts", "gated_cuts", "early_bands", "parts"}  # timings that count, not seconds
 
 
 def write_report(job: Job, preview: Path | None = None) -> Path:

@@ -114,8 +114,10 @@ class NodeWorker:
         self.controls: queue.Queue[tuple[str, Span, Span | None] | None] = queue.Queue()
         self._lock = threading.Lock()
         self._running: dict[Span, PartControl] = {}  # parts a slot thread is rendering now
-        self._early: dict[Span, tuple[Span, float]] = {}  # a continuation at its gate: (the cut band, since)
+        # A POV-Ray at its gate: (the band it continues, or None for a first band; since when).
+        self._early: dict[Span, tuple[Span | None, float]] = {}
         self.gated_cuts = 0  # cuts whose continuation was started early and used
+        self.early_bands = 0  # first bands started early and used
         self.threads = [threading.Thread(target=self._slot, daemon=True) for _ in range(slots)]
         self.threads.append(threading.Thread(target=self._control, daemon=True))
         for thread in self.threads:
@@ -166,7 +168,8 @@ class NodeWorker:
         return Rendered(self.name, job.part, outcome, trace)
 
     def _take_early(self, job: PartJob, control: PartControl) -> bool:
-        """Whether this continuation's POV-Ray waits at its gate already (see module doc)."""
+        """Whether this part's POV-Ray waits at its gate already (a continuation, see the module's
+        doc, or a first band started early)."""
         with self._lock:
             self._running[job.span] = control
             early = self._early.pop(job.span, None)
@@ -175,7 +178,10 @@ class NodeWorker:
         if time.monotonic() - early[1] > GATE_LIMIT:
             self.node_job.cancel_gated(job.span, remove=True)
             return False
-        self.gated_cuts += 1
+        if early[0] is None:
+            self.early_bands += 1
+        else:
+            self.gated_cuts += 1
         return True
 
     def _ended(self, span: Span) -> None:
@@ -206,6 +212,16 @@ class NodeWorker:
                 return
         if not self._say(span, "cut"):
             self.node_job.interrupt(span)
+
+    def adopt_early(self, span: Span, since: float, wanted: bool = True) -> None:
+        """A first band whose POV-Ray was started at its gate before the job's parts began (a
+        radiosity still's, during its pretrace): the part that renders it opens the gate.
+        Not `wanted` (the first wave changed): stopped."""
+        if wanted:
+            with self._lock:
+                self._early[span] = (None, since)
+        else:
+            self.controls.put(("cancel", span, None))
 
     def drop_early(self, kept: Span) -> None:
         """A continuation started early that will not be asked for (its band ended
