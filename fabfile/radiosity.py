@@ -15,6 +15,9 @@ two phases instead:
    and a copy of the scene whose pretrace is reduced to nothing
    (`pretrace_start 1 pretrace_end 1` appended: a second radiosity block
    edits the first). The bands then share one set of samples: no seams.
+   The scene's copy and the INI that reads it (INI) go to the nodes first,
+   so that each node's first bands start up while it gathers, held at their
+   gate (NodeJob.launch_gated) until the cache is there.
 
 A resumed job reuses the cache in its folder. If POV-Ray gathered no sample
 at all, the scene's radiosity is off after all (an `#if` povfarm cannot

@@ -157,6 +157,8 @@ def test_radiosity_still_shares_one_pretrace_and_shows_no_seam(ssh_cluster, tmp_
     assert "radiosity from one pretrace gathered across the nodes" in result.stdout
     record = job_record(tmp_path)
     assert record["timings"]["pretrace"] > 0 and (tmp_path / record["folder"] / "radiosity.rad").stat().st_size > 0
+    # The first bands' POV-Rays started up while the pretrace was gathered, and waited at their gate.
+    assert record["timings"]["early_bands"] >= 1, record["timings"]
     starts = sorted({parse_part_name(name).start for name in record["parts"]})
     assert len(starts) >= 2
     # The last bands' POV-Rays wind down by themselves (~0.3 s after their PNG is whole).
@@ -184,6 +186,22 @@ def test_radiosity_still_shares_one_pretrace_and_shows_no_seam(ssh_cluster, tmp_
     stitch_plain_bands(scene, size, starts, 288, plain)
     with pytest.raises(AssertionError, match="seam"):
         assert_seam_free(plain, one, two, starts, noise_factor=10.0)
+
+
+def test_radiosity_switched_off_where_povfarm_cannot_see_renders_plain_bands_identical(ssh_cluster, tmp_path):
+    # povfarm cannot tell `Bounce > 0`: it gathers a pretrace, and starts the first bands at
+    # their gate meanwhile. POV-Ray gathers no sample: the bands render the scene itself,
+    # identical to POV-Ray alone, and the POV-Rays at their gate are stopped.
+    source = copy_scene(SCENES / "still" / "scene.pov", tmp_path / "source")
+    text = source.read_text()
+    assert "global_settings { assumed_gamma 1.0 }" in text
+    source.write_text(text.replace("global_settings { assumed_gamma 1.0 }", "#declare Bounce = 0;\n"
+                                   "global_settings { assumed_gamma 1.0 #if (Bounce > 0) radiosity { count 20 } #end }"))
+    result = render_still_as_povray_would(ssh_cluster, tmp_path, source, 160, 120, nodes=2)
+    said = result.stdout + result.stderr
+    assert "gathering the pretrace" in said and "POV-Ray gathered no sample" in said
+    assert job_record(tmp_path)["timings"].get("early_bands", 0) == 0
+    wait_for(lambda: not ssh_cluster.all_povray_pids(), timeout=5, what="no POV-Ray left on the nodes")
 
 
 def test_radiosity_the_scene_hides_from_povfarm_is_named_when_povray_reports_it(ssh_cluster, tmp_path):
