@@ -195,8 +195,8 @@ def test_radiosity_switched_off_where_povfarm_cannot_see_renders_plain_bands_ide
     source = copy_scene(SCENES / "still" / "scene.pov", tmp_path / "source")
     text = source.read_text()
     assert "global_settings { assumed_gamma 1.0 }" in text
-    source.write_text(text.replace("global_settings { assumed_gamma 1.0 }", "#declare Bounce = 0;\n"
-                                   "global_settings { assumed_gamma 1.0 #if (Bounce > 0) radiosity { count 20 } #end }"))
+    switched = "global_settings { assumed_gamma 1.0 #if (Bounce > 0) radiosity { count 20 } #end }"
+    source.write_text(text.replace("global_settings { assumed_gamma 1.0 }", f"#declare Bounce = 0;\n{switched}"))
     result = render_still_as_povray_would(ssh_cluster, tmp_path, source, 160, 120, nodes=2)
     said = result.stdout + result.stderr
     assert "gathering the pretrace" in said and "POV-Ray gathered no sample" in said
