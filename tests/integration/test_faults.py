@@ -281,27 +281,26 @@ def test_an_interrupt_keeps_what_each_band_rendered_and_resume_renders_only_the_
     assert_same_pixels(tmp_path / "out.png", expected_image(scene, tmp_path, cost))
 
 
-def test_a_node_that_loses_power_while_gathering_the_pretrace_is_replaced(own_cluster, tmp_path):
-    # A radiosity still's first phase: each node gathers one band's pretrace. node2 dies
-    # in the middle of its band: that band goes to a node that finished, and the bands of
-    # the second phase go to the two nodes left, every one with the whole pretrace.
-    from tests.integration.test_render import EXAMPLES, assert_seam_free
+def start_cornell(tmp_path: Path, cluster, *extra: str) -> tuple[Path, subprocess.Popen]:
+    """A radiosity still (POV-Ray's cornell.pov, 384x288) rendering on the cluster."""
+    from tests.integration.test_render import EXAMPLES
 
     scene = copy_scene(EXAMPLES / "radiosity" / "cornell.pov", tmp_path / "scene")
-    write_inventory(tmp_path, own_cluster.inventory())
-    victim = own_cluster.nodes[1]
+    write_inventory(tmp_path, cluster.inventory())
     process = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "--search-root", str(REPO), "render", f"--scene={scene}",
+        [sys.executable, "-m", "invoke", "--search-root", str(REPO), *extra, "render", f"--scene={scene}",
          "--width=384", "--height=288", "--output=out.png"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    logs = own_cluster.folder / "shared-work"
+    logs = cluster.folder / "shared-work"
     wait_for(lambda: any("Rendered" in log.read_text(errors="replace")
                          for log in logs.glob("*/node2/parts/pretrace-*/log")), what="node2 gathering its pretrace")
-    victim.power_cut()
-    out, err = process.communicate(timeout=300)
-    assert process.returncode == 0, err
-    assert "node2" in err and "Traceback" not in err
+    return scene, process
+
+
+def assert_rendered_seam_free_without_node2(tmp_path: Path, scene: Path) -> None:
+    from tests.integration.test_render import assert_seam_free
+
     record = json.loads(next((tmp_path / "renders").glob("*/job.json")).read_text())
     assert {part["node"] for part in record["parts"].values()} <= {"node1", "node3"}, record["parts"]
     one = reference(scene, "+W384", "+H288", out=tmp_path / "ref1.png")
@@ -312,24 +311,25 @@ def test_a_node_that_loses_power_while_gathering_the_pretrace_is_replaced(own_cl
     assert_seam_free(tmp_path / "out.png", one, two, starts, noise_factor=2.0)
 
 
+def test_a_node_that_loses_power_while_gathering_the_pretrace_is_replaced(own_cluster, tmp_path):
+    # A radiosity still's first phase: each node gathers one band's pretrace. node2 dies
+    # in the middle of its band: that band goes to a node that finished, and the bands of
+    # the second phase go to the two nodes left, every one with the whole pretrace.
+    scene, process = start_cornell(tmp_path, own_cluster)
+    own_cluster.nodes[1].power_cut()
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    assert "node2" in err and "Traceback" not in err
+    assert_rendered_seam_free_without_node2(tmp_path, scene)
+
+
 def test_a_node_that_hangs_while_gathering_the_pretrace_is_left_out(own_cluster, tmp_path):
     # node2 freezes in the middle of its band's pretrace: past the hang limit its band goes
     # to a node that finished, and the job renders on the two others, seam-free.
-    from tests.integration.test_render import EXAMPLES, assert_seam_free
-
-    scene = copy_scene(EXAMPLES / "radiosity" / "cornell.pov", tmp_path / "scene")
-    write_inventory(tmp_path, own_cluster.inventory())
     config = tmp_path / "fast-hang.yaml"
     config.write_text("povfarm:\n  render:\n    hang_grace: 3\n    hang_factor: 3\n")
+    scene, process = start_cornell(tmp_path, own_cluster, "-f", str(config))
     victim = own_cluster.nodes[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "--search-root", str(REPO), "-f", str(config), "render",
-         f"--scene={scene}", "--width=384", "--height=288", "--output=out.png"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    logs = own_cluster.folder / "shared-work"
-    wait_for(lambda: any("Rendered" in log.read_text(errors="replace")
-                         for log in logs.glob("*/node2/parts/pretrace-*/log")), what="node2 gathering its pretrace")
     frozen = victim.freeze()
     try:
         out, err = process.communicate(timeout=300)
@@ -337,11 +337,4 @@ def test_a_node_that_hangs_while_gathering_the_pretrace_is_left_out(own_cluster,
         victim.thaw(frozen)
     assert process.returncode == 0, err
     assert "node2" in err and "its pretrace took too long" in err and "Traceback" not in err
-    record = json.loads(next((tmp_path / "renders").glob("*/job.json")).read_text())
-    assert {part["node"] for part in record["parts"].values()} <= {"node1", "node3"}, record["parts"]
-    one = reference(scene, "+W384", "+H288", out=tmp_path / "ref1.png")
-    two = tmp_path / "ref2.png"
-    subprocess.run(["povray", f"+I{scene.name}", "+W384", "+H288", "-D", "-P", "+WT2", f"+O{two}"],
-                   cwd=scene.parent, check=True, capture_output=True)
-    starts = sorted({parse_part_name(name).start for name in record["parts"]})
-    assert_seam_free(tmp_path / "out.png", one, two, starts, noise_factor=2.0)
+    assert_rendered_seam_free_without_node2(tmp_path, scene)
