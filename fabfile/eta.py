@@ -95,7 +95,6 @@ def _pace(run: Run, weights: Sequence[float], now: float) -> float | None:
     return done / elapsed if done > 0 else None
 
 
-
 SETTLE = 1.0  # seconds: how fast the end shown follows a new estimate (bench/NOTES.md)
 
 

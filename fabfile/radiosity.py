@@ -107,8 +107,9 @@ def pretrace_script(node_job: NodeJob, band: tuple[int, int], job_args: Sequence
         "awk -v RS='[\\r\\n]' -v pid=$pid '$1 == \"Rendered\" && $3 == \"of\" "
         "{ n = $2 + 0; if (n < last) { system(\"kill -TERM \" pid); exit } last = n }'"
     )
-    # Stopped, POV-Ray closes its cache within ~0.3 s, then takes ~0.25 s more to exit: once
-    # the cache is closed (no longer among its open files) it is whole, and POV-Ray is killed.
+    # Stopped, POV-Ray closes its cache within a fraction of a second and exits ~0.2 s later
+    # (bench/NOTES.md): once the cache is closed (not among its open files) it is whole, and
+    # POV-Ray is killed.
     opened = shell_join([f"/{pretrace_name(band)}/cache.rad"])  # as its open file's link names it
     closed = (
         f"n=0; while [ $n -lt 500 ] && ls -l /proc/$pid/fd 2>/dev/null | grep -qF {opened}; "
