@@ -61,9 +61,10 @@ def process_name(pid: int) -> str:
         return ""
 
 
-def povrays_in(folder: Path) -> list[int]:
-    """Every POV-Ray working under `folder`, wherever it hangs in the process tree (an
-    orphan whose parent shell died is no longer below its node's sshd)."""
+def povrays_in(folder: Path, node: str | None = None) -> list[int]:
+    """Every POV-Ray working under `folder` (in `node`'s job folders, if given), wherever it
+    hangs in the process tree (an orphan whose parent shell died is no longer below its
+    node's sshd). One that ends while it is looked at is not counted."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and process_name(int(entry.name)) == "povray":
@@ -71,7 +72,7 @@ def povrays_in(folder: Path) -> list[int]:
                 cwd = Path(os.readlink(entry / "cwd"))
             except OSError:
                 continue
-            if cwd.is_relative_to(folder):
+            if cwd.is_relative_to(folder) and (node is None or node in cwd.relative_to(folder).parts):
                 found.append(int(entry.name))
     return found
 
