@@ -198,6 +198,8 @@ def share_radiosity(
         return shared
     reporter.info(f"radiosity: {samples} samples in the pretrace ({shared.seconds:.1f}s), shared by every band")
     _hand_out(node_jobs, cache, give, shared)
+    if shared.failed:  # the first bands were planned for every node: with one lost, others come
+        _stop_early(node_jobs, shared)
     return shared
 
 
@@ -246,11 +248,20 @@ def _plain_again(node_jobs: dict[str, NodeJob], shared: Shared) -> None:
     """No sample: the scene's radiosity is off. Parts read povfarm.ini again (the copy would
     switch radiosity on), and the bands started early go."""
     shared.seconds = None
-    for name, node_job in node_jobs.items():
+    for node_job in node_jobs.values():
         node_job.ini = NODE_INI
-        for span in shared.early.get(name, []):
+    _stop_early(node_jobs, shared)
+
+
+def _stop_early(node_jobs: dict[str, NodeJob], shared: Shared) -> None:
+    """The POV-Rays started early at their gate, stopped: no part will open their gate. (A
+    failed node is not asked: it may not answer; its watchdog ends them.)"""
+    for name, spans in shared.early.items():
+        if name in shared.failed:
+            continue
+        for span in spans:
             try:
-                node_job.cancel_gated(span, remove=True)
+                node_jobs[name].cancel_gated(span, remove=True)
             except Exception:  # noqa: BLE001 - a lost node's gated POV-Ray ends by its watchdog
                 pass
     shared.early = {}

@@ -157,7 +157,8 @@ def share_pretrace(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning
 
 
 def first_wave(job: Job, nodes: JobNodes, tuning: Tuning) -> dict[str, list[Span]]:
-    """The parts the scheduler starts first on each node (it decides the same again later)."""
+    """The parts the scheduler starts first on each node: it decides the same again when the
+    parts begin, on the same nodes (fabfile.radiosity stops them if one was lost)."""
     scheduler = new_scheduler(job, nodes, tuning)[0]
     wave: dict[str, list[Span]] = {}
     for command in scheduler.begin(0.0):
@@ -209,7 +210,9 @@ def render_parts(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning, 
     reports: queue.Queue = queue.Queue()
     settings = Settings(part_args(job), job.parts_folder, povray.final_frame, gated)
     workers = {name: NodeWorker(nj, slots[name], settings, reports.put) for name, nj in nodes.node_jobs.items()}
-    adopt_early(early, first_wave(job, nodes, tuning) if early else {}, workers)
+    for name, bands in early.items():  # started at their gate: the scheduler's first wave opens it
+        for span, since in bands:
+            workers[name].adopt_early(span, since)
     stitcher = new_stitcher(job, povray) if still else None
     coordinator = Coordinator(job, scheduler, Geometry(job, threads, columns), reporter, reports, workers, stitcher,
                               tuning.tick, f"finished parts are kept, continue with: {resume_command(job)}")
@@ -230,15 +233,6 @@ def render_parts(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning, 
         job.end_session(coordinator.now())
         job.save()
     return coordinator
-
-
-def adopt_early(early: Early, wave: dict[str, list[Span]], workers: dict[str, NodeWorker]) -> None:
-    """The first bands started early, each to its node's worker: the scheduler's first wave
-    starts them. Any other (a node was lost meanwhile, and the wave is not the same) goes."""
-    for name, bands in early.items():
-        for span, since in bands:
-            if name in workers:
-                workers[name].adopt_early(span, since, wanted=span in wave.get(name, []))
 
 
 def new_stitcher(job: Job, povray: povopts.Settings) -> Stitcher:

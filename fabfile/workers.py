@@ -213,15 +213,11 @@ class NodeWorker:
         if not self._say(span, "cut"):
             self.node_job.interrupt(span)
 
-    def adopt_early(self, span: Span, since: float, wanted: bool = True) -> None:
+    def adopt_early(self, span: Span, since: float) -> None:
         """A first band whose POV-Ray was started at its gate before the job's parts began (a
-        radiosity still's, during its pretrace): the part that renders it opens the gate.
-        Not `wanted` (the first wave changed): stopped."""
-        if wanted:
-            with self._lock:
-                self._early[span] = (None, since)
-        else:
-            self.controls.put(("cancel", span, None))
+        radiosity still's, during its pretrace): the part that renders it opens the gate."""
+        with self._lock:
+            self._early[span] = (None, since)
 
     def drop_early(self, kept: Span) -> None:
         """A continuation started early that will not be asked for (its band ended
