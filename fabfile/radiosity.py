@@ -4,11 +4,13 @@ POV-Ray's radiosity pretrace samples only the region it renders, so plain
 bands of a radiosity still show seams. A still that uses radiosity renders in
 two phases instead:
 
-1. The pretrace. Each node runs POV-Ray on one band of the image with
-   `Radiosity_To_File`. POV-Ray counts the pretrace's pixels first, then
-   starts its count again for the final trace: when the count falls, the
-   pretrace is done and POV-Ray is stopped (SIGTERM: it closes its cache
-   file). Its cache holds the band's pretrace samples.
+1. The pretrace. Each node runs POV-Ray on one strip of the image's columns
+   (every row: a scene's cost mostly changes from top to bottom, sky to
+   floor, far less from left to right) with `Radiosity_To_File`. POV-Ray
+   counts the pretrace's pixels first, then starts its count again for the
+   final trace: when the count falls, the pretrace is done and POV-Ray is
+   stopped (SIGTERM: it closes its cache file). Its cache holds the strip's
+   pretrace samples.
 2. The bands. The caches are joined into one (a cache file is a list of
    samples, one a line) in the job's folder, every node gets it, and every
    band, cut pieces and continuations too, renders with `Radiosity_From_File`
@@ -50,10 +52,10 @@ PRETRACE_OFF = "global_settings { radiosity { pretrace_start 1 pretrace_end 1 } 
 COPY_SUFFIX = ".povfarm-radiosity.pov"  # the scene's copy with PRETRACE_OFF, beside the scene on a node
 
 
-def pretrace_bands(height: int, count: int) -> list[tuple[int, int]]:
-    """Rows 1..height in `count` even bands (fewer for a short image), first to last."""
-    count = max(1, min(count, height))
-    edges = [round(height * i / count) for i in range(count + 1)]
+def pretrace_strips(width: int, count: int) -> list[tuple[int, int]]:
+    """Columns 1..width in `count` even strips (fewer for a narrow image), left to right."""
+    count = max(1, min(count, width))
+    edges = [round(width * i / count) for i in range(count + 1)]
     return [(edges[i] + 1, edges[i + 1]) for i in range(count)]
 
 
@@ -68,7 +70,7 @@ def scene_copy_text(scene_text: str) -> str:
 
 
 def join_caches(parts: Sequence[Path], target: Path) -> None:
-    """Join the bands' cache files into one (written whole, then renamed)."""
+    """Join the strips' cache files into one (written whole, then renamed)."""
     temporary = target.with_name(f".{target.name}.tmp")
     with temporary.open("wb") as out:
         for part in parts:
@@ -90,19 +92,19 @@ def ini_lines(entry_line: str, copy_name: str, up: str) -> list[str]:
     ]
 
 
-def pretrace_name(band: tuple[int, int]) -> str:
-    return f"pretrace-{band[0]:06d}-{band[1]:06d}"
+def pretrace_name(strip: tuple[int, int]) -> str:
+    return f"pretrace-{strip[0]:06d}-{strip[1]:06d}"
 
 
-def pretrace_script(node_job: NodeJob, band: tuple[int, int], job_args: Sequence[str]) -> str:
-    """The node's command: POV-Ray on one band, saving its cache, stopped when its pretrace ends."""
-    folder = posixpath.join(node_job.up, "parts", pretrace_name(band))  # stopped with the job's parts
+def pretrace_script(node_job: NodeJob, strip: tuple[int, int], job_args: Sequence[str]) -> str:
+    """The node's command: POV-Ray on one strip, saving its cache, stopped when its pretrace ends."""
+    folder = posixpath.join(node_job.up, "parts", pretrace_name(strip))  # stopped with the job's parts
     log, cache, pid, rc = (shell_join([posixpath.join(folder, name)]) for name in ("log", "cache.rad", "pid", "rc"))
     povray = shell_join([
-        node_job.povray, posixpath.join(node_job.up, "povfarm.ini"), *job_args, f"+SR{band[0]}", f"+ER{band[1]}",
+        node_job.povray, posixpath.join(node_job.up, "povfarm.ini"), *job_args, f"+SC{strip[0]}", f"+EC{strip[1]}",
         "-F", f"Radiosity_File_Name={posixpath.join(folder, 'cache.rad')}", "+RFO",
     ])
-    # The final trace's first count (a block) is below the pretrace's last (its whole band).
+    # The final trace's first count (a block) is below the pretrace's last (its whole strip).
     watch = (
         "awk -v RS='[\\r\\n]' -v pid=$pid '$1 == \"Rendered\" && $3 == \"of\" "
         "{ n = $2 + 0; if (n < last) { system(\"kill -TERM \" pid); exit } last = n }'"
@@ -110,7 +112,7 @@ def pretrace_script(node_job: NodeJob, band: tuple[int, int], job_args: Sequence
     # Stopped, POV-Ray closes its cache within a fraction of a second and exits ~0.2 s later
     # (bench/NOTES.md): once the cache is closed (not among its open files) it is whole, and
     # POV-Ray is killed.
-    opened = shell_join([f"/{pretrace_name(band)}/cache.rad"])  # as its open file's link names it
+    opened = shell_join([f"/{pretrace_name(strip)}/cache.rad"])  # as its open file's link names it
     closed = (
         f"n=0; while [ $n -lt 500 ] && ls -l /proc/$pid/fd 2>/dev/null | grep -qF {opened}; "
         "do sleep 0.02; n=$((n+1)); done; "
@@ -128,20 +130,20 @@ def pretrace_script(node_job: NodeJob, band: tuple[int, int], job_args: Sequence
     return node_job.command(script)
 
 
-def pretrace_band(node_job: NodeJob, band: tuple[int, int], job_args: Sequence[str], local: Path) -> Path:
-    """Run one band's pretrace on a node and fetch its cache file."""
-    result = node_job.session.run(pretrace_script(node_job, band, job_args))
+def pretrace_strip(node_job: NodeJob, strip: tuple[int, int], job_args: Sequence[str], local: Path) -> Path:
+    """Run one strip's pretrace on a node and fetch its cache file."""
+    result = node_job.session.run(pretrace_script(node_job, strip, job_args))
     if not result.ok:
         raise classify_failure(node_job.name, node_job.povray, result.exit_code, result.stderr)
-    target = local / f"{pretrace_name(band)}.rad"
-    node_job.session.get(posixpath.join(node_job.root, "parts", pretrace_name(band), "cache.rad"), target)
+    target = local / f"{pretrace_name(strip)}.rad"
+    node_job.session.get(posixpath.join(node_job.root, "parts", pretrace_name(strip), "cache.rad"), target)
     return target
 
 
 @dataclass(frozen=True)
 class HangLimit:
-    """A band whose pretrace takes `factor` times the first finished band's, and `grace`
-    seconds more, is taken for hung: its band goes to a node that finished (the render's
+    """A strip whose pretrace takes `factor` times the first finished strip's, and `grace`
+    seconds more, is taken for hung: its strip goes to a node that finished (the render's
     Tuning gives both, as it does for parts)."""
 
     grace: float
@@ -177,19 +179,19 @@ def share_radiosity(
     shared = Shared(0.0)
     if not cache.is_file():
         shared.since = time.monotonic()
-        bands = pretrace_bands(int(job.settings["height"]), len(node_jobs))
-        reporter.info(f"radiosity: gathering the pretrace in {len(bands)} band(s), one per node")
+        strips = pretrace_strips(int(job.settings["width"]), len(node_jobs))
+        reporter.info(f"radiosity: gathering the pretrace in {len(strips)} strip(s) of columns, one per node")
         local = job.folder / "pretrace"
         local.mkdir(exist_ok=True)
         with ThreadPoolExecutor(max_workers=len(node_jobs)) as pool:
             ready = {name: pool.submit(_early_bands, node_job, give, launch) for name, node_job in node_jobs.items()}
-            caches = gather_pretrace(node_jobs, bands, job_args, local, hang, shared.failed)
+            caches = gather_pretrace(node_jobs, strips, job_args, local, hang, shared.failed)
             for name, future in ready.items():
                 try:
                     shared.early[name] = future.result()
                 except PovfarmError:
                     shared.early[name] = []  # the copy goes with the cache below
-        join_caches([caches[band] for band in bands], cache)
+        join_caches([caches[strip] for strip in strips], cache)
         shutil.rmtree(local)
         shared.seconds = time.monotonic() - shared.since
     samples = cache.read_bytes().count(b"\n")
@@ -268,23 +270,23 @@ def _stop_early(node_jobs: dict[str, NodeJob], shared: Shared) -> None:
 
 
 def gather_pretrace(
-    node_jobs: dict[str, NodeJob], bands: list[tuple[int, int]], job_args: Sequence[str], local: Path,
+    node_jobs: dict[str, NodeJob], strips: list[tuple[int, int]], job_args: Sequence[str], local: Path,
     hang: HangLimit, failures: dict[str, str],
 ) -> dict[tuple[int, int], Path]:
-    """Every band's cache, a band per node at once, in rounds: the bands of a node that
+    """Every strip's cache, a strip per node at once, in rounds: the strips of a node that
     failed, or that passed the hang limit, go to the nodes that finished theirs (the
     failed ones, with why, go into `failures`). A scene's error (a parse error) ends it at once."""
     caches: dict[tuple[int, int], Path] = {}
     usable = list(node_jobs)
-    pool = ThreadPoolExecutor(max_workers=len(bands) + len(node_jobs))  # a hung node's thread is left behind
+    pool = ThreadPoolExecutor(max_workers=len(strips) + len(node_jobs))  # a hung node's thread is left behind
     try:
-        while len(caches) < len(bands):
+        while len(caches) < len(strips):
             if not usable:
                 raise NodeError("no node could gather the radiosity pretrace: " + "; ".join(failures.values()))
-            todo = [band for band in bands if band not in caches]
+            todo = [strip for strip in strips if strip not in caches]
             assigned = dict(zip(usable, todo, strict=False))
-            running = {pool.submit(pretrace_band, node_jobs[name], band, job_args, local): name
-                       for name, band in assigned.items()}
+            running = {pool.submit(pretrace_strip, node_jobs[name], strip, job_args, local): name
+                       for name, strip in assigned.items()}
             finished = _round(running, assigned, caches, failures, hang)
             usable = finished + [name for name in usable if name not in assigned]
     finally:
@@ -302,7 +304,7 @@ def _round(running: dict[Future, str], assigned: dict[str, tuple[int, int]],
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         done, waiting = wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
         if not done:
-            for future in waiting:  # hung: left behind, its band goes elsewhere
+            for future in waiting:  # hung: left behind, its strip goes elsewhere
                 failures[running[future]] = f"node {running[future]}: its pretrace took too long"
             break
         for future in done:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from fabfile.plan import parse_part_name
+from fabfile.radiosity import pretrace_strips
 from tests.conftest import REPO, SCENES, assert_same_pixels, copy_scene, reference, run_inv, wait_for, write_inventory
 from tests.sshnodes import povrays_in
 
@@ -298,21 +299,20 @@ def start_cornell(tmp_path: Path, cluster, *extra: str) -> tuple[Path, subproces
 
 
 def assert_rendered_seam_free_without_node2(tmp_path: Path, scene: Path) -> None:
-    from tests.integration.test_render import assert_seam_free
+    from tests.integration.test_render import assert_seam_free, farthest_two_thread_run
 
     record = json.loads(next((tmp_path / "renders").glob("*/job.json")).read_text())
     assert {part["node"] for part in record["parts"].values()} <= {"node1", "node3"}, record["parts"]
     one = reference(scene, "+W384", "+H288", out=tmp_path / "ref1.png")
-    two = tmp_path / "ref2.png"
-    subprocess.run(["povray", f"+I{scene.name}", "+W384", "+H288", "-D", "-P", "+WT2", f"+O{two}"],
-                   cwd=scene.parent, check=True, capture_output=True)
+    two = farthest_two_thread_run(scene, ["+W384", "+H288"], one)
     starts = sorted({parse_part_name(name).start for name in record["parts"]})
-    assert_seam_free(tmp_path / "out.png", one, two, starts, noise_factor=2.0)
+    strips = [first for first, _ in pretrace_strips(384, len(record["nodes"]))]  # as gathered
+    assert_seam_free(tmp_path / "out.png", one, two, starts, noise_factor=2.0, column_starts=strips)
 
 
 def test_a_node_that_loses_power_while_gathering_the_pretrace_is_replaced(own_cluster, tmp_path):
-    # A radiosity still's first phase: each node gathers one band's pretrace. node2 dies
-    # in the middle of its band: that band goes to a node that finished, and the bands of
+    # A radiosity still's first phase: each node gathers one strip's pretrace. node2 dies
+    # in the middle of its strip: that strip goes to a node that finished, and the bands of
     # the second phase go to the two nodes left, every one with the whole pretrace.
     scene, process = start_cornell(tmp_path, own_cluster)
     own_cluster.nodes[1].power_cut()
@@ -323,7 +323,7 @@ def test_a_node_that_loses_power_while_gathering_the_pretrace_is_replaced(own_cl
 
 
 def test_a_node_that_hangs_while_gathering_the_pretrace_is_left_out(own_cluster, tmp_path):
-    # node2 freezes in the middle of its band's pretrace: past the hang limit its band goes
+    # node2 freezes in the middle of its strip's pretrace: past the hang limit its strip goes
     # to a node that finished, and the job renders on the two others, seam-free.
     config = tmp_path / "fast-hang.yaml"
     config.write_text("povfarm:\n  render:\n    hang_grace: 3\n    hang_factor: 3\n")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from fabfile.radiosity import PRETRACE_OFF, ini_lines, join_caches, pretrace_bands, scene_copy_name, scene_copy_text
+from fabfile.radiosity import PRETRACE_OFF, ini_lines, join_caches, pretrace_strips, scene_copy_name, scene_copy_text
 
 
-def test_pretrace_bands_cover_every_row_once_in_even_bands():
-    bands = pretrace_bands(100, 3)
-    assert bands == [(1, 33), (34, 67), (68, 100)]
-    assert pretrace_bands(2, 5) == [(1, 1), (2, 2)]  # never an empty band
-    assert pretrace_bands(10, 0) == [(1, 10)]
+def test_pretrace_strips_cover_every_column_once_in_even_strips():
+    strips = pretrace_strips(100, 3)
+    assert strips == [(1, 33), (34, 67), (68, 100)]
+    assert pretrace_strips(2, 5) == [(1, 1), (2, 2)]  # never an empty strip
+    assert pretrace_strips(10, 0) == [(1, 10)]
 
 
 def test_the_scene_copy_sits_beside_the_scene_and_ends_with_the_pretrace_off():
