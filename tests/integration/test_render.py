@@ -6,7 +6,7 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import accumulate
 from pathlib import Path
 
@@ -279,23 +279,24 @@ def row_steps(ours: Image.Image, one: Image.Image, window: int = 64) -> list[flo
     return steps
 
 
-def farthest_two_thread_run(scene: Path, size: Sequence[str], one: Path, runs: int = 3) -> Path:
+def mean_difference(a: Image.Image, b: Image.Image) -> float:
+    return sum(ImageStat.Stat(ImageChops.difference(a, b)).mean) / 3
+
+
+def farthest_two_thread_run(scene: Path, size: Sequence[str], one: Path, runs: int = 3,
+                            by: Callable[[Image.Image, Image.Image], float] = mean_difference) -> Path:
     """POV-Ray's own two threads, `runs` times: the run farthest from `one` (its +WT1 render)
-    on average. Their noise varies from run to run (cornell at 384x288: a mean difference
-    from 0.35 to 0.58), so one run stands poorly for it."""
+    `by` that measure. Their noise varies from run to run (cornell at 384x288: a mean
+    difference from 0.35 to 0.58), so one run stands poorly for it."""
     def from_wt1(run: Path) -> float:
         with Image.open(run) as a, Image.open(one) as b:
-            return mean_difference(a.convert("RGB"), b.convert("RGB"))
+            return by(a.convert("RGB"), b.convert("RGB"))
 
     paths = [one.with_name(f"ref2-{index}.png") for index in range(runs)]
     for path in paths:
         subprocess.run(["povray", f"+I{scene.name}", *size, "-D", "-P", "+WT2", f"+O{path}"],
                        cwd=scene.parent, check=True, capture_output=True)
     return max(paths, key=from_wt1)
-
-
-def mean_difference(a: Image.Image, b: Image.Image) -> float:
-    return sum(ImageStat.Stat(ImageChops.difference(a, b)).mean) / 3
 
 
 def assert_seam_free(farm: Path, reference_wt1: Path, reference_wt2: Path, starts: list[int],
@@ -337,16 +338,9 @@ def test_random_stream_scenes_render_in_bands_seam_free(ssh_cluster, tmp_path, e
     assert len(starts) >= 2
     one = reference(scene, "+W160", "+H120", out=tmp_path / "ref1.png")
     # POV-Ray's own two threads are random too: arealit3's +WT2 lies 61-63 from +WT1 in 8 runs
-    # of 9, 24 in the ninth. Three runs stand for their noise: the one farthest from +WT1.
-    runs = [tmp_path / f"ref2-{index}.png" for index in range(3)]
-    for two in runs:
-        subprocess.run(["povray", f"+I{scene.name}", "+W160", "+H120", "-D", "-P", "+WT2", f"+O{two}"],
-                       cwd=scene.parent, check=True, capture_output=True)
-    def from_wt1(run: Path) -> int:
-        with Image.open(run) as a, Image.open(one) as b:
-            return biggest_difference(a.convert("RGB"), b.convert("RGB"))
-
-    assert_seam_free(tmp_path / "out.png", one, max(runs, key=from_wt1), starts)
+    # of 9, 24 in the ninth.
+    two = farthest_two_thread_run(scene, ["+W160", "+H120"], one, by=biggest_difference)
+    assert_seam_free(tmp_path / "out.png", one, two, starts)
 
 
 def test_exact_renders_a_random_stream_scene_whole_identical_to_one_thread(ssh_cluster, tmp_path):
