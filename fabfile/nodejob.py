@@ -432,7 +432,11 @@ class NodeJob:
 
     def progress(self, span: Span, timeout: float = 10.0) -> int | None:
         """Pixels a running part has finished, from POV-Ray's log, or None."""
-        log = posixpath.join(self.part_folder(span), "log")
+        return self.logged_pixels(self.part_folder(span), timeout)
+
+    def logged_pixels(self, folder: str, timeout: float = 10.0) -> int | None:
+        """The last count of finished pixels in the POV-Ray log in `folder` (on the node), or None."""
+        log = posixpath.join(folder, "log")
         result = self.session.run(f"tail -c 300 {shell_join([log])} 2>/dev/null; true", timeout=timeout)
         return rendered_pixels(result.stdout)
 

@@ -28,6 +28,7 @@ read): the bands render as plain ones, identical to POV-Ray alone.
 
 from __future__ import annotations
 
+import math
 import posixpath
 import shutil
 import time
@@ -50,6 +51,7 @@ CACHE = "radiosity.rad"  # the joined samples: in the job's folder, and in each 
 INI = "povfarm-radiosity.ini"  # the second phase's INI on a node: the scene's copy, and the cache
 PRETRACE_OFF = "global_settings { radiosity { pretrace_start 1 pretrace_end 1 } }"
 COPY_SUFFIX = ".povfarm-radiosity.pov"  # the scene's copy with PRETRACE_OFF, beside the scene on a node
+PROGRESS_EVERY = 5.0  # seconds between the lines that say how far a long pretrace is
 
 
 def pretrace_strips(width: int, count: int) -> list[tuple[int, int]]:
@@ -185,7 +187,8 @@ def share_radiosity(
         local.mkdir(exist_ok=True)
         with ThreadPoolExecutor(max_workers=len(node_jobs)) as pool:
             ready = {name: pool.submit(_early_bands, node_job, give, launch) for name, node_job in node_jobs.items()}
-            caches = gather_pretrace(node_jobs, strips, job_args, local, hang, shared.failed)
+            progress = PretraceProgress(node_jobs, int(job.settings["height"]), reporter)
+            caches = gather_pretrace(node_jobs, strips, job_args, local, hang, shared.failed, progress)
             for name, future in ready.items():
                 try:
                     shared.early[name] = future.result()
@@ -269,9 +272,39 @@ def _stop_early(node_jobs: dict[str, NodeJob], shared: Shared) -> None:
     shared.early = {}
 
 
+class PretraceProgress:
+    """How far the running pretraces are, said every PROGRESS_EVERY seconds from their POV-Ray
+    logs: a share of its strip per node, never going back (once its pretrace is done, POV-Ray
+    counts again from one block for the final trace it is stopped in)."""
+
+    def __init__(self, node_jobs: dict[str, NodeJob], height: int, reporter: Reporter) -> None:
+        self.node_jobs, self.height, self.reporter = node_jobs, height, reporter
+        self.shares: dict[str, float] = {}
+        self.next = time.monotonic() + PROGRESS_EVERY
+
+    def due_in(self) -> float:
+        return max(0.0, self.next - time.monotonic())
+
+    def tell(self, running: dict[str, tuple[int, int]]) -> None:
+        """Read the logs of the strips still `running` (by node) and say how far each is."""
+        for name, strip in running.items():
+            folder = posixpath.join(self.node_jobs[name].root, "parts", pretrace_name(strip))
+            try:
+                pixels = self.node_jobs[name].logged_pixels(folder, timeout=2.0)
+            except PovfarmError:  # the node does not answer: the hang limit decides
+                continue
+            if pixels is not None:
+                share = min(1.0, pixels / ((strip[1] - strip[0] + 1) * self.height))
+                self.shares[name] = max(self.shares.get(name, 0.0), share)
+        if self.shares:
+            shares = ", ".join(f"{name} {share:.0%}" for name, share in sorted(self.shares.items()))
+            self.reporter.info(f"radiosity: gathering the pretrace: {shares}")
+        self.next = time.monotonic() + PROGRESS_EVERY
+
+
 def gather_pretrace(
     node_jobs: dict[str, NodeJob], strips: list[tuple[int, int]], job_args: Sequence[str], local: Path,
-    hang: HangLimit, failures: dict[str, str],
+    hang: HangLimit, failures: dict[str, str], progress: PretraceProgress | None = None,
 ) -> dict[tuple[int, int], Path]:
     """Every strip's cache, a strip per node at once, in rounds: the strips of a node that
     failed, or that passed the hang limit, go to the nodes that finished theirs (the
@@ -287,7 +320,7 @@ def gather_pretrace(
             assigned = dict(zip(usable, todo, strict=False))
             running = {pool.submit(pretrace_strip, node_jobs[name], strip, job_args, local): name
                        for name, strip in assigned.items()}
-            finished = _round(running, assigned, caches, failures, hang)
+            finished = _round(running, assigned, caches, failures, hang, progress)
             usable = finished + [name for name in usable if name not in assigned]
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
@@ -295,18 +328,22 @@ def gather_pretrace(
 
 
 def _round(running: dict[Future, str], assigned: dict[str, tuple[int, int]],
-           caches: dict[tuple[int, int], Path], failures: dict[str, str], hang: HangLimit) -> list[str]:
-    """Wait for one round's pretraces; the nodes that finished theirs."""
+           caches: dict[tuple[int, int], Path], failures: dict[str, str], hang: HangLimit,
+           progress: PretraceProgress | None) -> list[str]:
+    """Wait for one round's pretraces (saying how far they are); the nodes that finished theirs."""
     started = time.monotonic()
     finished: list[str] = []
     waiting, deadline = set(running), None
     while waiting:
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        done, waiting = wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
-        if not done:
+        hung_in = math.inf if deadline is None else max(0.0, deadline - time.monotonic())
+        timeout = min(hung_in, math.inf if progress is None else progress.due_in())
+        done, waiting = wait(waiting, timeout=None if timeout == math.inf else timeout, return_when=FIRST_COMPLETED)
+        if not done and deadline is not None and time.monotonic() >= deadline:
             for future in waiting:  # hung: left behind, its strip goes elsewhere
                 failures[running[future]] = f"node {running[future]}: its pretrace took too long"
             break
+        if not done and progress is not None:
+            progress.tell({running[future]: assigned[running[future]] for future in waiting})
         for future in done:
             name = running[future]
             try:

@@ -194,6 +194,26 @@ def test_radiosity_still_shares_one_pretrace_and_shows_no_seam(ssh_cluster, tmp_
         assert_seam_free(plain, one, two, [], noise_factor=10.0, column_starts=strip_starts)
 
 
+def test_a_long_pretrace_says_how_far_it_is(ssh_cluster, tmp_path):
+    # Five times cornell's radiosity samples: ~8 s of pretrace per node. Every few seconds
+    # a line says how far each node's strip is, from POV-Ray's own count, never going back.
+    scene = copy_scene(EXAMPLES / "radiosity" / "cornell.pov", tmp_path / "scene")
+    text = scene.read_text()
+    assert "count 200" in text
+    scene.write_text(text.replace("count 200", "count 1000"))
+    write_inventory(tmp_path, ssh_cluster.inventory(ssh_cluster.nodes[:2]))
+    result = run_inv("render", f"--scene={scene}", "--width=160", "--height=120", "--output=out.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = re.findall(r"gathering the pretrace: (.*)", result.stdout + result.stderr)
+    assert lines, result.stdout + result.stderr
+    seen: dict[str, int] = {}
+    for line in lines:
+        for node, share in re.findall(r"(node\d) (\d+)%", line):
+            assert 0 <= int(share) <= 100 and int(share) >= seen.get(node, 0), lines
+            seen[node] = int(share)
+    assert seen and set(seen) <= {"node1", "node2"}, lines
+
+
 def test_radiosity_switched_off_where_povfarm_cannot_see_renders_plain_bands_identical(ssh_cluster, tmp_path):
     # povfarm cannot tell `Bounce > 0`: it gathers a pretrace, and starts the first bands at
     # their gate meanwhile. POV-Ray gathers no sample: the bands render the scene itself,
