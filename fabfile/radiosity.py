@@ -274,12 +274,13 @@ def _stop_early(node_jobs: dict[str, NodeJob], shared: Shared) -> None:
 
 class PretraceProgress:
     """How far the running pretraces are, said every PROGRESS_EVERY seconds from their POV-Ray
-    logs: a share of its strip per node, never going back (once its pretrace is done, POV-Ray
-    counts again from one block for the final trace it is stopped in)."""
+    logs: each running node's share of its strip, never going back (once its pretrace is done,
+    POV-Ray counts again from one block for the final trace it is stopped in)."""
 
     def __init__(self, node_jobs: dict[str, NodeJob], height: int, reporter: Reporter) -> None:
         self.node_jobs, self.height, self.reporter = node_jobs, height, reporter
-        self.shares: dict[str, float] = {}
+        self.shares: dict[tuple[int, int], float] = {}  # by strip
+        self.silent: set[str] = set()  # nodes that did not answer: not asked again
         self.next = time.monotonic() + PROGRESS_EVERY
 
     def due_in(self) -> float:
@@ -288,16 +289,20 @@ class PretraceProgress:
     def tell(self, running: dict[str, tuple[int, int]]) -> None:
         """Read the logs of the strips still `running` (by node) and say how far each is."""
         for name, strip in running.items():
+            if name in self.silent:
+                continue
             folder = posixpath.join(self.node_jobs[name].root, "parts", pretrace_name(strip))
             try:
                 pixels = self.node_jobs[name].logged_pixels(folder, timeout=2.0)
             except PovfarmError:  # the node does not answer: the hang limit decides
+                self.silent.add(name)
                 continue
             if pixels is not None:
                 share = min(1.0, pixels / ((strip[1] - strip[0] + 1) * self.height))
-                self.shares[name] = max(self.shares.get(name, 0.0), share)
-        if self.shares:
-            shares = ", ".join(f"{name} {share:.0%}" for name, share in sorted(self.shares.items()))
+                self.shares[strip] = max(self.shares.get(strip, 0.0), share)
+        known = sorted((name, self.shares[strip]) for name, strip in running.items() if strip in self.shares)
+        if known:
+            shares = ", ".join(f"{name} {share:.0%}" for name, share in known)
             self.reporter.info(f"radiosity: gathering the pretrace: {shares}")
         self.next = time.monotonic() + PROGRESS_EVERY
 
