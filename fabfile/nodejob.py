@@ -432,13 +432,7 @@ class NodeJob:
 
     def progress(self, span: Span, timeout: float = 10.0) -> int | None:
         """Pixels a running part has finished, from POV-Ray's log, or None."""
-        return self.logged_pixels(self.part_folder(span), timeout)
-
-    def logged_pixels(self, folder: str, timeout: float = 10.0) -> int | None:
-        """The last count of finished pixels in the POV-Ray log in `folder` (on the node), or None."""
-        log = posixpath.join(folder, "log")
-        result = self.session.run(f"tail -c 300 {shell_join([log])} 2>/dev/null; true", timeout=timeout)
-        return rendered_pixels(result.stdout)
+        return logged_pixels(self, self.part_folder(span), timeout)
 
     def interrupt(self, span: Span) -> None:
         """Ask a running part's POV-Ray to stop; it keeps its state file for +C."""
@@ -506,6 +500,13 @@ class NodeJob:
     def _remove_script(self) -> str:
         parent = posixpath.dirname(self.root)
         return f"rm -rf -- {shell_join([self.root])}; rmdir -- {shell_join([parent])} 2>/dev/null"
+
+
+def logged_pixels(node_job: NodeJob, folder: str, timeout: float = 10.0) -> int | None:
+    """The last count of finished pixels in the POV-Ray log in `folder` on the node, or None."""
+    log = posixpath.join(folder, "log")
+    result = node_job.session.run(f"tail -c 300 {shell_join([log])} 2>/dev/null; true", timeout=timeout)
+    return rendered_pixels(result.stdout)
 
 
 def _gated_start(prepare: str, part_dir: str, log: str, pid: str, gate: str, exited: str) -> tuple[str, str]:

@@ -41,7 +41,7 @@ from pathlib import Path
 from fabfile.errors import NodeError, OptionsError, PovfarmError, SceneError
 from fabfile.jobs import Job
 from fabfile.nodejob import INI as NODE_INI
-from fabfile.nodejob import NodeJob, classify_failure, povray_ini_line
+from fabfile.nodejob import NodeJob, classify_failure, logged_pixels, povray_ini_line
 from fabfile.plan import Span
 from fabfile.prepare import read_text
 from fabfile.progress import Reporter
@@ -293,7 +293,7 @@ class PretraceProgress:
                 continue
             folder = posixpath.join(self.node_jobs[name].root, "parts", pretrace_name(strip))
             try:
-                pixels = self.node_jobs[name].logged_pixels(folder, timeout=2.0)
+                pixels = logged_pixels(self.node_jobs[name], folder, timeout=2.0)
             except PovfarmError:  # the node does not answer: the hang limit decides
                 self.silent.add(name)
                 continue
