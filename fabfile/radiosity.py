@@ -98,6 +98,11 @@ def pretrace_name(strip: tuple[int, int]) -> str:
     return f"pretrace-{strip[0]:06d}-{strip[1]:06d}"
 
 
+def pretrace_folder(node_job: NodeJob, strip: tuple[int, int]) -> str:
+    """Where a strip's pretrace keeps its log and cache on the node (among the job's parts)."""
+    return posixpath.join(node_job.root, "parts", pretrace_name(strip))
+
+
 def pretrace_script(node_job: NodeJob, strip: tuple[int, int], job_args: Sequence[str]) -> str:
     """The node's command: POV-Ray on one strip, saving its cache, stopped when its pretrace ends."""
     folder = posixpath.join(node_job.up, "parts", pretrace_name(strip))  # stopped with the job's parts
@@ -138,7 +143,7 @@ def pretrace_strip(node_job: NodeJob, strip: tuple[int, int], job_args: Sequence
     if not result.ok:
         raise classify_failure(node_job.name, node_job.povray, result.exit_code, result.stderr)
     target = local / f"{pretrace_name(strip)}.rad"
-    node_job.session.get(posixpath.join(node_job.root, "parts", pretrace_name(strip), "cache.rad"), target)
+    node_job.session.get(posixpath.join(pretrace_folder(node_job, strip), "cache.rad"), target)
     return target
 
 
@@ -291,9 +296,9 @@ class PretraceProgress:
         for name, strip in running.items():
             if name in self.silent:
                 continue
-            folder = posixpath.join(self.node_jobs[name].root, "parts", pretrace_name(strip))
+            node_job = self.node_jobs[name]
             try:
-                pixels = logged_pixels(self.node_jobs[name], folder, timeout=2.0)
+                pixels = logged_pixels(node_job, pretrace_folder(node_job, strip), timeout=2.0)
             except PovfarmError:  # the node does not answer: the hang limit decides
                 self.silent.add(name)
                 continue
