@@ -8,8 +8,8 @@ two phases instead:
    (every row: a scene's cost mostly changes from top to bottom, sky to
    floor, far less from left to right) with `Radiosity_To_File`. POV-Ray
    counts the pretrace's pixels first, then starts its count again for the
-   final trace: when the count falls, the pretrace is done and POV-Ray is
-   stopped (SIGTERM: it closes its cache file). Its cache holds the strip's
+   final trace: when the count falls back to a block, the pretrace is done
+   and POV-Ray is stopped (SIGTERM: it closes its cache file). Its cache holds the strip's
    pretrace samples.
 2. The bands. The caches are joined into one (a cache file is a list of
    samples, one a line) in the job's folder, every node gets it, and every
@@ -52,6 +52,15 @@ INI = "povfarm-radiosity.ini"  # the second phase's INI on a node: the scene's c
 PRETRACE_OFF = "global_settings { radiosity { pretrace_start 1 pretrace_end 1 } }"
 COPY_SUFFIX = ".povfarm-radiosity.pov"  # the scene's copy with PRETRACE_OFF, beside the scene on a node
 PROGRESS_EVERY = 5.0  # seconds between the lines that say how far a long pretrace is
+# Reads POV-Ray's log (`Rendered <n> of <strip's pixels> pixels`) and stops it (SIGTERM to
+# `pid`) when the pretrace is done: its count has passed half the strip and the final trace
+# starts counting again from a block, below half of it. With several threads the counts
+# arrive a little out of order (21120, then 20976): such a step back is no end.
+PRETRACE_END_WATCH = (
+    '$1 == "Rendered" && $3 == "of" { n = $2 + 0; '
+    'if (2 * n < top && 2 * top > $4 + 0) { system("kill -TERM " pid); exit } '
+    "if (n > top) top = n }"
+)
 
 
 def pretrace_strips(width: int, count: int) -> list[tuple[int, int]]:
@@ -111,11 +120,7 @@ def pretrace_script(node_job: NodeJob, strip: tuple[int, int], job_args: Sequenc
         node_job.povray, posixpath.join(node_job.up, "povfarm.ini"), *job_args, f"+SC{strip[0]}", f"+EC{strip[1]}",
         "-F", f"Radiosity_File_Name={posixpath.join(folder, 'cache.rad')}", "+RFO",
     ])
-    # The final trace's first count (a block) is below the pretrace's last (its whole strip).
-    watch = (
-        "awk -v RS='[\\r\\n]' -v pid=$pid '$1 == \"Rendered\" && $3 == \"of\" "
-        "{ n = $2 + 0; if (n < last) { system(\"kill -TERM \" pid); exit } last = n }'"
-    )
+    watch = f"awk -v RS='[\\r\\n]' -v pid=$pid {shell_join([PRETRACE_END_WATCH])}"
     # Stopped, POV-Ray closes its cache within a fraction of a second and exits ~0.2 s later
     # (bench/NOTES.md): once the cache is closed (not among its open files) it is whole, and
     # POV-Ray is killed.
