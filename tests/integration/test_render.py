@@ -438,6 +438,25 @@ def test_nodes_with_a_slow_login_shell_render_the_same_image(slow_shell_cluster,
         assert len(node.login_shells.read_text().split()) == 1, node.name
 
 
+def test_bands_of_several_threads_are_cut_and_continued_and_still_match(ssh_cluster, tmp_path):
+    # A real farm's nodes have several cores, and a band runs with POV-Ray's own threads, whose
+    # blocks end out of order (and whose counts arrive out of order). Here two threads share
+    # each node's one core. The dear top band is cut and continued from its state file all the
+    # same, and the image is POV-Ray's.
+    scene = copy_scene(SCENES / "uneven" / "uneven.pov", tmp_path / "scene")
+    write_inventory(tmp_path, ssh_cluster.inventory(ssh_cluster.nodes[:2], threads=2))
+    args = "+A0.3 Declare=Samples=1500"
+    result = run_inv("render", f"--scene={scene}", "--width=160", "--height=384", f"--args={args}",
+                     "--output=out.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    record = job_record(tmp_path)
+    assert record["options"]["threads"] == 2
+    assert record["timings"].get("cuts", 0) >= 1, record["parts"]
+    expected = reference(scene, "+W160", "+H384", *args.split(), out=tmp_path / "ref.png")
+    assert_same_pixels(tmp_path / "out.png", expected)
+    assert not ssh_cluster.all_povray_pids(), "a POV-Ray was left on a node"
+
+
 def test_a_block_row_is_cut_by_columns_when_it_is_all_that_is_left(ssh_cluster, tmp_path):
     # Two block rows on two nodes: the top one is dear and cannot be cut by rows. When the
     # bottom one's node is idle, the top one keeps its left blocks and continues (+C) over
