@@ -123,11 +123,12 @@ def pretrace_script(node_job: NodeJob, strip: tuple[int, int], job_args: Sequenc
     watch = f"awk -v RS='[\\r\\n]' -v pid=$pid {shell_join([PRETRACE_END_WATCH])}"
     # Stopped, POV-Ray closes its cache within a fraction of a second and exits ~0.2 s later
     # (bench/NOTES.md): once the cache is closed (not among its open files) it is whole, and
-    # POV-Ray is killed.
+    # POV-Ray is killed. Its front end keeps only the last signal it got, so SIGTERM is sent
+    # again every 0.5 s while the cache stays open (a second one changes nothing).
     opened = shell_join([f"/{pretrace_name(strip)}/cache.rad"])  # as its open file's link names it
     closed = (
         f"n=0; while [ $n -lt 500 ] && ls -l /proc/$pid/fd 2>/dev/null | grep -qF {opened}; "
-        "do sleep 0.02; n=$((n+1)); done; "
+        "do sleep 0.02; n=$((n+1)); [ $((n % 25)) = 0 ] && kill -TERM $pid 2>/dev/null; done; "
         f"if [ $n -lt 500 ] && kill -0 $pid 2>/dev/null && [ -s {cache} ]; then kill -KILL $pid; killed=1; fi; "
     )
     script = (
