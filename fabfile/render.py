@@ -137,7 +137,7 @@ def share_pretrace(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning
     hang = HangLimit(tuning.hang_grace, tuning.hang_factor)
     args = part_args(job)
     # The bands' POV-Rays start up while the pretrace is gathered: the start-up is hidden.
-    wave = first_wave(job, nodes, tuning) if not povopts.Settings(**job.settings).include_header else {}
+    wave = first_wave(job, nodes, tuning) if can_gate(job) else {}
 
     def launch(node_job: NodeJob) -> list[Span]:
         return [span for span in wave.get(node_job.name, []) if node_job.launch_gated(span, args)]
@@ -154,6 +154,12 @@ def share_pretrace(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning
         job.save()
     early = {name: [(span, shared.since) for span in spans] for name, spans in shared.early.items()}
     return shared.seconds or 0.0, early
+
+
+def can_gate(job: Job) -> bool:
+    """Whether a POV-Ray may start early and wait at povfarm's gate, a FIFO read as the
+    include header (+HI): not when the scene has a header of its own."""
+    return not povopts.Settings(**job.settings).include_header
 
 
 def first_wave(job: Job, nodes: JobNodes, tuning: Tuning) -> dict[str, list[Span]]:
@@ -190,8 +196,7 @@ def new_scheduler(
         reporter.info(f"first bands sized by the cost of rows measured in job {found[0].id}")
     scheduler = Scheduler(
         unit_count=len(job.plan.units), slots=slots, capacity=sum(capacity.values()),
-        # A cut band's continuation starts early at an include-header FIFO: not when the scene has its own.
-        policy=replace(tuning.policy(), gated=not povray.include_header),
+        policy=replace(tuning.policy(), gated=can_gate(job)),  # a cut band's continuation starts early
         done=done, prior=found[1] if found else None, cuttable=cuttable, continuable=continuable,
         columns=len(columns) if by_columns else 1,
     )
@@ -206,9 +211,8 @@ def render_parts(job: Job, nodes: JobNodes, reporter: Reporter, tuning: Tuning, 
     continuable = still and len(job.plan.units) > 1
     scheduler, slots, columns = new_scheduler(job, nodes, tuning, reporter)
     done = job.done_units()
-    gated = not povray.include_header
     reports: queue.Queue = queue.Queue()
-    settings = Settings(part_args(job), job.parts_folder, povray.final_frame, gated)
+    settings = Settings(part_args(job), job.parts_folder, povray.final_frame, can_gate(job))
     workers = {name: NodeWorker(nj, slots[name], settings, reports.put) for name, nj in nodes.node_jobs.items()}
     for name, bands in early.items():  # started at their gate: the scheduler's first wave opens it
         for span, since in bands:
