@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -17,6 +18,12 @@ from tests.sshnodes import SshCluster
 
 REPO = Path(__file__).resolve().parent.parent
 SCENES = REPO / "tests" / "scenes"
+
+# The tests interrupt renders with SIGINT, as Ctrl-C does. A program started with SIGINT
+# ignored (a background job of a non-interactive shell) passes that on to what it starts, and
+# Python then never raises KeyboardInterrupt: here pytest takes SIGINT back, for its children.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
