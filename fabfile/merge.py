@@ -250,10 +250,9 @@ def png_strips(path: Path, bounds: Sequence[int]) -> Iterator[Image.Image]:
     no further than the last bound: the whole image is never held (but for an
     interlaced PNG, which POV-Ray does not write).
 
-    zlib inflates the scanlines; Pillow undoes their filters, a strip at a time, as a
-    PNG of its own whose first row is the row above the strip, unfiltered (a filter
-    reads the row above). Rows above the first bound are undone only back to the
-    last that needs no row above (filter type None, as black rows are written).
+    zlib inflates the scanlines; Pillow undoes their filters, a strip at a time
+    (_Unfilter). Rows above the first bound are undone only back to the last that
+    needs no row above (filter type None, as black rows are written).
     """
     width, height, depth, colour, interlaced = _ihdr(path)
     mode = PNG_MODES.get(colour)
@@ -269,71 +268,88 @@ def png_strips(path: Path, bounds: Sequence[int]) -> Iterator[Image.Image]:
                 yield image.crop((0, top, width, bottom))
         return
     line = width * len(mode) + 1  # a scanline: its filter type, then its bytes
-    header = struct.pack(">BBBBB", 8, colour, 0, 0, 0)
-    above: bytes | None = None  # the row above the held ones, unfiltered; None above the first row
-    held: list[bytes] = []  # scanlines not undone yet, in runs
-    held_rows = 0
-
-    def undo() -> Image.Image:
-        nonlocal above, held, held_rows
-        count = held_rows + (above is not None)
-        raw = b"".join(held if above is None else [b"\x00", above, *held])
-        strip = io.BytesIO()
-        strip.write(PNG_SIGNATURE)
-        _write_chunk(strip, b"IHDR", struct.pack(">II", width, count) + header)
-        _write_chunk(strip, b"IDAT", zlib.compress(raw, 0))
-        _write_chunk(strip, b"IEND", b"")
-        with Image.open(strip) as image:
-            image.load()
-            rows = image.crop((0, count - held_rows, width, count))  # a copy: it outlives the image
-        above = rows.crop((0, held_rows - 1, width, held_rows)).tobytes()
-        held, held_rows = [], 0
-        return rows
-
-    def inflated() -> Iterator[bytes]:
-        """The image's scanlines as zlib inflates them, whole ones at a time."""
-        inflate = zlib.decompressobj()
-        pending = b""
-        with path.open("rb") as handle:
-            for chunk_type, data in png.Reader(file=handle).chunks():
-                if chunk_type == b"IEND":
-                    break
-                while chunk_type == b"IDAT" and data:
-                    pending += inflate.decompress(data, INFLATE_CHUNK)
-                    data = inflate.unconsumed_tail
-                    whole = len(pending) // line * line
-                    if whole:
-                        yield pending[:whole]
-                        pending = pending[whole:]
-
+    rows = _Unfilter(width, colour, line)
     ends = iter(bounds[1:])
     end = next(ends)
     row = 0  # the image row the block in hand starts at
-    for block in inflated():
+    for block in _scanlines(path, line):
         count = len(block) // line
-        done = 0  # rows of the block dealt with
-        if row < first:  # rows above the strips: wanted only as the row above the first
-            done = min(count, first - row)
-            plain = block[0 : done * line : line].rfind(0)  # the last row filtered None is itself
-            if plain >= 0:
-                above, held, held_rows = block[plain * line + 1 : (plain + 1) * line], [], 0
-            if done > plain + 1:
-                held.append(block[(plain + 1) * line : done * line])
-                held_rows += done - plain - 1
-            if held_rows >= MAX_PIECE_ROWS or (held_rows and row + done == first):
-                undo()
+        done = min(count, first - row) if row < first else 0  # rows of the block dealt with
+        if done:  # rows above the strips: wanted only as the row above the first
+            rows.pass_over(block[: done * line], last_above=row + done == first)
         while done < count:
             take = min(count - done, end - row - done)
-            held.append(block[done * line : (done + take) * line])
-            held_rows += take
+            rows.hold(block[done * line : (done + take) * line])
             done += take
             if row + done == end:
-                yield undo()
+                yield rows.undo()
                 if end == last:
                     return
                 end = next(ends)
         row += count
     raise JobError(f"{path}: its image data ends before row {last}")
+
+
+def _scanlines(path: Path, line: int) -> Iterator[bytes]:
+    """A PNG's scanlines (of `line` bytes) as zlib inflates them, whole ones at a time."""
+    inflate = zlib.decompressobj()
+    pending = b""
+    with path.open("rb") as handle:
+        for chunk_type, data in png.Reader(file=handle).chunks():
+            if chunk_type == b"IEND":
+                break
+            while chunk_type == b"IDAT" and data:
+                pending += inflate.decompress(data, INFLATE_CHUNK)
+                data = inflate.unconsumed_tail
+                whole = len(pending) // line * line
+                if whole:
+                    yield pending[:whole]
+                    pending = pending[whole:]
+
+
+class _Unfilter:
+    """Scanlines held until their filters are undone, by Pillow, as a PNG of their own
+    whose first row is the row above them, unfiltered (a filter reads the row above)."""
+
+    def __init__(self, width: int, colour: int, line: int) -> None:
+        self.width, self.line = width, line
+        self.header = struct.pack(">BBBBB", 8, colour, 0, 0, 0)
+        self.above: bytes | None = None  # the row above the held ones, unfiltered; None above the first row
+        self.held: list[bytes] = []  # scanlines not undone yet, in runs
+        self.rows = 0
+
+    def hold(self, scanlines: bytes) -> None:
+        self.held.append(scanlines)
+        self.rows += len(scanlines) // self.line
+
+    def pass_over(self, scanlines: bytes, last_above: bool) -> None:
+        """Rows above the wanted ones: kept back to the last filtered None (it is itself
+        unfiltered), undone now and then so that they do not pile up."""
+        line = self.line
+        plain = scanlines[0::line].rfind(0)
+        if plain >= 0:
+            self.above, self.held, self.rows = scanlines[plain * line + 1 : (plain + 1) * line], [], 0
+        if len(scanlines) > (plain + 1) * line:
+            self.hold(scanlines[(plain + 1) * line :])
+        if self.rows >= MAX_PIECE_ROWS or (self.rows and last_above):
+            self.undo()
+
+    def undo(self) -> Image.Image:
+        """The held rows with their filters undone; the last of them is the row above from then on."""
+        held_rows, width = self.rows, self.width
+        count = held_rows + (self.above is not None)
+        raw = b"".join(self.held if self.above is None else [b"\x00", self.above, *self.held])
+        strip = io.BytesIO()
+        strip.write(PNG_SIGNATURE)
+        _write_chunk(strip, b"IHDR", struct.pack(">II", width, count) + self.header)
+        _write_chunk(strip, b"IDAT", zlib.compress(raw, 0))
+        _write_chunk(strip, b"IEND", b"")
+        with Image.open(strip) as image:
+            image.load()
+            rows = image.crop((0, count - held_rows, width, count))  # a copy: it outlives the image
+        self.above = rows.crop((0, held_rows - 1, width, held_rows)).tobytes()
+        self.held, self.rows = [], 0
+        return rows
 
 
 def sub_filtered(band: Image.Image) -> bytes:
