@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import shlex
 
-from fabfile.inventory import Cluster
+from fabfile.inventory import Cluster, Node, Router
 
 SECURITY_MODES = {
     "wpa2-psk": ("psk2", "aes"),
@@ -74,8 +74,6 @@ def router_notes(cluster: Cluster) -> str:
     """The Markdown notes for this cluster's router."""
     router = cluster.router
     network = ipaddress.ip_interface(f"{router.lan_ip}/{router.lan_netmask}").network
-    nodes = [node for node in cluster.nodes if not node.is_local]
-    with_mac = [node for node in nodes if node.mac]
     lines = [
         "# DD-WRT in client mode for this cluster",
         "",
@@ -83,39 +81,8 @@ def router_notes(cluster: Cluster) -> str:
         f"network `{router.ssid}` as a Wi-Fi client; the render nodes sit on its LAN, {network}.",
         "",
         *([] if cluster.router_given else [MADE_UP, ""]),
-        "## In the web interface",
-        "",
-        "1. **Wireless → Basic Settings**: Wireless Mode *Client*; Wireless Network Name (SSID)",
-        f"   `{router.ssid}`; Save.",
-        f"2. **Wireless → Wireless Security**: Security Mode *{router.security.upper()}*, AES, the",
-        "   home network's passphrase; Save.",
-        f"3. **Setup → Basic Setup → Network Setup**: Local IP Address `{router.lan_ip}`, Subnet Mask",
-        f"   `{router.lan_netmask}`; DHCP server on, starting at .{router.dhcp_start}.",
-    ]
-    if router.wan_ip and router.home_gateway:
-        lines += [
-            f"4. **Setup → Basic Setup → WAN Setup**: Static IP `{router.wan_ip}`, gateway and DNS",
-            f"   `{router.home_gateway}`, so the home network can route to the cluster through it.",
-        ]
-    else:
-        lines += ["4. **Setup → Basic Setup → WAN Setup**: Automatic Configuration (DHCP)."]
-    lines += [
-        "5. **Setup → Advanced Routing**: Operating Mode *Router* (no NAT between the home network",
-        "   and the cluster, so the laptop reaches each node by its own address).",
-        "6. **Services → Services → Static Leases**: one line per node, below. Save, Apply Settings.",
-        "",
-        "## Static DHCP leases",
-        "",
-        "| node | MAC | address |",
-        "| --- | --- | --- |",
-    ]
-    for node in with_mac:
-        note = "" if _in(node.host, network) else " (not in the LAN: check `host`)"
-        lines.append(f"| {node.name} | `{node.mac}` | `{node.host}`{note} |")
-    without = [node.name for node in nodes if not node.mac]
-    if without:
-        lines += ["", f"No `mac:` in the inventory for {', '.join(without)}: give them a fixed address by hand."]
-    lines += [
+        *_web_steps(router),
+        *_leases([node for node in cluster.nodes if not node.is_local], network),
         "",
         "## The route from the home network",
         "",
@@ -135,6 +102,44 @@ def router_notes(cluster: Cluster) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _web_steps(router: Router) -> list[str]:
+    """The notes' steps in DD-WRT's web interface."""
+    if router.wan_ip and router.home_gateway:
+        wan = [
+            f"4. **Setup → Basic Setup → WAN Setup**: Static IP `{router.wan_ip}`, gateway and DNS",
+            f"   `{router.home_gateway}`, so the home network can route to the cluster through it.",
+        ]
+    else:
+        wan = ["4. **Setup → Basic Setup → WAN Setup**: Automatic Configuration (DHCP)."]
+    return [
+        "## In the web interface",
+        "",
+        "1. **Wireless → Basic Settings**: Wireless Mode *Client*; Wireless Network Name (SSID)",
+        f"   `{router.ssid}`; Save.",
+        f"2. **Wireless → Wireless Security**: Security Mode *{router.security.upper()}*, AES, the",
+        "   home network's passphrase; Save.",
+        f"3. **Setup → Basic Setup → Network Setup**: Local IP Address `{router.lan_ip}`, Subnet Mask",
+        f"   `{router.lan_netmask}`; DHCP server on, starting at .{router.dhcp_start}.",
+        *wan,
+        "5. **Setup → Advanced Routing**: Operating Mode *Router* (no NAT between the home network",
+        "   and the cluster, so the laptop reaches each node by its own address).",
+        "6. **Services → Services → Static Leases**: one line per node, below. Save, Apply Settings.",
+    ]
+
+
+def _leases(nodes: list[Node], network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> list[str]:
+    """The notes' table of static DHCP leases, a line per node with a MAC address."""
+    lines = ["", "## Static DHCP leases", "", "| node | MAC | address |", "| --- | --- | --- |"]
+    for node in nodes:
+        if node.mac:
+            note = "" if _in(node.host, network) else " (not in the LAN: check `host`)"
+            lines.append(f"| {node.name} | `{node.mac}` | `{node.host}`{note} |")
+    without = [node.name for node in nodes if not node.mac]
+    if without:
+        lines += ["", f"No `mac:` in the inventory for {', '.join(without)}: give them a fixed address by hand."]
+    return lines
 
 
 def _in(host: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
