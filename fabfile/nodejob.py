@@ -267,34 +267,8 @@ class NodeJob:
                 f"{{ {_clock_us('t0')}{povray} </dev/null >/dev/null 2>{log} & pid=$!; echo $pid >{pid}; "
             )
             reap = "wait $pid; status=$?"
-        # The log's tail comes back. POV-Ray's own wall time is measured on the node, so
-        # the farm's cost per part (the SSH round trip, the fetch) can be told apart from it.
-        if span.kind == FRAMES:
-            finish = reap
-            follow = stop_following = ""
-        else:
-            # The log streams back as it grows: a running part's progress, and when each
-            # block finished, without a command of its own (see fabfile.trace).
-            follow = f"tail -c +1 -s 0.1 --pid=$pid -f {log} </dev/null 2>/dev/null & follower=$!; "
-            stop_following = "kill $follower 2>/dev/null; "
-            finish = _still_finish(log, png, state, reap)
         keep_map = photons.keep_map(log, span.start) if self.shares_photons and span.kind != FRAMES else ""
-        # The part's words (PartControl) arrive on this command's stdin.
-        listen = (
-            "{ while read -r word <&4; do case $word in cut) kill -INT $pid;; stop) kill -TERM $pid;; esac; "
-            "done; } 2>/dev/null & listener=$!; "
-        )
-        script = (
-            f"exec 4<&0; {start}{listen}{follow}{finish}; {stop_following}kill $listener 2>/dev/null; "
-            f"{keep_map}echo $status >{rc}; {_clock_us('t1')}echo povfarm-povray-ns=$(((t1 - t0) * 1000)) >&2; "
-            "echo povfarm-times >&2; times >&2; "
-            f"if [ $status = 0 ]; then grep -E '{TIME_LINES}' {log} >&2; "
-            # The last count of pixels POV-Ray says it rendered: checked against the part's size.
-            f"grep -aoE '{REGION_COUNT}' {log} | tail -n 1 >&2; "
-            f"else tail -c 4000 {log} >&2; echo povfarm-free-kb=$(df -Pk . | awk 'NR==2 {{print $4}}') >&2; fi; "
-            "exit $status; }"
-        )
-        return self.command(script)
+        return self.command(_part_script(span.kind == FRAMES, start, reap, keep_map, log, png, state, rc))
 
     def launch_gated(self, span: Span, job_args: Sequence[str], resume_from: Span | None = None) -> bool:
         """Start the continuation of a part being cut (`resume_from`) before that part
@@ -507,6 +481,37 @@ def logged_pixels(node_job: NodeJob, folder: str, timeout: float = 10.0) -> int 
     log = posixpath.join(folder, "log")
     result = node_job.session.run(f"tail -c 300 {shell_join([log])} 2>/dev/null; true", timeout=timeout)
     return rendered_pixels(result.stdout)
+
+
+def _part_script(frames: bool, start: str, reap: str, keep_map: str, log: str, png: str, state: str,
+                 rc: str) -> str:
+    """A part's script from its start and reap: POV-Ray followed to its end, the part's words
+    (PartControl) heard on stdin, and the log's tail, its times and its pixel count sent back.
+    POV-Ray's own wall time is measured on the node, so the farm's cost per part (the SSH
+    round trip, the fetch) can be told apart from it."""
+    if frames:
+        finish = reap
+        follow = stop_following = ""
+    else:
+        # The log streams back as it grows: a running part's progress, and when each
+        # block finished, without a command of its own (see fabfile.trace).
+        follow = f"tail -c +1 -s 0.1 --pid=$pid -f {log} </dev/null 2>/dev/null & follower=$!; "
+        stop_following = "kill $follower 2>/dev/null; "
+        finish = _still_finish(log, png, state, reap)
+    listen = (
+        "{ while read -r word <&4; do case $word in cut) kill -INT $pid;; stop) kill -TERM $pid;; esac; "
+        "done; } 2>/dev/null & listener=$!; "
+    )
+    return (
+        f"exec 4<&0; {start}{listen}{follow}{finish}; {stop_following}kill $listener 2>/dev/null; "
+        f"{keep_map}echo $status >{rc}; {_clock_us('t1')}echo povfarm-povray-ns=$(((t1 - t0) * 1000)) >&2; "
+        "echo povfarm-times >&2; times >&2; "
+        f"if [ $status = 0 ]; then grep -E '{TIME_LINES}' {log} >&2; "
+        # The last count of pixels POV-Ray says it rendered: checked against the part's size.
+        f"grep -aoE '{REGION_COUNT}' {log} | tail -n 1 >&2; "
+        f"else tail -c 4000 {log} >&2; echo povfarm-free-kb=$(df -Pk . | awk 'NR==2 {{print $4}}') >&2; fi; "
+        "exit $status; }"
+    )
 
 
 def _gated_start(prepare: str, part_dir: str, log: str, pid: str, gate: str, exited: str) -> tuple[str, str]:
