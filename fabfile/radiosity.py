@@ -9,8 +9,8 @@ two phases instead:
    floor, far less from left to right) with `Radiosity_To_File`. POV-Ray
    counts the pretrace's pixels first, then starts its count again for the
    final trace: when the count falls back to a block, the pretrace is done
-   and POV-Ray is stopped (SIGTERM: it closes its cache file). Its cache holds the strip's
-   pretrace samples.
+   and POV-Ray is stopped (SIGTERM: it closes its cache file). Its cache
+   holds the strip's pretrace samples.
 2. The bands. The caches are joined into one (a cache file is a list of
    samples, one a line) in the job's folder, every node gets it, and every
    band, cut pieces and continuations too, renders with `Radiosity_From_File`
