@@ -3,6 +3,9 @@
 Nodes are probed in parallel with the inventory's connect timeout, so a
 dead node costs seconds. A node that cannot be reached is a record with its
 reason (refused, timed out, auth failed, host key unknown), not an error.
+Each node renders a small test scene (PROBE_SCENE, POV-Ray's own include
+files, one thread): that it can render is shown by doing it, and how fast by
+POV-Ray's own trace time, start-up left out.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class NodeHealth:
     command_ms: float | None = None  # one command as povfarm runs it, start to end (through its agent)
     login_shell_ms: float | None = None  # one command through the login shell (`ssh node true`): the agent's saving
     povray: str | None = None
+    probe_s: float | None = None  # POV-Ray's trace time of PROBE_SCENE with one thread: a core's speed
     cores: int | None = None
     load: tuple[float, float, float] | None = None
     mem_free_mb: int | None = None
@@ -44,10 +48,32 @@ class NodeHealth:
         return {**asdict(self), "ready": self.ready}
 
 
+# A still whose trace takes ~0.1 s of one core here, through POV-Ray's own include files.
+PROBE_SCENE = (
+    "#version 3.7;",
+    '#include "colors.inc"',
+    "global_settings { assumed_gamma 1.0 }",
+    "camera { location <0, 1.5, -4> look_at <0, 0.3, 0> }",
+    "light_source { <3, 5, -4> White }",
+    "sphere { <0, 0.5, 0>, 1 pigment { Orange } finish { phong 0.6 reflection 0.2 } }",
+    "plane { y, -0.5 pigment { checker White Gray40 } finish { reflection 0.1 } }",
+)
+PROBE_ARGS = ("+W320", "+H240", "+A0.3", "-D", "-P", "-F", "+WT1")
+PROBE_LIMIT = 30  # seconds the test render may take on a node
+
+
 def probe_script(node: Node, workdir: str) -> str:
     """One shell line that prints key=value facts about the node."""
     povray = shell_join([node.povray])
     folder = shell_join([workdir])
+    # The test render, in a folder of its own that goes with it; its trace time, or its first error.
+    render = (
+        f"t=$(mktemp -d) && printf '%s\\n' {shell_join(PROBE_SCENE)} >\"$t/probe.pov\" && "
+        f"(cd \"$t\" && timeout {PROBE_LIMIT} {povray} probe.pov {shell_join(PROBE_ARGS)} >/dev/null 2>log); "
+        "echo render_rc=$?; "
+        "echo render_s=$(grep -m1 -aoE 'Trace Time:.*[(][0-9.]+ seconds' \"$t/log\" | grep -oE '[0-9.]+ seconds$'); "
+        "echo render_error=$(grep -av '^Possible' \"$t/log\" | grep -m1 -aE 'Error|error' | cut -c1-200); rm -rf \"$t\""
+    )
     return (
         f"echo povray=$({povray} --version 2>&1 | grep -m1 '^POV-Ray' || echo missing); "
         "echo cores=$(nproc); "
@@ -55,7 +81,8 @@ def probe_script(node: Node, workdir: str) -> str:
         "echo mem=$(awk '/^MemAvailable:/ {print int($2/1024)}' /proc/meminfo); "
         f"d={folder}; while [ ! -d \"$d\" ]; do d=$(dirname \"$d\"); done; "
         "echo disk=$(df -Pk \"$d\" | awk 'NR==2 {print int($4/1024)}'); "
-        "test -w \"$d\" && echo writable=yes || echo writable=no"
+        "test -w \"$d\" && echo writable=yes || echo writable=no; "
+        f"if command -v {povray} >/dev/null; then {render}; fi"
     )
 
 
@@ -99,7 +126,8 @@ def _probe(node: Node, session: Session) -> NodeHealth:
     login_shell = getattr(session, "run_in_login_shell", None)
     login_shell_ms = _command_ms(login_shell, node) if login_shell is not None else None
     workdir = remote_workdir(node, session)
-    result = session.run(probe_script(node, posixpath.normpath(workdir)), timeout=node.connect_timeout * 2)
+    result = session.run(probe_script(node, posixpath.normpath(workdir)),
+                         timeout=node.connect_timeout * 2 + PROBE_LIMIT)
     facts = parse_probe(result.stdout)
     povray = facts.get("povray")
     load = tuple(float(x) for x in facts.get("load", "").split()[:3]) or None
@@ -107,6 +135,9 @@ def _probe(node: Node, session: Session) -> NodeHealth:
     problems = []
     if povray in (None, "missing"):
         problems.append(f"POV-Ray ({node.povray}) is not installed; run inv provision")
+    elif facts.get("render_rc") != "0":
+        why = facts.get("render_error") or f"exit status {facts.get('render_rc', '?')}"
+        problems.append(f"POV-Ray fails to render a test scene ({why}); run inv provision")
     if facts.get("writable") != "yes":
         problems.append(f"workdir {workdir} cannot be written; fix 'workdir' or run inv provision")
     if disk is not None and disk < MIN_FREE_MB:
@@ -118,6 +149,7 @@ def _probe(node: Node, session: Session) -> NodeHealth:
         command_ms=command_ms,
         login_shell_ms=login_shell_ms,
         povray=None if povray in (None, "missing") else povray,
+        probe_s=_seconds(facts.get("render_s")),
         cores=_int(facts.get("cores")),
         load=load if load and len(load) == 3 else None,
         mem_free_mb=_int(facts.get("mem")),
@@ -136,6 +168,14 @@ def check_cluster(cluster: Cluster) -> list[NodeHealth]:
 def _int(text: str | None) -> int | None:
     try:
         return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _seconds(text: str | None) -> float | None:
+    """`0.115 seconds` as POV-Ray writes a time, in seconds."""
+    try:
+        return float(text.split()[0]) if text else None
     except ValueError:
         return None
 

@@ -48,22 +48,23 @@ def _ms(value: float | None) -> str:
 
 def health_table(records: list[NodeHealth]) -> Table:
     table = Table(title="cluster health")
-    numeric = ("ms per command", "ms login shell", "cores", "mem MB", "disk MB")
-    columns = ("node", "address", "state", "ms per command", "ms login shell", "POV-Ray", "cores", "load", "mem MB",
-               "disk MB")
+    numeric = ("ms per command", "ms login shell", "test render s", "cores", "mem MB", "disk MB")
+    columns = ("node", "address", "state", "ms per command", "ms login shell", "POV-Ray", "test render s", "cores",
+               "load", "mem MB", "disk MB")
     for column in columns:
         justify = "right" if column in numeric else "left"
         table.add_column(column, justify=justify, no_wrap=True, min_width=4)
     for r in records:
         if not r.up:
-            table.add_row(r.name, r.address, "[red]down[/red]", *[""] * 7)
+            table.add_row(r.name, r.address, "[red]down[/red]", *[""] * (len(columns) - 3))
             continue
         load = " ".join(f"{x:.1f}" for x in r.load) if r.load else "?"
         version = (r.povray or "").removeprefix("POV-Ray ") or "[red]missing[/red]"
         state = "[green]up[/green]" if r.ready else "[yellow]not ready[/yellow]"
         table.add_row(
             r.name, r.address, state, _ms(r.command_ms), _ms(r.login_shell_ms), version,
-            str(r.cores or "?"), load, str(r.mem_free_mb or "?"), str(r.disk_free_mb or "?"),
+            "" if r.probe_s is None else f"{r.probe_s:.2f}", str(r.cores or "?"), load, str(r.mem_free_mb or "?"),
+            str(r.disk_free_mb or "?"),
         )
     return table
 

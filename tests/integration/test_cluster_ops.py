@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, SCENES, copy_scene, run_inv, write_inventory
+from tests.sshnodes import SshCluster
 
 TINY_PACKAGE = "hello"  # GNU hello: small, harmless, from Debian's own archive
 
@@ -77,6 +78,7 @@ def test_health_reports_a_stopped_node_down_with_its_reason(own_cluster, tmp_pat
         assert record["up"] is True and record["povray"].startswith("POV-Ray 3.7")
         assert record["cores"] == 1  # each node is pinned to one core
         assert record["command_ms"] > 0 and record["mem_free_mb"] > 0 and record["disk_free_mb"] > 0
+        assert 0 < record["probe_s"] < 30  # the test render's trace time, one thread
         assert len(record["load"]) == 3
     table = run_inv("health", cwd=tmp_path)
     assert table.returncode == 1
@@ -119,6 +121,24 @@ def test_a_node_that_is_up_but_cannot_render_is_not_healthy(ssh_cluster, tmp_pat
     scene = copy_scene(SCENES / "still" / "scene.pov", tmp_path / "scene")
     render = run_inv("render", f"--scene={scene}", "--width=32", "--height=32", cwd=tmp_path)
     assert render.returncode == 1 and "node node3: its disk is full" in render.stderr
+
+
+def test_a_node_whose_povray_cannot_render_a_scene_is_not_healthy(tmp_path):
+    # POV-Ray is there and says its version, but the povray.ini it reads names an include
+    # header that is not there: every scene fails to parse. The test render finds it out.
+    broken = tmp_path / "povray.ini"
+    broken.write_text("Include_Header=/nonexistent/missing.inc\n")
+    cluster = SshCluster(tmp_path / "cluster", 1, environment={"POVINI": str(broken)}).start()
+    try:
+        write_inventory(tmp_path, cluster.inventory())
+        result = run_inv("health", "--json", cwd=tmp_path)
+    finally:
+        cluster.stop()
+    assert result.returncode == 1
+    (record,) = json.loads(result.stdout)
+    assert record["up"] and record["povray"].startswith("POV-Ray 3.7") and not record["ready"]
+    assert "fails to render a test scene" in record["problems"][0], record["problems"]
+    assert "missing.inc" in record["problems"][0] and record["probe_s"] is None
 
 
 def test_health_shows_what_a_slow_login_shell_costs_and_that_povfarms_commands_do_not_pay_it(
