@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 
 from fabfile.errors import PovfarmError
 from fabfile.inventory import Cluster, Node
+from fabfile.nodejob import povray_times
 from fabfile.nodes import MIN_FREE_MB
 from fabfile.transport import Session, open_session, remote_workdir, shell_join
 
@@ -66,12 +67,13 @@ def probe_script(node: Node, workdir: str) -> str:
     """One shell line that prints key=value facts about the node."""
     povray = shell_join([node.povray])
     folder = shell_join([workdir])
-    # The test render, in a folder of its own that goes with it; its trace time, or its first error.
+    # The test render, in a folder of its own that goes with it; its trace time (POV-Ray's own
+    # line, read by povray_times), or its first error.
     render = (
         f"t=$(mktemp -d) && printf '%s\\n' {shell_join(PROBE_SCENE)} >\"$t/probe.pov\" && "
         f"(cd \"$t\" && timeout {PROBE_LIMIT} {povray} probe.pov {shell_join(PROBE_ARGS)} >/dev/null 2>log); "
         "echo render_rc=$?; "
-        "echo render_s=$(grep -m1 -aoE 'Trace Time:.*[(][0-9.]+ seconds' \"$t/log\" | grep -oE '[0-9.]+ seconds$'); "
+        "grep -a -m1 'Trace Time:' \"$t/log\"; "
         "echo render_error=$(grep -av '^Possible' \"$t/log\" | grep -m1 -aE 'Error|error' | cut -c1-200); rm -rf \"$t\""
     )
     return (
@@ -149,7 +151,7 @@ def _probe(node: Node, session: Session) -> NodeHealth:
         command_ms=command_ms,
         login_shell_ms=login_shell_ms,
         povray=None if povray in (None, "missing") else povray,
-        probe_s=_seconds(facts.get("render_s")),
+        probe_s=povray_times(result.stdout).get("trace"),
         cores=_int(facts.get("cores")),
         load=load if load and len(load) == 3 else None,
         mem_free_mb=_int(facts.get("mem")),
@@ -168,14 +170,6 @@ def check_cluster(cluster: Cluster) -> list[NodeHealth]:
 def _int(text: str | None) -> int | None:
     try:
         return int(text) if text is not None else None
-    except ValueError:
-        return None
-
-
-def _seconds(text: str | None) -> float | None:
-    """`0.115 seconds` as POV-Ray writes a time, in seconds."""
-    try:
-        return float(text.split()[0]) if text else None
     except ValueError:
         return None
 
