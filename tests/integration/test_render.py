@@ -27,12 +27,13 @@ def job_record(folder: Path) -> dict:
 
 def render_still_as_povray_would(
     cluster, tmp_path: Path, source: Path, width: int, height: int, args: str = "", nodes: int | None = None,
-    settings: str = "",
+    settings: str = "", **inventory: object,
 ):
     """Render a copy of a still on the cluster (or its first `nodes`) into out.png, check it
-    against POV-Ray alone; `settings`: invoke.yaml text for the render."""
+    against POV-Ray alone; `settings`: invoke.yaml text for the render; `inventory`: the
+    cluster.yaml defaults to change."""
     scene = copy_scene(source, tmp_path / "scene")
-    write_inventory(tmp_path, cluster.inventory(cluster.nodes[:nodes]))
+    write_inventory(tmp_path, cluster.inventory(cluster.nodes[:nodes], **inventory))
     extra = [f"--args={args}"] if args else []
     config = []
     if settings:
@@ -443,17 +444,11 @@ def test_bands_of_several_threads_are_cut_and_continued_and_still_match(ssh_clus
     # blocks end out of order (and whose counts arrive out of order). Here two threads share
     # each node's one core. The dear top band is cut and continued from its state file all the
     # same, and the image is POV-Ray's.
-    scene = copy_scene(SCENES / "uneven" / "uneven.pov", tmp_path / "scene")
-    write_inventory(tmp_path, ssh_cluster.inventory(ssh_cluster.nodes[:2], threads=2))
-    args = "+A0.3 Declare=Samples=1500"
-    result = run_inv("render", f"--scene={scene}", "--width=160", "--height=384", f"--args={args}",
-                     "--output=out.png", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    render_still_as_povray_would(ssh_cluster, tmp_path, SCENES / "uneven" / "uneven.pov", 160, 384,
+                                 "+A0.3 Declare=Samples=1500", nodes=2, threads=2)
     record = job_record(tmp_path)
     assert record["options"]["threads"] == 2
     assert record["timings"].get("cuts", 0) >= 1, record["parts"]
-    expected = reference(scene, "+W160", "+H384", *args.split(), out=tmp_path / "ref.png")
-    assert_same_pixels(tmp_path / "out.png", expected)
     assert not ssh_cluster.all_povray_pids(), "a POV-Ray was left on a node"
 
 
