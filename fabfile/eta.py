@@ -6,7 +6,8 @@ those measured so far, else all alike). Each live part does its share at
 the pace it has shown lately (its last 2 s of progress, `Run.marks`: a band
 that reached dear rows is slow from then on; once it has run a moment),
 pending work goes at the mean pace, and a still's cuts spread it all over
-the slots; without cuts, the job ends no sooner than its slowest part. A job
+the slots, except a band's last few start-ups' worth, which no cut pays to
+share; without cuts, the job ends no sooner than its slowest part. A job
 whose parts do not report progress (frames) is paced by its finished parts.
 The coordinator shows it; the simulator (`bench/simulate.py`) judges it
 against the end it knows (bench/NOTES.md has what it found).
@@ -22,6 +23,7 @@ from fabfile.ledger import Run
 from fabfile.scheduler import Scheduler
 
 MIN_EVIDENCE = 1.0  # seconds a part runs before its own pace is trusted
+CUT_FLOOR = 3.0  # start-ups: a band with less left than this is not worth cutting, so it ends alone
 
 
 def unit_weights(scheduler: Scheduler) -> list[float]:
@@ -70,8 +72,13 @@ def remaining_seconds(scheduler: Scheduler, now: float) -> float | None:
     spread = (sum(own) + pending) / max(1, scheduler.capacity)
     # The last part still writes its image and is fetched after its last row.
     finish = statistics.median(scheduler.finish_lags) if scheduler.finish_lags and runs else 0.0
-    # A still that is cut to balance ends when its work is spread; else no sooner than its slowest part.
-    return finish + (spread if scheduler.cuttable else max(spread, *own, 0.0))
+    # A still that is cut to balance ends when its work is spread, but no sooner than a band
+    # too short to be worth cutting ends by itself (a piece cut off pays a start-up first);
+    # anything else ends no sooner than its slowest part.
+    if scheduler.cuttable:
+        floor = CUT_FLOOR * (max(scheduler.startup or 0.0, scheduler.policy.start_cost) + scheduler.setup)
+        return finish + max(spread, *(min(o, floor) for o in own), 0.0)
+    return finish + max(spread, *own, 0.0)
 
 
 def _left(run: Run, weights: Sequence[float]) -> float:

@@ -341,6 +341,21 @@ def test_the_eta_is_each_bands_rest_at_its_own_pace_spread_over_the_slots():
     assert remaining_seconds(scheduler, 3.0) == (3.0 + 15.0) / 2  # cuts share the rest out
 
 
+def test_the_eta_of_a_band_too_short_to_be_worth_cutting_is_its_own_rest():
+    scheduler = still(12)
+    a, b = starts(scheduler.begin(0.0))  # six units each; a start-up costs 0.5 s until measured
+    scheduler.handle(Progress("a", a.part, 5.9, 2.0))  # all but a sliver done
+    scheduler.handle(Progress("b", b.part, 4.5, 2.0))  # 1.5 units at 2.25 a second: 0.67 s
+    b_alone = 1.5 / (4.5 / 2.0)
+    # Shared out, the rest would take 0.35 s; no cut pays for itself on 0.67 s, so b ends alone.
+    assert remaining_seconds(scheduler, 2.0) == pytest.approx(b_alone)
+    longer = still(12)
+    c, d = starts(longer.begin(0.0))
+    longer.handle(Progress("a", c.part, 5.9, 2.0))
+    longer.handle(Progress("b", d.part, 1.0, 2.0))  # 5 units at 0.5 a second: 10 s, worth cutting
+    assert remaining_seconds(longer, 2.0) == pytest.approx((0.1 / 2.95 + 10.0) / 2)
+
+
 def test_the_eta_adds_the_time_a_part_takes_from_its_last_row_to_done():
     scheduler = still(12)
     a, b = starts(scheduler.begin(0.0))
