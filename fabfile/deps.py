@@ -198,32 +198,45 @@ def scan_scene(
         _record(path, root, found, outside)
         if path.suffix.lower() not in SCANNED_SUFFIXES:
             continue
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            raise SceneError(f"{path}: cannot read it: {exc.strerror}") from None
-        code, literals = split_source(text)
-        code = switched_on(code)
-        radiosity = radiosity or RADIOSITY.search(code) is not None
-        for feature, pattern in RANDOM_STREAM_FEATURES.items():
-            if pattern.search(code):
-                random_streams[feature] = None
-        if any(lit.is_include and Path(lit.text).name in RADIOSITY_INCLUDES for lit in literals):
-            radiosity = True
-        for literal in literals:
-            target = _resolve(literal, root, library_dirs)
-            if target is None:
-                if literal.is_include and _looks_like_file(literal.text):
-                    raise SceneError(
-                        f"{_display(path, root)} line {literal.line}: include file "
-                        f"{literal.text!r} not found in {root} or POV-Ray's library path"
-                    )
-                continue
-            if target != "library":
-                queue.append(target)
-    files = tuple(found)
-    return SceneFiles(root=root, files=files, outside=tuple(outside), radiosity=radiosity,
+        scanned = _scan_file(path, root, library_dirs)
+        radiosity = radiosity or scanned.radiosity
+        random_streams.update(dict.fromkeys(scanned.random_streams))
+        queue.extend(scanned.reads)
+    return SceneFiles(root=root, files=tuple(found), outside=tuple(outside), radiosity=radiosity,
                       random_streams=tuple(random_streams))
+
+
+@dataclass(frozen=True)
+class _ScannedFile:
+    radiosity: bool
+    random_streams: tuple[str, ...]
+    reads: tuple[Path, ...]  # the files it names that are not in POV-Ray's library
+
+
+def _scan_file(path: Path, root: Path, library_dirs: Sequence[Path]) -> _ScannedFile:
+    """What one scene file switches on and which files it reads."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise SceneError(f"{path}: cannot read it: {exc.strerror}") from None
+    code, literals = split_source(text)
+    code = switched_on(code)
+    radiosity = RADIOSITY.search(code) is not None or any(
+        lit.is_include and Path(lit.text).name in RADIOSITY_INCLUDES for lit in literals)
+    random_streams = tuple(feature for feature, pattern in RANDOM_STREAM_FEATURES.items() if pattern.search(code))
+    reads: list[Path] = []
+    for literal in literals:
+        target = _resolve(literal, root, library_dirs)
+        if target is None:
+            if literal.is_include and _looks_like_file(literal.text):
+                raise SceneError(
+                    f"{_display(path, root)} line {literal.line}: include file "
+                    f"{literal.text!r} not found in {root} or POV-Ray's library path"
+                )
+            continue
+        if target != "library":
+            reads.append(target)
+    return _ScannedFile(radiosity, random_streams, tuple(reads))
 
 
 def _resolve(literal: StringLiteral, root: Path, library_dirs: Sequence[Path]) -> Path | str | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -237,59 +237,52 @@ def _unknown_field(where: str, key: object, known: Iterable[str], note: str = ""
     return InventoryError(f"{where}: unknown field {key!r}{hint}{note}")
 
 
-def _check_field(key: str, value: Any, where: str) -> Any:
-    def bad(expected: str) -> InventoryError:
-        return InventoryError(f"{where}: field {key!r} must be {expected}, not {value!r}")
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
 
-    if key in ("name", "povray", "workdir", "known_hosts", "host"):
-        if not isinstance(value, str) or not value.strip():
-            raise bad("a non-empty string")
-        if key == "host":
-            _check_host(value, where)
-        if key == "workdir" and not value.startswith(("/", "~")):
-            raise bad("an absolute path")
-        return value
-    if key in ("user", "key"):
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise bad("a non-empty string")
-        return value
-    if key == "transport":
-        if value not in TRANSPORTS:
-            raise bad("one of " + ", ".join(TRANSPORTS))
-        return value
-    if key == "port":
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-            raise bad("a whole number from 1 to 65535")
-        return value
-    if key == "threads":
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise bad("a whole number of 1 or more")
-        return value
-    if key == "connect_timeout":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise bad("a positive number of seconds")
-        return float(value)
-    if key == "trust_on_first_use":
-        if not isinstance(value, bool):
-            raise bad("true or false")
-        return value
-    if key == "packages":
-        if not isinstance(value, list) or not all(
-            isinstance(p, str) and re.match(r"^[a-z0-9][a-z0-9+.:=~-]*$", p) for p in value
-        ):
-            raise bad("a list of Debian package names")
-        return tuple(value)
-    if key == "mac":
-        if value is None:
-            return None
-        if not isinstance(value, str) or not MAC_PATTERN.match(value):
-            raise bad("a MAC address like 00:11:22:33:44:55")
-        return value.lower()
-    raise InventoryError(f"{where}: unknown field {key!r}")  # pragma: no cover - fields are listed
+
+def _is_whole(value: Any, low: int, high: int | None = None) -> bool:
+    return (not isinstance(value, bool) and isinstance(value, int)
+            and value >= low and (high is None or value <= high))
+
+
+def _is_seconds(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and value > 0
+
+
+def _is_package_list(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(p, str) and re.match(r"^[a-z0-9][a-z0-9+.:=~-]*$", p) for p in value)
+
+
+# A node field: what it must be (for the error), the test, whether it may be null (unset).
+_TEXT = ("a non-empty string", _is_text, False)
+FIELD_RULES: dict[str, tuple[str, Callable[[Any], bool], bool]] = {
+    "name": _TEXT, "host": _TEXT, "povray": _TEXT, "workdir": _TEXT, "known_hosts": _TEXT,
+    "user": ("a non-empty string", _is_text, True),
+    "key": ("a non-empty string", _is_text, True),
+    "transport": ("one of " + ", ".join(TRANSPORTS), lambda v: v in TRANSPORTS, False),
+    "port": ("a whole number from 1 to 65535", lambda v: _is_whole(v, 1, 65535), False),
+    "threads": ("a whole number of 1 or more", lambda v: _is_whole(v, 1), True),
+    "connect_timeout": ("a positive number of seconds", _is_seconds, False),
+    "trust_on_first_use": ("true or false", lambda v: isinstance(v, bool), False),
+    "packages": ("a list of Debian package names", _is_package_list, False),
+    "mac": ("a MAC address like 00:11:22:33:44:55", lambda v: isinstance(v, str) and bool(MAC_PATTERN.match(v)), True),
+}
+_STORED_AS: dict[str, Callable[[Any], Any]] = {"connect_timeout": float, "packages": tuple, "mac": str.lower}
+
+
+def _check_field(key: str, value: Any, where: str) -> Any:
+    expected, accepts, may_be_null = FIELD_RULES[key]
+    if value is None and may_be_null:
+        return None
+    if not accepts(value):
+        raise InventoryError(f"{where}: field {key!r} must be {expected}, not {value!r}")
+    if key == "host":
+        _check_host(value, where)
+    if key == "workdir" and not value.startswith(("/", "~")):
+        raise InventoryError(f"{where}: field {key!r} must be an absolute path, not {value!r}")
+    return _STORED_AS.get(key, lambda v: v)(value)
 
 
 def _check_host(host: str, where: str) -> None:

@@ -313,24 +313,7 @@ def open_session(node: Node) -> Session:
     if node.is_local:
         return LocalSession(node)
     known_hosts = Path(node.known_hosts).expanduser()
-    connect_kwargs = _connect_kwargs(node)
-    config = Config(overrides=_run_config(), lazy=True)
-    config.load_ssh_configs = False
-    connection = Connection(
-        node.host,
-        user=node.user,
-        port=node.port,
-        config=config,
-        connect_timeout=max(1, round(node.connect_timeout)),
-        connect_kwargs=connect_kwargs,
-    )
-    client = connection.client
-    if known_hosts.is_file():
-        _load_known_hosts(client, node, known_hosts)
-    if node.trust_on_first_use:
-        client.set_missing_host_key_policy(TrustOnFirstUse(node, known_hosts))
-    else:
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    connection = _connection(node, known_hosts)
     try:
         connection.open()
         connection.transport.set_keepalive(5)
@@ -361,6 +344,28 @@ def open_session(node: Node) -> Session:
     except (OSError, EOFError) as exc:
         raise NodeError(f"node {node.name} ({node.address}): unreachable: {_reason(exc)}") from None
     return SshSession(node, connection)
+
+
+def _connection(node: Node, known_hosts: Path) -> Connection:
+    """A Fabric connection to a node, not yet open, that checks its host key."""
+    config = Config(overrides=_run_config(), lazy=True)
+    config.load_ssh_configs = False
+    connection = Connection(
+        node.host,
+        user=node.user,
+        port=node.port,
+        config=config,
+        connect_timeout=max(1, round(node.connect_timeout)),
+        connect_kwargs=_connect_kwargs(node),
+    )
+    client = connection.client
+    if known_hosts.is_file():
+        _load_known_hosts(client, node, known_hosts)
+    if node.trust_on_first_use:
+        client.set_missing_host_key_policy(TrustOnFirstUse(node, known_hosts))
+    else:
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    return connection
 
 
 def _connect_kwargs(node: Node) -> dict:

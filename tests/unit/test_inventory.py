@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from fabfile.errors import InventoryError
-from fabfile.inventory import load_cluster, parse_cluster
+from fabfile.inventory import FIELD_RULES, NODE_FIELDS, load_cluster, parse_cluster
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,6 +41,11 @@ nodes:
         ("nodes:\n  - {name: a, host: 'h; rm -rf /'}", "field 'host' must be an IP address or host name"),
         ("nodes:\n  - {name: a, host: h, workdir: relative}", "field 'workdir' must be an absolute path"),
         ("nodes:\n  - {name: a, host: h, mac: nope}", "field 'mac' must be a MAC address"),
+        ("nodes:\n  - {name: a, host: h, user: ''}", "field 'user' must be a non-empty string"),
+        ("nodes:\n  - {name: a, host: h, transport: telnet}", "field 'transport' must be one of ssh, local"),
+        ("nodes:\n  - {name: a, host: h, connect_timeout: true}", "field 'connect_timeout' must be a positive"),
+        ("nodes:\n  - {name: a, host: h, trust_on_first_use: 1}", "'trust_on_first_use' must be true or false"),
+        ("nodes:\n  - {name: a, host: h, packages: [Bad Name]}", "'packages' must be a list of Debian package"),
         ("defaults: {colour: red}\nnodes:\n  - {name: a, host: h}", "defaults: unknown field 'colour'"),
         ("extra: 1\nnodes:\n  - {name: a, host: h}", "top level: unknown field 'extra'"),
         ("nodez:\n  - {name: a, host: h}", "unknown field 'nodez'; did you mean 'nodes'?"),
@@ -58,6 +63,16 @@ def test_bad_inventories_name_the_node_and_field(text, message):
         parse_cluster(text, source="cluster.yaml")
     assert message in str(caught.value)
     assert str(caught.value).startswith("cluster.yaml")
+
+
+def test_every_node_field_has_a_rule_and_null_unsets_only_optional_ones():
+    assert set(FIELD_RULES) == set(NODE_FIELDS)
+    node = parse_cluster("nodes:\n  - {name: a, host: h, user: null, threads: null, mac: 00:AA:22:33:44:55,"
+                         " connect_timeout: 3, packages: [povray]}").nodes[0]
+    assert (node.user, node.threads, node.mac) == (None, None, "00:aa:22:33:44:55")
+    assert (node.connect_timeout, node.packages) == (3.0, ("povray",))
+    with pytest.raises(InventoryError, match="field 'port' must be"):
+        parse_cluster("nodes:\n  - {name: a, host: h, port: null}")
 
 
 def test_missing_file_says_what_to_do(tmp_path):
