@@ -533,12 +533,20 @@ def _gated_start(prepare: str, part_dir: str, log: str, pid: str, gate: str, exi
     return start, reap
 
 
+# POV-Ray's CPU seconds so far, read from /proc while it still runs (or waits to be reaped);
+# nothing after `=` if it is gone, which povray_times ignores.
+READ_CPU = ("echo povfarm-cpu=$(awk -v hz=\"$(getconf CLK_TCK)\" '{print ($14+$15)/hz}' "
+            "/proc/$pid/stat 2>/dev/null) >&2; ")
+
+
 def _still_finish(log: str, png: str, state: str, reap: str) -> str:
     """How a still's part command knows its POV-Ray is done, and with what status.
 
     A still is done when its PNG ends with IEND, which follows POV-Ray's last
     progress line (or its trace time) within moments; POV-Ray then idles ~0.35 s
-    winding down its threads: not waited for. Cut (SIGINT), it stops tracing at
+    winding down its threads: not waited for. Its statistics may not be logged
+    yet, so its CPU is read from /proc then (the part's cost, for the next
+    render's first bands). Cut (SIGINT), it stops tracing at
     once and keeps its blocks in its state file: done when that stops growing.
     Its CPU is read then, and it is killed: winding down, it would spend ~0.4 s
     and 0.05-0.09 s of CPU on the core its continuation needs, for nothing kept
@@ -553,10 +561,9 @@ def _still_finish(log: str, png: str, state: str, reap: str) -> str:
         f"a=; b=; until c=$(stat -c %s {state} 2>/dev/null); [ \"$c\" = \"$a\" ] && [ \"$a\" = \"$b\" ] "
         "|| [ $n -ge 50 ]; do b=$a; a=$c; n=$((n+1)); sleep 0.02; done; "
         f"echo {CUT_REPORTED} >&2; "
-        "echo povfarm-cpu=$(awk -v hz=\"$(getconf CLK_TCK)\" '{print ($14+$15)/hz}' /proc/$pid/stat) >&2; "
-        f"kill -KILL $pid 2>/dev/null; {reap}; status={POVRAY_CANCELLED}; else "
+        f"{READ_CPU}kill -KILL $pid 2>/dev/null; {reap}; status={POVRAY_CANCELLED}; else "
         "until whole || ! kill -0 $pid 2>/dev/null || [ $n -ge 50 ]; do sleep 0.02; n=$((n+1)); done; "
-        f"if whole; then status=0; else {reap}; fi; fi"
+        f"if whole; then status=0; {READ_CPU}else {reap}; fi; fi"
     )
 
 

@@ -1,3 +1,6 @@
+import shlex
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -6,6 +9,7 @@ from fabfile.errors import NodeError, OptionsError, SceneError
 from fabfile.nodejob import (
     NodeJob,
     PartInterrupted,
+    _still_finish,
     classify_failure,
     output_names,
     povray_ini_line,
@@ -72,6 +76,29 @@ def test_a_still_returned_before_povray_exited_counts_the_cpu_povray_logged():
         "              using 2 thread(s) with 1.640 CPU-seconds total\n"
     )
     assert povray_times(log)["cpu"] == 1.65
+
+
+FAKE_POVRAY = """
+import sys, time
+log, png = sys.argv[1:3]
+end = time.process_time() + 0.3
+while time.process_time() < end:  # traces: 0.3 s of CPU
+    pass
+open(png, "wb").write(b"PNG...IEND\\xaeB`\\x82")
+open(log, "a").write("Rendered 4 of 4 pixels (100%)\\n")
+time.sleep(1)  # winds down; its statistics come later
+"""
+
+
+def test_a_still_done_before_its_statistics_are_logged_reads_its_cpu_from_proc(tmp_path):
+    # The part's cost sizes the next render's first bands: before, such a part counted only
+    # its parse's CPU (0.008 s for a 5 s band) and the next render split the still wrongly.
+    log, png, state = (str(tmp_path / name) for name in ("log", "p.png", "state"))
+    fake = shlex.join([sys.executable, "-c", FAKE_POVRAY, log, png])
+    script = f": >{log}; {fake} & pid=$!; {_still_finish(log, png, state, 'wait $pid; status=$?')}; echo status=$status"
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=10)
+    assert "status=0" in done.stdout
+    assert 0.25 <= povray_times(done.stderr)["cpu"] < 2.0
 
 
 def test_output_names_follow_povrays_frame_numbering():
