@@ -76,7 +76,7 @@ def remaining_seconds(scheduler: Scheduler, now: float) -> float | None:
     # too short to be worth cutting ends by itself (a piece cut off pays a start-up first);
     # anything else ends no sooner than its slowest part.
     if scheduler.cuttable:
-        floor = CUT_FLOOR * (max(scheduler.startup or 0.0, scheduler.policy.start_cost) + scheduler.setup)
+        floor = CUT_FLOOR * scheduler.start_cost
         return finish + max(spread, *(min(o, floor) for o in own), 0.0)
     return finish + max(spread, *own, 0.0)
 

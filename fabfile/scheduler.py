@@ -131,6 +131,12 @@ class Scheduler:
         """The CPU seconds of each unit rendered so far."""
         return self.costs.measured
 
+    @property
+    def start_cost(self) -> float:
+        """What a part costs its core before it renders: POV-Ray's start-up (the least seen,
+        else the policy's guess) and the scene's parse."""
+        return max(self.startup or 0.0, self.policy.start_cost) + self.setup
+
     def usable(self, node: str) -> bool:
         return node not in self.excluded and node not in self.stalled
 
@@ -356,7 +362,7 @@ class Scheduler:
         # Only a band seen moving is cut: a frozen node is the hang detector's.
         moving = [r for r in self.runs if r.grew_at is not None and now - r.grew_at <= self.policy.moving_window]
         candidates = [r for r in moving if self.usable(r.node)]
-        start_cost = max(self.startup or 0.0, self.policy.start_cost) + self.setup
+        start_cost = self.start_cost
         kept_cost = self.policy.gated_start + self.setup if self.policy.gated else start_cost
         costs = Costing(now, self.costs, start_cost, kept_cost, self.columns)
         commands: list[Command] = []
